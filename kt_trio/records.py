@@ -1,0 +1,102 @@
+"""The vocabulary every layer shares: frozen records a session hands to audit, events and metrics.
+
+Like h11's and wsproto's event classes, these are plain values: producers (policies, the
+governance layer, the session) create them, and the one reporting point in a session
+(`kt_trio.session.reporting`) fans them out. Nobody passes dicts between layers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import field, frozen
+
+Direction = Literal["input", "output"]
+"""`input` is client → provider, `output` is provider → client (the words DESIGN.md's `apply_to` uses)."""
+
+Action = Literal["allow", "block", "redact", "flag", "close"]
+
+
+@frozen
+class PolicyDecision:
+    """What one policy concluded about one message. Never holds the matched text itself."""
+
+    policy: str
+    action: Action
+    direction: Direction
+    reason: str = ""
+    score: float | None = None
+    redacted_kinds: tuple[str, ...] = ()
+    event_type: str | None = None
+    event_id: str | None = None
+
+
+@frozen
+class TokenUsage:
+    """Token counts in the OpenAI Realtime GA `usage` shape; every field defaults to zero."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    transcription_seconds: float = 0.0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__)  # type: ignore[attr-defined]
+        )
+
+
+@frozen
+class ResponseUsage:
+    """Usage of one response (or one transcription) inside a session."""
+
+    session_id: str
+    target: str
+    model: str
+    usage: TokenUsage
+    response_id: str | None = None
+    kind: Literal["response", "transcription"] = "response"
+
+
+@frozen
+class BreakerTransition:
+    target: str
+    from_state: Literal["closed", "open", "half_open"]
+    to_state: Literal["closed", "open", "half_open"]
+    reason: str
+
+
+@frozen
+class BudgetAlert:
+    session_id: str
+    threshold: float
+    used_tokens: int
+    max_tokens: int
+    exceeded: bool
+
+
+@frozen
+class SessionSummary:
+    session_id: str
+    route: str
+    target: str
+    model: str
+    client_ip: str
+    started_at: float
+    duration_secs: float
+    messages_in: int
+    messages_out: int
+    bytes_in: int
+    bytes_out: int
+    close_code: int
+    close_reason: str
+    closed_by: Literal["client", "upstream", "gateway"]
+    usage: TokenUsage = field(factory=TokenUsage)
+    key_name: str | None = None
+    team: str | None = None

@@ -1,0 +1,37 @@
+"""A trio Stream that first replays bytes already read, then reads its socket.
+
+The front door reads a connection's request head to decide who serves it; a plain HTTP request
+goes to hypercorn, which must parse it from its first byte. hypercorn's `TCPServer` only needs
+`receive_some`, `send_all`, `send_eof`, `aclose` and the `socket` attribute for the peer address.
+"""
+
+from __future__ import annotations
+
+import trio
+
+
+class ReplayStream(trio.abc.HalfCloseableStream):
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self.socket = stream.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            n = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:n], self._prefix[n:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return bytes(await self._stream.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
