@@ -1,0 +1,397 @@
+"""The configuration schema: frozen attrs classes mirroring DESIGN.md "Where every key lives".
+
+Every class here is plain data built once by `kt_trio.config.loader`; the rest of the gateway
+reads it and never validates it again. Field names are the YAML keys exactly (the seeds' two
+spellings `idle_timeout_seconds` / `idle_timeout_secs` are kept as the documentation has them).
+
+Field metadata drives the loader's checks beyond types: `check` names a rule from
+`kt_trio.config.loader` (`positive`, `non_negative`, `unit_interval`, `cidr`, `url`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+from attrs import field, frozen
+
+ProviderName = Literal["openai", "azure-openai", "anthropic"]
+Transport = Literal["websocket", "http"]
+ApplyTo = Literal["input", "output", "both"]
+OnError = Literal["block", "allow"]
+RateLimitMode = Literal["reject", "delay"]
+Durability = Literal["batch", "strict"]
+PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
+SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
+WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
+
+PII_PATTERNS: tuple[PiiPattern, ...] = ("email", "phone", "credit_card", "ssn", "iban", "ip_address", "name")
+SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "self-harm", "harassment")
+
+# The public endpoints a target with no base_url uses (DESIGN.md, "Configuration").
+OPENAI_HTTP_BASE = "https://api.openai.com/v1"
+OPENAI_WS_BASE = "wss://api.openai.com"
+ANTHROPIC_HTTP_BASE = "https://api.anthropic.com/v1"
+
+
+def _positive(default: Any = attrs.NOTHING) -> Any:
+    return field(default=default, metadata={"check": "positive"})
+
+
+def _unit(default: Any = attrs.NOTHING) -> Any:
+    return field(default=default, metadata={"check": "unit_interval"})
+
+
+# --- pack and gateway -------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Pack:
+    name: str = "kt_trio"
+    version: str = "0.0.0"
+    enabled: bool = True
+    description: str | None = None
+
+
+@frozen(kw_only=True)
+class GatewayAuth:
+    require_keys: bool = False
+
+
+@frozen(kw_only=True)
+class GatewayWebSocket:
+    """Session settings for every target; a target may override each one (see `Target`)."""
+
+    enabled: bool = True
+    max_message_size_bytes: int = _positive(1_048_576)  # client -> provider
+    max_upstream_message_size_bytes: int = _positive(16_777_216)  # provider -> client
+    idle_timeout_seconds: float = _positive(300.0)
+    ping_interval_secs: float = _positive(30.0)
+    pong_timeout_secs: float = _positive(60.0)
+    max_session_secs: float = _positive(3600.0)
+    connect_timeout_secs: float = _positive(10.0)
+
+
+@frozen(kw_only=True)
+class Gateway:
+    state_dir: str = "./.kt_trio"
+    shutdown_timeout_secs: float = _positive(10.0)
+    trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
+    auth: GatewayAuth = GatewayAuth()
+    websocket: GatewayWebSocket = GatewayWebSocket()
+
+
+# --- providers --------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class SecretKeyRef:
+    env: str
+
+
+@frozen(kw_only=True)
+class SessionSettings:
+    """The effective session settings for one target: its overrides over `gateway.websocket`."""
+
+    ping_interval_secs: float
+    pong_timeout_secs: float
+    max_message_size_bytes: int
+    max_upstream_message_size_bytes: int
+    idle_timeout_secs: float
+    max_session_secs: float
+    connect_timeout_secs: float
+
+
+@frozen(kw_only=True)
+class Target:
+    id: str
+    provider: ProviderName
+    model: str
+    base_url: str | None = field(default=None, metadata={"check": "url"})
+    transport: Transport | None = None
+    secret_key_ref: SecretKeyRef | None = None
+    api_version: str | None = None
+    deployment: str | None = None
+    # Per-target overrides of gateway.websocket; None means "use the gateway's value".
+    ping_interval_secs: float | None = _positive(None)
+    pong_timeout_secs: float | None = _positive(None)
+    max_message_size_bytes: int | None = _positive(None)
+    max_upstream_message_size_bytes: int | None = _positive(None)
+    idle_timeout_secs: float | None = _positive(None)
+    max_session_secs: float | None = _positive(None)
+    connect_timeout_secs: float | None = _positive(None)
+
+    @property
+    def effective_transport(self) -> Transport:
+        """`transport` as written, else websocket for a ws:// or wss:// base_url, else http."""
+        if self.transport is not None:
+            return self.transport
+        if self.base_url is not None and self.base_url.startswith(("ws://", "wss://")):
+            return "websocket"
+        return "http"
+
+    @property
+    def serves_websocket(self) -> bool:
+        """True when a WebSocket route may pick this target.
+
+        An openai target with no base_url (and no explicit transport) uses the provider's
+        public endpoints, so it serves both kinds of route (DESIGN.md, "Configuration").
+        """
+        if self.effective_transport == "websocket":
+            return True
+        return self.base_url is None and self.transport is None and self.provider == "openai"
+
+    def websocket_url(self, route: WebSocketRoute) -> str:
+        """The upstream URL (without the client's query string) for a WebSocket `route`.
+
+        DESIGN.md: the base_url as written when set (a target meant for /v1/responses names
+        that URL); else the provider's public URL for the route the client used.
+        """
+        if self.base_url is not None:
+            return self.base_url
+        if self.provider == "openai":
+            return OPENAI_WS_BASE + route
+        raise ValueError(f"target {self.id!r} ({self.provider}) has no public WebSocket endpoint")
+
+    @property
+    def http_base_url(self) -> str:
+        """The base URL for HTTP routes (chat completions): base_url, else the public one."""
+        if self.base_url is not None:
+            return self.base_url
+        if self.provider == "openai":
+            return OPENAI_HTTP_BASE
+        if self.provider == "anthropic":
+            return ANTHROPIC_HTTP_BASE
+        # The loader rejects azure-openai without base_url, so this is a programming error.
+        raise ValueError(f"target {self.id!r} ({self.provider}) needs a base_url")
+
+
+@frozen(kw_only=True)
+class PerConnectionRateLimit:
+    messages_per_minute: int | None = _positive(None)  # None: unlimited
+    mode: RateLimitMode = "reject"
+    exclude_types: tuple[str, ...] = ()
+
+
+@frozen(kw_only=True)
+class PerIpRateLimit:
+    connections: int | None = _positive(None)  # None: unlimited
+
+
+@frozen(kw_only=True)
+class RateLimit:
+    per_connection: PerConnectionRateLimit = PerConnectionRateLimit()
+    per_ip: PerIpRateLimit = PerIpRateLimit()
+
+
+@frozen(kw_only=True)
+class CircuitBreaker:
+    failure_threshold: int = _positive(5)
+    recovery_timeout_secs: float = _positive(30.0)
+
+
+@frozen(kw_only=True)
+class Providers:
+    targets: tuple[Target, ...] = ()
+    rate_limit: RateLimit = RateLimit()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    # target id -> target ids tried in order after targets of the same model.
+    fallback: Mapping[str, tuple[str, ...]] = field(factory=dict)
+
+
+# --- policies ---------------------------------------------------------------------------------
+# Each policy has the common settings action / apply_to / on_error plus its own. Defaults are
+# written on the class, so an absent `policy.<name>` block is just `Cls()`.
+
+
+@frozen(kw_only=True)
+class PromptInjectionSettings:
+    action: Literal["block", "flag", "close"] = "block"
+    apply_to: ApplyTo = "input"
+    on_error: OnError = "block"
+    threshold: float = _unit(0.8)
+
+
+@frozen(kw_only=True)
+class PiiDetectorSettings:
+    action: Literal["redact", "block", "flag", "close"] = "redact"
+    apply_to: ApplyTo = "both"
+    on_error: OnError = "block"
+    detect_patterns: tuple[PiiPattern, ...] = PII_PATTERNS
+
+
+@frozen(kw_only=True)
+class SafetyFilterSettings:
+    action: Literal["block", "flag", "close"] = "block"
+    apply_to: ApplyTo = "both"
+    on_error: OnError = "block"
+    categories: tuple[SafetyCategory, ...] = SAFETY_CATEGORIES
+
+
+@frozen(kw_only=True)
+class BotDetectorSettings:
+    action: Literal["flag", "block", "close"] = "flag"
+    apply_to: ApplyTo = "input"
+    on_error: OnError = "block"
+    threshold: float = _unit(0.8)
+
+
+@frozen(kw_only=True)
+class AuditLoggerSettings:
+    """The audit log: a hash-chained append-only record of every decision."""
+
+    action: Literal["log"] = "log"
+    apply_to: ApplyTo = "both"
+    on_error: OnError = "block"
+    immutable: bool = True
+    retention_days: int | None = _positive(None)  # None: keep forever
+    log_all_access: bool = False
+    include_content: bool = False
+    durability: Durability = "batch"
+    flush_interval_ms: int = _positive(50)
+
+
+@frozen(kw_only=True)
+class SessionBudgetSettings:
+    action: Literal["block", "close"] = "block"
+    apply_to: ApplyTo = "both"
+    on_error: OnError = "block"
+    max_total_tokens: int | None = _positive(None)  # None: no budget, usage is only tracked
+    alert_thresholds: tuple[float, ...] = field(default=(0.5, 0.8, 1.0), metadata={"check": "positive"})
+
+
+PolicySettings = (
+    PromptInjectionSettings
+    | PiiDetectorSettings
+    | SafetyFilterSettings
+    | BotDetectorSettings
+    | AuditLoggerSettings
+    | SessionBudgetSettings
+)
+
+# The known policies, in the order the default chain runs them.
+POLICY_SETTINGS: Mapping[str, type[PolicySettings]] = {
+    "prompt-injection": PromptInjectionSettings,
+    "pii-detector": PiiDetectorSettings,
+    "safety-filter": SafetyFilterSettings,
+    "bot-detector": BotDetectorSettings,
+    "audit-logger": AuditLoggerSettings,
+    "session-budget": SessionBudgetSettings,
+}
+
+# What demo mode (no --config) runs.
+DEFAULT_CHAIN: tuple[str, ...] = ("prompt-injection", "pii-detector", "safety-filter", "audit-logger")
+
+
+@frozen(kw_only=True)
+class Policies:
+    chain: tuple[str, ...] = ()
+
+
+# --- features ---------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class EventStream:
+    """`features.websocket`: the /ws/events live stream."""
+
+    enabled: bool = True
+    require_auth: bool = False
+    ping_interval_secs: float = _positive(30.0)
+    pong_timeout_secs: float = _positive(60.0)
+    max_connections: int = _positive(1000)
+    channel_capacity: int = _positive(1024)
+    tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
+    allowed_origins: tuple[str, ...] = ()
+
+
+@frozen(kw_only=True)
+class Features:
+    websocket: EventStream = EventStream()
+
+
+# --- root -------------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class ConfigOrigin:
+    """Where a loaded config came from, so later errors (an unset secret) can point at a line."""
+
+    file: str
+    # dotted path -> 1-based (line, col) of the key, or of the item in a sequence.
+    positions: Mapping[str, tuple[int, int]] = field(factory=dict, repr=False)
+
+    def position(self, path: str) -> tuple[int, int]:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return (1, 1)
+
+
+@frozen(kw_only=True)
+class GatewayConfig:
+    pack: Pack = Pack()
+    gateway: Gateway = Gateway()
+    providers: Providers = Providers()
+    policies: Policies = Policies()
+    policy: Mapping[str, PolicySettings] = field(factory=dict)
+    features: Features = Features()
+    # Not a config key: set by the loader, ignored by equality.
+    origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
+
+    def policy_settings(self, name: str) -> PolicySettings:
+        """The settings of policy `name`: its `policy.<name>` block, else that policy's defaults."""
+        settings = self.policy.get(name)
+        return settings if settings is not None else POLICY_SETTINGS[name]()
+
+    def session_settings(self, target: Target) -> SessionSettings:
+        """Merge `target`'s overrides over `gateway.websocket`."""
+        ws = self.gateway.websocket
+
+        def pick(override: float | None, default: float) -> float:
+            return default if override is None else override
+
+        return SessionSettings(
+            ping_interval_secs=float(pick(target.ping_interval_secs, ws.ping_interval_secs)),
+            pong_timeout_secs=float(pick(target.pong_timeout_secs, ws.pong_timeout_secs)),
+            max_message_size_bytes=int(pick(target.max_message_size_bytes, ws.max_message_size_bytes)),
+            max_upstream_message_size_bytes=int(
+                pick(target.max_upstream_message_size_bytes, ws.max_upstream_message_size_bytes)
+            ),
+            idle_timeout_secs=float(pick(target.idle_timeout_secs, ws.idle_timeout_seconds)),
+            max_session_secs=float(pick(target.max_session_secs, ws.max_session_secs)),
+            connect_timeout_secs=float(pick(target.connect_timeout_secs, ws.connect_timeout_secs)),
+        )
+
+    @property
+    def websocket_targets(self) -> tuple[Target, ...]:
+        return tuple(t for t in self.providers.targets if t.serves_websocket)
+
+    def target(self, target_id: str) -> Target | None:
+        return next((t for t in self.providers.targets if t.id == target_id), None)
+
+    def find_websocket_target(self, model: str | None) -> Target | None:
+        """DESIGN.md routing: `?model=` matches a target's model, else its id; no `?model=`
+        means the first WebSocket target. Only targets that serve WebSocket are considered."""
+        targets = self.websocket_targets
+        if model is None:
+            return targets[0] if targets else None
+        by_model = next((t for t in targets if t.model == model), None)
+        if by_model is not None:
+            return by_model
+        return next((t for t in targets if t.id == model), None)
+
+    def candidate_targets(self, primary: Target) -> tuple[Target, ...]:
+        """The targets to try for a session routed to `primary`, in order: `primary`, other
+        targets of the same model and transport kind, then `providers.fallback[primary.id]`."""
+        same_kind = self.websocket_targets if primary.serves_websocket else self.providers.targets
+        ordered = [primary, *(t for t in same_kind if t.model == primary.model and t is not primary)]
+        for target_id in self.providers.fallback.get(primary.id, ()):
+            target = self.target(target_id)
+            if target is not None and target not in ordered:
+                ordered.append(target)
+        return tuple(ordered)
