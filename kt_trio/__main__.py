@@ -1,0 +1,3 @@
+from kt_trio.cli import main
+
+raise SystemExit(main())

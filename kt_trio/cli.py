@@ -1,0 +1,126 @@
+"""The command line: `serve`, `validate`, `chat`. Thin: each command calls into the package."""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from kt_trio.config import ConfigError, GatewayConfig, load_config, resolve_secrets, summarize
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 41002
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    return int(args.func(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kt_trio", description="A governed gateway for real-time LLM APIs.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the gateway (demo mode with no --config)")
+    serve.add_argument("--config", "--policy-config", dest="config", help="config file (.yaml or .toml)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    validate = sub.add_parser("validate", help="check a config file")
+    validate.add_argument("file")
+    validate.set_defaults(func=_validate)
+
+    chat = sub.add_parser("chat", help="send one message through a gateway and print the response")
+    chat.add_argument("text", nargs="?", default="Hello! What can you do?")
+    chat.add_argument("--url", default=f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}/v1/realtime?model=gpt-realtime")
+    chat.add_argument("--key", help="a gateway key (sent as Authorization: Bearer)")
+    chat.add_argument("--timeout", type=float, default=30.0)
+    chat.set_defaults(func=_chat)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{args.file}: {summarize(config)}")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from kt_trio.chat_client import chat
+
+    return trio.run(partial(chat, args.url, args.text, key=args.key, timeout=args.timeout))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    config: GatewayConfig | None = None
+    secrets: dict[str, str] = {}
+    if args.config:
+        try:
+            config = load_config(args.config)
+            secrets = resolve_secrets(config)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            return EXIT_CONFIG
+    trio.run(_run_gateway, config, secrets, args.host, args.port)
+    return 0
+
+
+async def _run_gateway(config: GatewayConfig | None, secrets: dict[str, str], host: str, port: int) -> None:
+    from conformance.mock_upstream import MockBehaviour
+    from kt_trio.demo import DEMO_MODEL, demo_config
+    from kt_trio.server.gateway import Gateway
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as helpers:  # the demo's mock provider, when there is one
+            mock_url = None
+            if config is None:
+                mock_url = await helpers.start(_run_mock, MockBehaviour())
+                config = demo_config(mock_url)
+            gateway = Gateway(config, secrets=secrets)
+            async with trio.open_nursery() as serving:
+                bound = await serving.start(gateway.serve, host, port)
+                if mock_url is not None:
+                    url = f"ws://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
+                    print(f"kt_trio demo mode: gateway on ws://{host}:{bound}, mock Realtime provider on {mock_url}")
+                    print(f"  connect to:  {url}")
+                    print(f"  try it:      python -m kt_trio chat --url '{url}' 'My phone is 415-555-0132'")
+                else:
+                    print(f"kt_trio serving {config.pack.name} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)")
+                sys.stdout.flush()
+                async for signum in signals:
+                    logging.getLogger("kt_trio").info("%s: draining sessions", signal.Signals(signum).name)
+                    gateway.shutdown()
+                    break
+            # gateway.serve returned: every session is closed (or the shutdown timeout passed).
+            helpers.cancel_scope.cancel()
+
+
+async def _run_mock(behaviour: object, *, task_status: trio.TaskStatus[str]) -> None:
+    from conformance.mock_upstream import open_mock_upstream
+
+    async with open_mock_upstream(behaviour) as mock:  # type: ignore[arg-type]
+        task_status.started(mock.url)
+        await trio.sleep_forever()
