@@ -37,8 +37,9 @@ async def chat(url: str, text: str, *, key: str | None = None, timeout: float = 
     out = sys.stdout
     with trio.move_on_after(timeout) as scope:
         try:
-            async with open_websocket_url(url, extra_headers=headers, message_queue_size=64,
-                                          max_message_size=_MAX_MESSAGE) as ws:
+            async with open_websocket_url(
+                url, extra_headers=headers, message_queue_size=64, max_message_size=_MAX_MESSAGE
+            ) as ws:
                 for event in _request(route, text):
                     if event.get("model", "") is None:
                         event.pop("model")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from functools import partial
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 import trio
 
@@ -108,7 +108,9 @@ async def _run_gateway(config: GatewayConfig | None, secrets: dict[str, str], ho
                     print(f"  connect to:  {url}")
                     print(f"  try it:      python -m kt_trio chat --url '{url}' 'My phone is 415-555-0132'")
                 else:
-                    print(f"kt_trio serving {config.pack.name} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)")
+                    print(
+                        f"kt_trio serving {config.pack.name} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)"
+                    )
                 sys.stdout.flush()
                 async for signum in signals:
                     logging.getLogger("kt_trio").info("%s: draining sessions", signal.Signals(signum).name)

@@ -79,6 +79,6 @@ async def open_gateway(
         async with trio.open_nursery() as nursery:
             port = await nursery.start(gateway.serve)
             try:
-                yield RunningGateway(gateway=gateway, port=port, mock=mock if wire_mock or config else mock)
+                yield RunningGateway(gateway=gateway, port=port, mock=mock)
             finally:
                 gateway.shutdown()

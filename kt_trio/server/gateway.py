@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import deque
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import trio
@@ -54,7 +56,10 @@ class Gateway:
         self.secrets = secrets or {}
         self.sessions: set[Session] = set()
         self.port: int | None = None
-        self.summaries_seen = 0
+        # The last summaries, for `kt_trio.testing` and diagnostics; bounded so a long-running
+        # gateway does not grow (the audit log is the durable record).
+        self.recent_summaries: deque[SessionSummary] = deque(maxlen=256)
+        self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self._http_app = ASGIWrapper(HttpApp(is_ready=lambda: not self._shutting_down))
@@ -137,7 +142,9 @@ class Gateway:
 
     # -- WebSocket sessions ---------------------------------------------------------------------
 
-    async def _open_websocket(self, transport: SocketTransport, head: RequestHead, received: bytes, peer_ip: str) -> None:
+    async def _open_websocket(
+        self, transport: SocketTransport, head: RequestHead, received: bytes, peer_ip: str
+    ) -> None:
         route = head.path
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
             await _refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
@@ -148,7 +155,11 @@ class Gateway:
             return
         if head.header("sec-websocket-version") != "13":
             await _refuse(
-                transport, 426, "invalid_request_error", "bad_request", "unsupported WebSocket version",
+                transport,
+                426,
+                "invalid_request_error",
+                "bad_request",
+                "unsupported WebSocket version",
                 extra_headers=[("Sec-WebSocket-Version", "13")],
             )
             return
@@ -180,7 +191,9 @@ class Gateway:
         except BaseException:
             upstream.leg.close_transport()
             raise
-        client = Leg("client", transport, max_message_size=settings.max_message_size_bytes, initial=head_body_split(received))
+        client = Leg(
+            "client", transport, max_message_size=settings.max_message_size_bytes, initial=head_body_split(received)
+        )
         session = Session(
             client,
             upstream.leg,
@@ -191,21 +204,42 @@ class Gateway:
             client_ip=peer_ip,
             on_summary=self._on_summary,
         )
-        self.sessions.add(session)
+        self._add_session(session)
         if self._shutting_down:
             session.shutdown()
         log.info("session start id=%s route=%s target=%s ip=%s", session.id, route, target.id, peer_ip)
         try:
             await session.run()
         finally:
-            self.sessions.discard(session)
+            self._discard_session(session)
+
+    def _add_session(self, session: Session) -> None:
+        self.sessions.add(session)
+        self._notify()
+
+    def _discard_session(self, session: Session) -> None:
+        self.sessions.discard(session)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._sessions_changed.set()
+        self._sessions_changed = trio.Event()
+
+    async def wait_sessions(self, predicate: Callable[[int], bool]) -> None:
+        """Waits until `predicate(number of open sessions)` holds; no polling."""
+        while not predicate(len(self.sessions)):
+            await self._sessions_changed.wait()
 
     def _on_summary(self, summary: SessionSummary) -> None:
-        self.summaries_seen += 1
+        self.recent_summaries.append(summary)
         log.info(
             "session end id=%s code=%s by=%s in=%d out=%d secs=%.3f",
-            summary.session_id, summary.close_code, summary.closed_by,
-            summary.messages_in, summary.messages_out, summary.duration_secs,
+            summary.session_id,
+            summary.close_code,
+            summary.closed_by,
+            summary.messages_in,
+            summary.messages_out,
+            summary.duration_secs,
         )
 
 

@@ -43,7 +43,13 @@ class HttpApp:
             await _json(
                 send,
                 404,
-                {"error": {"type": "invalid_request_error", "code": "not_found", "message": f"no route for {method} {path}"}},
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "not_found",
+                        "message": f"no route for {method} {path}",
+                    }
+                },
             )
 
 

@@ -334,5 +334,3 @@ class Session:
 
 def _opcode(msg: Message) -> int:
     return Opcode.TEXT if msg.is_text else Opcode.BINARY
-
-

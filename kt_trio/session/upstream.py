@@ -80,7 +80,9 @@ async def dial(
             try:
                 stream = await trio.open_tcp_stream(host, port)
             except OSError as exc:
-                raise DialError(502, "upstream_unreachable", f"cannot connect to upstream {host}:{port}: {exc.strerror or exc}") from None
+                raise DialError(
+                    502, "upstream_unreachable", f"cannot connect to upstream {host}:{port}: {exc.strerror or exc}"
+                ) from None
             if secure:
                 tls = trio.SSLStream(
                     stream, ssl_context or default_ssl_context(), server_hostname=host, https_compatible=True
@@ -94,9 +96,13 @@ async def dial(
                     cause = exc.__cause__
                     if isinstance(cause, ssl.SSLCertVerificationError):
                         raise DialError(
-                            502, "upstream_tls_error", f"upstream TLS certificate verification failed: {cause.verify_message}"
+                            502,
+                            "upstream_tls_error",
+                            f"upstream TLS certificate verification failed: {cause.verify_message}",
                         ) from None
-                    raise DialError(502, "upstream_tls_error", f"upstream TLS handshake failed: {cause or exc}") from None
+                    raise DialError(
+                        502, "upstream_tls_error", f"upstream TLS handshake failed: {cause or exc}"
+                    ) from None
             else:
                 raw = socket.socket(fileno=stream.socket.detach())
                 transport = SocketTransport(raw)
@@ -110,7 +116,9 @@ async def dial(
     except trio.TooSlowError:
         if transport is not None:
             transport.close()
-        raise DialError(504, "upstream_timeout", f"upstream did not complete the handshake within {connect_timeout:g}s") from None
+        raise DialError(
+            504, "upstream_timeout", f"upstream did not complete the handshake within {connect_timeout:g}s"
+        ) from None
     except BaseException:
         if transport is not None:
             transport.close()

@@ -67,9 +67,7 @@ def upstream_subprotocols(offered: Sequence[str]) -> list[str]:
     return [p for p in offered if not p.startswith(INSECURE_KEY_PREFIX)]
 
 
-def upstream_headers(
-    headers: Sequence[tuple[str, str]], *, provider: str, secret: str | None
-) -> list[tuple[str, str]]:
+def upstream_headers(headers: Sequence[tuple[str, str]], *, provider: str, secret: str | None) -> list[tuple[str, str]]:
     out = [(k, v) for k, v in headers if k not in _NOT_FORWARDED]
     if secret:
         if provider == "azure-openai":

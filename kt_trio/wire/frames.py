@@ -47,9 +47,7 @@ class CloseCode(IntEnum):
 # RFC 6455 §7.4: codes an endpoint may put on the wire. 1004-1006 and 1015 are reserved, and
 # 1016-2999 belong to future revisions of the RFC and to extensions.
 def is_valid_close_code(code: int) -> bool:
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (
-        3000 <= code <= 4999
-    )
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (3000 <= code <= 4999)
 
 
 # A message at least this large that has not fully arrived gets a buffer of its final size, filled

@@ -176,7 +176,9 @@ class UpgradeResponse:
         return None
 
 
-def upgrade_request(host: str, target: str, key: str, headers: Sequence[tuple[str, str]]) -> tuple[bytes, h11.Connection]:
+def upgrade_request(
+    host: str, target: str, key: str, headers: Sequence[tuple[str, str]]
+) -> tuple[bytes, h11.Connection]:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
     all_headers = [
         ("Host", host),
@@ -219,7 +221,9 @@ async def read_upgrade_response(transport: Transport, conn: h11.Connection) -> U
                 body += event.data
             continue
         if response is not None and (isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) or event is h11.PAUSED):
-            return UpgradeResponse(response.status_code, _str_headers(response.headers), bytes(body[:_MAX_ERROR_BODY]), b"")
+            return UpgradeResponse(
+                response.status_code, _str_headers(response.headers), bytes(body[:_MAX_ERROR_BODY]), b""
+            )
         if isinstance(event, h11.ConnectionClosed):
             raise HeadError("connection closed before a response")
 

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real gateway on 127.0.0.1 in front of the conformance mock provider."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from conformance.mock_upstream import MockBehaviour, open_mock_upstream
+from kt_trio.config import load_config_text
+from kt_trio.server.gateway import Gateway
+from kt_trio.testing import RunningGateway
+
+
+def config_yaml(
+    mock_url: str,
+    *,
+    websocket: dict[str, Any] | None = None,
+    chain: list[str] | None = None,
+    target_extra: str = "",
+    extra: str = "",
+) -> str:
+    ws = "".join(f"    {k}: {v}\n" for k, v in (websocket or {}).items())
+    chain_yaml = "[]" if not chain else "[" + ", ".join(chain) + "]"
+    return (
+        ("gateway:\n  websocket:\n" + ws if ws else "")
+        + "providers:\n  targets:\n"
+        + f"    - id: mock\n      provider: openai\n      model: gpt-realtime\n      base_url: {mock_url}/v1/realtime\n"
+        + target_extra
+        + "    - id: mock-responses\n      provider: openai\n      model: gpt-4.1-mini\n"
+        + f"      base_url: {mock_url}/v1/responses\n"
+        + f"policies:\n  chain: {chain_yaml}\n"
+        + extra
+    )
+
+
+@asynccontextmanager
+async def running(
+    behaviour: MockBehaviour | None = None, *, secrets: dict[str, str] | None = None, **kw: Any
+) -> AsyncIterator[RunningGateway]:
+    """A gateway whose targets point at a fresh mock provider; `kw` goes to `config_yaml`."""
+    async with open_mock_upstream(behaviour or MockBehaviour()) as mock:
+        config = load_config_text(config_yaml(mock.url, **kw), "test.yaml")
+        gateway = Gateway(config, secrets=secrets)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(gateway.serve)
+            try:
+                yield RunningGateway(gateway=gateway, port=port, mock=mock)
+            finally:
+                gateway.shutdown()
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run (a leak shows as a count that does not come back)."""
+    stack = [trio.lowlevel.current_root_task()]
+    n = 0
+    while stack:
+        task = stack.pop()
+        n += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return n
+
+
+Predicate = Callable[[int], bool]
