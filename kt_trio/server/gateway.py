@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -51,9 +52,17 @@ BACKLOG = 1024
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, secrets: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        secrets: dict[str, str] | None = None,
+        upstream_ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
         self.secrets = secrets or {}
+        # None: the system's trust store (ssl.create_default_context()); tests and private CAs pass one.
+        self.upstream_ssl_context = upstream_ssl_context
         self.sessions: set[Session] = set()
         self.port: int | None = None
         # The last summaries, for `kt_trio.testing` and diagnostics; bounded so a long-running
@@ -181,6 +190,7 @@ class Gateway:
                 upstream_subprotocols(offered),
                 connect_timeout=settings.connect_timeout_secs,
                 max_message_size=settings.max_upstream_message_size_bytes,
+                ssl_context=self.upstream_ssl_context,
             )
         except DialError as exc:
             log.info("handshake refused: target=%s status=%s code=%s", target.id, exc.status, exc.code)

@@ -1,0 +1,87 @@
+"""The command line as a user runs it: subprocesses, exit codes, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+DATA = Path(__file__).parent / "data" / "configs"
+LINE = re.compile(r"^[^:]+:\d+:\d+: [\w.\[\]<>-]+: .+$")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kt_trio", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.iterdir() if p.suffix in (".yaml", ".toml")))
+def test_validate_accepts_every_shared_example(name: str) -> None:
+    result = run_cli("validate", str(DATA / name))
+    assert result.returncode == 0, result.stderr
+    assert "ok: pack" in result.stdout and result.stdout.count("\n") == 1
+
+
+def test_validate_reports_every_error_with_its_position() -> None:
+    result = run_cli("validate", str(DATA / "bad" / "many-errors.yaml"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) > 5
+    assert all(LINE.match(line) for line in lines), lines
+    assert any("did you mean 'model'?" in line for line in lines)
+
+
+def test_serve_refuses_a_bad_config_with_exit_2() -> None:
+    result = run_cli("serve", "--config", str(DATA / "bad" / "many-errors.yaml"), "--port", "0")
+    assert result.returncode == 2
+    assert "many-errors.yaml:" in result.stderr
+
+
+def test_serve_names_a_missing_secret_variable_never_a_value() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["OTHER_SECRET"] = "sk-should-never-be-printed"
+    result = run_cli("serve", "--config", str(DATA / "realtime-gateway.yaml"), "--port", "0", env=env)
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stderr
+    assert "sk-should-never-be-printed" not in result.stderr + result.stdout
+
+
+async def test_demo_mode_round_trip_then_sigterm_drains_with_1001() -> None:
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "kt_trio", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        out = b""
+        with trio.fail_after(20):
+            while b"try it:" not in out:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, "serve exited before printing its URL"
+                out += chunk
+        url = re.search(rb"connect to:\s+(\S+)", out).group(1).decode()
+        assert re.search(rb"python -m kt_trio chat --url", out)
+        async with open_websocket_url(url) as ws:
+            assert json.loads(await ws.get_message())["type"] == "session.created"
+            await ws.send_message(json.dumps({"type": "response.create"}))
+            while json.loads(await ws.get_message())["type"] != "response.done":
+                pass
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    await ws.get_message()
+            assert info.value.reason.code == 1001
+        with trio.fail_after(15):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
