@@ -40,7 +40,24 @@ def config_yaml(
 async def running(
     behaviour: MockBehaviour | None = None, *, secrets: dict[str, str] | None = None, **kw: Any
 ) -> AsyncIterator[RunningGateway]:
-    """A gateway whose targets point at a fresh mock provider; `kw` goes to `config_yaml`."""
+    """A gateway whose targets point at a fresh mock provider; `kw` goes to `config_yaml`.
+
+    The whole test body runs under a deadline, so a missing event fails the test instead of
+    hanging the suite.
+    """
+    with trio.fail_after(TEST_DEADLINE):
+        async with _running(behaviour, secrets=secrets, **kw) as gw:
+            yield gw
+
+
+# Far above what any test here needs (the slowest waits ~2 s of configured timeouts).
+TEST_DEADLINE = 60
+
+
+@asynccontextmanager
+async def _running(
+    behaviour: MockBehaviour | None, *, secrets: dict[str, str] | None, **kw: Any
+) -> AsyncIterator[RunningGateway]:
     async with open_mock_upstream(behaviour or MockBehaviour()) as mock:
         config = load_config_text(config_yaml(mock.url, **kw), "test.yaml")
         gateway = Gateway(config, secrets=secrets)
