@@ -1,0 +1,170 @@
+"""`bot-detector`: session-level signals that the client is a script, not a person.
+
+Signals (weights combine by noisy-OR, like the injection score; the default threshold 0.6 needs
+any two of them, so no single signal flags a session):
+
+- `no_user_agent` (0.35) / `scripted_user_agent` (0.35): no User-Agent, or one of the HTTP
+  tools people script with (curl, wget, python-requests, Go's and Java's default clients,
+  headless browsers, declared crawlers). Server-side SDKs (openai-python, websockets) are not
+  counted: calling a real-time API from a backend is this gateway's normal use.
+- `inhuman_cadence` (0.55): the last `_CADENCE_N` text events (not audio) arrived at intervals
+  that are machine-regular (coefficient of variation < 0.1) or all under 150 ms.
+- `repeated_messages` (0.5): the same text sent `_REPEATS` or more times in the recent window.
+- `session_burst` (0.55): more than `burst_sessions` sessions opened from one key (or IP) within
+  `burst_window_secs` (defaults 10 in 10 s). This one needs state across sessions; it lives in
+  the `BurstTracker` the chain owns (trio runs one thread, so no lock is needed).
+
+Audio appends are never counted: their cadence is the microphone's, regular by design.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from typing import Any
+
+from kt_trio.policies.base import CommonSettings, Finding, combine, common_settings
+
+NAME = "bot-detector"
+DEFAULT_THRESHOLD = 0.6  # any two signals together; no single one alone
+
+_SCRIPTED_UA = re.compile(
+    r"curl/|wget/|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|java/|apache-httpclient|"
+    r"libwww-perl|scrapy|headlesschrome|phantomjs|selenium|puppeteer|playwright|httpie|postmanruntime|"
+    r"\bbot\b|crawler|spider",
+    re.IGNORECASE,
+)
+_CADENCE_N = 8
+_REPEAT_WINDOW = 20
+_REPEATS = 3
+_MAX_TRACKED_KEYS = 10_000  # bounded memory for the cross-session burst tracker
+
+
+class BurstTracker:
+    """Session start times per key, shared by every session of one chain."""
+
+    def __init__(self, window: float, limit: int) -> None:
+        self.window = window
+        self.limit = limit
+        self._starts: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def opened(self, key: str, now: float) -> int:
+        """Record a session start; how many started under `key` within the window (this one included)."""
+        q = self._starts.get(key)
+        if q is None:
+            q = deque(maxlen=self.limit * 4)
+            self._starts[key] = q
+            if len(self._starts) > _MAX_TRACKED_KEYS:
+                self._starts.popitem(last=False)
+        else:
+            self._starts.move_to_end(key)
+        q.append(now)
+        while q and q[0] < now - self.window:
+            q.popleft()
+        return len(q)
+
+
+class BotDetector:
+    name = NAME
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        settings = settings or {}
+        self.settings: CommonSettings = common_settings(NAME, settings, default_action="flag", default_apply_to="input")
+        threshold = settings.get("threshold")
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.burst = BurstTracker(
+            float(settings.get("burst_window_secs") or 10.0), int(settings.get("burst_sessions") or 10)
+        )
+
+    def new_session(self, *, user_agent: str | None, key: str) -> BotSession:
+        return BotSession(self, user_agent=user_agent, key=key)
+
+
+class BotSession:
+    """Per-session cadence and repetition state; a few hundred bytes, bounded by the deques."""
+
+    __slots__ = (
+        "_det",
+        "_fixed",
+        "_gaps",
+        "_hashes",
+        "_key",
+        "_last",
+        "_last_time",
+        "_opened",
+        "_sum",
+        "_sumsq",
+        "new",
+    )
+
+    def __init__(self, det: BotDetector, *, user_agent: str | None, key: str) -> None:
+        self._det = det
+        self._key = key
+        self._opened = False
+        fixed: dict[str, float] = {}
+        if not user_agent or not user_agent.strip():
+            fixed["no_user_agent"] = 0.35
+        elif _SCRIPTED_UA.search(user_agent):
+            fixed["scripted_user_agent"] = 0.35
+        self._fixed = fixed
+        self._gaps: deque[float] = deque(maxlen=_CADENCE_N)
+        self._sum = 0.0
+        self._sumsq = 0.0
+        self._last_time: float | None = None
+        self._hashes: deque[int] = deque(maxlen=_REPEAT_WINDOW)
+        self._last: tuple[str, ...] = ()
+        self.new = False
+
+    def observe(self, now: float, text: str | None) -> Finding | None:
+        """Record one client text event; a Finding while the score is at or over the threshold.
+
+        `new` says whether this set of signals differs from the last one reported, so `flag`
+        records a decision when something changes, not on every message."""
+        det = self._det
+        if not self._opened:
+            self._opened = True
+            if det.burst.opened(self._key, now) > det.burst.limit:
+                self._fixed["session_burst"] = 0.55
+        cadence = False
+        gaps = self._gaps
+        if self._last_time is not None:
+            # Running sums over the last _CADENCE_N gaps: O(1) per message.
+            gap = now - self._last_time
+            if len(gaps) == _CADENCE_N:
+                old = gaps[0]
+                self._sum -= old
+                self._sumsq -= old * old
+            gaps.append(gap)
+            self._sum += gap
+            self._sumsq += gap * gap
+            if len(gaps) == _CADENCE_N:
+                mean = self._sum / _CADENCE_N
+                if mean <= 0.15:
+                    cadence = True
+                elif mean < 30.0:
+                    var = max(0.0, self._sumsq / _CADENCE_N - mean * mean)
+                    cadence = var < (0.1 * mean) ** 2  # coefficient of variation < 0.1
+        self._last_time = now
+        repeated = False
+        if text:
+            h = hash(text)  # per-process salt is fine: compared only within this session
+            hashes = self._hashes
+            hashes.append(h)
+            repeated = hashes.count(h) >= _REPEATS
+        if not (cadence or repeated or self._fixed):
+            self.new = False
+            return None
+        signals = dict(self._fixed)
+        if cadence:
+            signals["inhuman_cadence"] = 0.55
+        if repeated:
+            signals["repeated_messages"] = 0.5
+        score = combine(list(signals.values()))
+        if score < det.threshold:
+            self.new = False
+            return None
+        names = tuple(sorted(signals))
+        self.new = names != self._last
+        self._last = names
+        return Finding(reason=f"bot-like session (score {score:.2f}): {', '.join(names)}", score=score)
