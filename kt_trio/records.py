@@ -82,6 +82,19 @@ class BudgetAlert:
 
 
 @frozen
+class SessionStarted:
+    session_id: str
+    route: str
+    target: str
+    model: str
+    client_ip: str
+    started_at: float
+    user_agent: str | None = None
+    key_name: str | None = None
+    team: str | None = None
+
+
+@frozen
 class SessionSummary:
     session_id: str
     route: str
@@ -100,3 +113,6 @@ class SessionSummary:
     usage: TokenUsage = field(factory=TokenUsage)
     key_name: str | None = None
     team: str | None = None
+
+
+Record = PolicyDecision | ResponseUsage | BreakerTransition | BudgetAlert | SessionStarted | SessionSummary

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import uuid
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+import attrs
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
@@ -23,14 +25,22 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
-from kt_trio.config.schema import GatewayConfig
-from kt_trio.records import SessionSummary
+from kt_trio.config.schema import GatewayConfig, Target
+from kt_trio.governance.admission import Admission
+from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.governance.budget import SessionBudget
+from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.replay_stream import ReplayStream
+from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
+from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg
+from kt_trio.session.reporting import Reporter
 from kt_trio.session.session import Session
-from kt_trio.session.upstream import DialError, dial
-from kt_trio.session.upstream_headers import answer_subprotocol, upstream_headers, upstream_subprotocols
+from kt_trio.session.upstream import DialError
+from kt_trio.session.upstream_headers import answer_subprotocol
 from kt_trio.wire.handshake import (
     HeadError,
     RequestHead,
@@ -47,6 +57,10 @@ log = logging.getLogger("kt_trio.gateway")
 # A client gets this long to send its request head; slower is a slowloris, not a client.
 HEAD_TIMEOUT = 10.0
 WEBSOCKET_ROUTES = ("/v1/realtime", "/v1/responses")
+# A provider that drops a session abnormally this soon after accepting it counts as a breaker
+# failure (issue #4): accepted-then-dropped is how an overloaded provider often fails.
+EARLY_CLOSE_SECS = 5.0
+EARLY_ABNORMAL_CODES = frozenset({1006, 1011, 1013})
 # The listen backlog: room for a burst of session openings while the accept loop catches up.
 BACKLOG = 1024
 
@@ -68,6 +82,16 @@ class Gateway:
         # The last summaries, for `kt_trio.testing` and diagnostics; bounded so a long-running
         # gateway does not grow (the audit log is the durable record).
         self.recent_summaries: deque[SessionSummary] = deque(maxlen=256)
+        self.reporter = Reporter()
+        self.reporter.add_sink(self._remember)
+        self.chain = policy_chain(config)
+        providers = config.providers
+        self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        self.health = UpstreamHealth(
+            providers.circuit_breaker.failure_threshold,
+            providers.circuit_breaker.recovery_timeout_secs,
+            on_transition=lambda transition: self.reporter.emit(None, transition),
+        )
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
@@ -179,31 +203,80 @@ class Gateway:
             what = f"model {model!r}" if model else "a WebSocket target"
             await _refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
-        settings = self.config.session_settings(target)
-        base = target.websocket_url(route)  # type: ignore[arg-type]
-        url = base + (("&" if "?" in base else "?") + head.query if head.query else "")
+        ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
+        ticket = self.admission.admit(ip)
+        if ticket is None:
+            log.info("handshake refused: ip=%s status=429 per-ip connection limit", ip)
+            await _refuse(
+                transport,
+                429,
+                "rate_limit_exceeded",
+                "too_many_connections",
+                "too many concurrent sessions from this address",
+                extra_headers=[("Retry-After", str(self.admission.retry_after_secs))],
+            )
+            return
+        with ticket:  # released exactly once, however the session ends
+            await self._run_session(transport, head, received, ip, route, model, target, key)
+
+    async def _run_session(
+        self,
+        transport: SocketTransport,
+        head: RequestHead,
+        received: bytes,
+        ip: str,
+        route: str,
+        model: str | None,
+        primary: Target,
+        key: str,
+    ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
-            upstream = await dial(
-                url,
-                upstream_headers(head.headers, provider=target.provider, secret=self.secrets.get(target.id)),
-                upstream_subprotocols(offered),
-                connect_timeout=settings.connect_timeout_secs,
-                max_message_size=settings.max_upstream_message_size_bytes,
-                ssl_context=self.upstream_ssl_context,
+            target, upstream = await dial_with_fallback(
+                self.config,
+                self.health,
+                primary,
+                route,
+                head.query,
+                head.headers,
+                offered,
+                self.secrets,
+                self.upstream_ssl_context,
             )
         except DialError as exc:
-            log.info("handshake refused: target=%s status=%s code=%s", target.id, exc.status, exc.code)
+            log.info("handshake refused: target=%s status=%s code=%s", primary.id, exc.status, exc.code)
             await _refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
+            return
+        except NoHealthyUpstream as exc:
+            log.info("handshake refused: target=%s status=503 %s", primary.id, exc)
+            await _refuse(
+                transport,
+                503,
+                "upstream_error",
+                "circuit_open",
+                str(exc),
+                extra_headers=[("Retry-After", str(exc.retry_after))],
+            )
             return
         try:
             await transport.send_all(switching_protocols(key, answer_subprotocol(offered, upstream.subprotocol)))
         except BaseException:
             upstream.leg.close_transport()
             raise
+        settings = self.config.session_settings(target)
         client = Leg(
             "client", transport, max_message_size=settings.max_message_size_bytes, initial=head_body_split(received)
         )
+        session_id = uuid.uuid4().hex
+        user_agent = head.header("user-agent")
+        policies = None
+        if not self.chain.is_empty:
+            policies = self.chain.new_session(
+                session_id=session_id,
+                user_agent=user_agent,
+                client_ip=ip,
+                protocol="responses" if route == "/v1/responses" else "realtime",
+            )
         session = Session(
             client,
             upstream.leg,
@@ -211,17 +284,49 @@ class Gateway:
             route=route,
             target=target.id,
             model=model or target.model,
-            client_ip=peer_ip,
-            on_summary=self._on_summary,
+            client_ip=ip,
+            policies=policies,
+            governor=self._governor(session_id, target, model),
+            report=self.reporter.emit,
+            user_agent=user_agent,
+            session_id=session_id,
         )
         self._add_session(session)
         if self._shutting_down:
             session.shutdown()
-        log.info("session start id=%s route=%s target=%s ip=%s", session.id, route, target.id, peer_ip)
+        log.info("session start id=%s route=%s target=%s ip=%s", session.id, route, target.id, ip)
         try:
-            await session.run()
+            ending = await session.run()
         finally:
             self._discard_session(session)
+        if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES:
+            if trio.current_time() - session.opened_at < EARLY_CLOSE_SECS:
+                # A provider that accepts and then drops sessions at once is failing too.
+                self.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+
+    def _governor(self, session_id: str, target: Target, url_model: str | None) -> SessionGovernor:
+        per_connection = self.config.providers.rate_limit.per_connection
+        limiter = None
+        if per_connection.messages_per_minute:
+            limiter = MessageRateLimiter(
+                per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types
+            )
+        budget = None
+        budget_settings = self.config.policy_settings("session-budget")
+        if budget_settings.max_total_tokens and (
+            "session-budget" in self.config.policies.chain or "session-budget" in self.config.policy
+        ):
+            budget = SessionBudget(
+                budget_settings.max_total_tokens, budget_settings.alert_thresholds, budget_settings.action
+            )
+        return SessionGovernor(
+            session_id=session_id,
+            target=target.id,
+            url_model=url_model,
+            limiter=limiter,
+            budget=budget,
+            emit=lambda record: self.reporter.emit(session_id, record),
+        )
 
     def _add_session(self, session: Session) -> None:
         self.sessions.add(session)
@@ -240,7 +345,10 @@ class Gateway:
         while not predicate(len(self.sessions)):
             await self._sessions_changed.wait()
 
-    def _on_summary(self, summary: SessionSummary) -> None:
+    def _remember(self, session_id: str | None, record: Record) -> None:
+        if not isinstance(record, SessionSummary):
+            return
+        summary = record
         self.recent_summaries.append(summary)
         log.info(
             "session end id=%s code=%s by=%s in=%d out=%d secs=%.3f",
@@ -251,6 +359,12 @@ class Gateway:
             summary.messages_out,
             summary.duration_secs,
         )
+
+
+def policy_chain(config: GatewayConfig) -> PolicyChain:
+    """The config's chain, each policy with its `policy.<name>` settings (or its defaults)."""
+    names = config.policies.chain
+    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
 
 
 async def _refuse(

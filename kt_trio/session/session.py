@@ -29,7 +29,12 @@ import trio
 from attrs import frozen
 
 from kt_trio.config.schema import SessionSettings
-from kt_trio.records import SessionSummary
+from kt_trio.policies.chain import SessionPolicies
+from kt_trio.protocol import errors
+from kt_trio.protocol.events import AUDIO_TYPES
+from kt_trio.protocol.sniff import sniff_type
+from kt_trio.records import Record, SessionStarted, SessionSummary
+from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
 
@@ -40,9 +45,6 @@ log = logging.getLogger("kt_trio.session")
 FINISH_TIMEOUT = 2.0
 # How long a peer has to answer a close handshake the other side started.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
-# Event types whose payload no policy reads: forwarded as they arrived (client mask included),
-# never unmasked beyond the head that names their type.
-UNINSPECTED_TYPES = frozenset({"input_audio_buffer.append", "response.output_audio.delta", "response.audio.delta"})
 
 
 @frozen
@@ -93,8 +95,10 @@ class Session:
         target: str,
         model: str,
         client_ip: str,
-        policies: object | None = None,
-        on_summary: Callable[[SessionSummary], None] | None = None,
+        policies: SessionPolicies | None = None,
+        governor: SessionGovernor | None = None,
+        report: Callable[[str | None, Record], None] | None = None,
+        user_agent: str | None = None,
         session_id: str | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
@@ -106,7 +110,11 @@ class Session:
         self.model = model
         self.client_ip = client_ip
         self.policies = policies
-        self._on_summary = on_summary
+        self.user_agent = user_agent
+        self._report = report
+        self.governor = governor or SessionGovernor(
+            session_id=self.id, target=target, url_model=model, limiter=None, budget=None, emit=self._emit
+        )
         self.ending: Ending | None = None
         self._shutdown = False
         self._scope = trio.CancelScope()
@@ -115,6 +123,7 @@ class Session:
         self._pumps_left = 2
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
         self.started_at = time.time()
+        self.opened_at = trio.current_time()
 
     # -- control from outside -------------------------------------------------------------------
 
@@ -127,6 +136,17 @@ class Session:
 
     async def run(self) -> Ending:
         s = self.settings
+        self._emit(
+            SessionStarted(
+                session_id=self.id,
+                route=self.route,
+                target=self.target,
+                model=self.model,
+                client_ip=self.client_ip,
+                started_at=self.started_at,
+                user_agent=self.user_agent,
+            )
+        )
         now = trio.current_time()
         self._scope.deadline = now + s.max_session_secs
         self._idle.deadline = now + s.idle_timeout_secs
@@ -151,9 +171,12 @@ class Session:
             else:  # pragma: no cover - every path above records an ending
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
-        if self._on_summary is not None:
-            self._on_summary(self._summary(self.ending))
+        self._emit(self._summary(self.ending))
         return self.ending
+
+    def _emit(self, record: Record) -> None:
+        if self._report is not None:
+            self._report(self.id, record)
 
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
@@ -190,10 +213,17 @@ class Session:
     # -- pumps ----------------------------------------------------------------------------------
 
     async def _pump(self, src: Leg, dst: Leg) -> None:
+        try:
+            await self._relay(src, dst)
+        except _SendFailed as exc:
+            self._end(_lost(exc.leg))
+
+    async def _relay(self, src: Leg, dst: Leg) -> None:
         from_client = src.name == "client"
         idle = self._idle
         idle_secs = self.settings.idle_timeout_secs
         policies = self.policies
+        governor = self.governor
         while True:
             try:
                 events = await src.receive()
@@ -203,23 +233,46 @@ class Session:
             except FrameProtocolError as exc:
                 self._end(_protocol_error(src, exc))
                 return
-            out: list[bytes | bytearray] = []
-            back: list[bytes] = []
+            out: list[bytes | bytearray] = []  # frames for dst, sent with one write
+            back: list[bytes | bytearray] = []  # frames for src (pongs, error events)
             data = False
             closed: Close | None = None
+            stop: tuple[int, str] | None = None
             for ev in events:
                 if type(ev) is Message:
                     data = True
-                    if policies is None:
-                        out.append(ev.raw if ev.raw is not None else dst.frame(_opcode(ev), ev.payload()))
-                    else:
-                        self._govern(ev, src, dst, out, back)
                     if from_client:
                         self.messages_in += 1
                         self.bytes_in += ev.size
                     else:
                         self.messages_out += 1
                         self.bytes_out += ev.size
+                    if not ev.is_text:
+                        out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.BINARY, ev.payload()))
+                        continue
+                    event_type = sniff_type(ev.head())
+                    if from_client:
+                        gate = governor.client_message(event_type, ev.payload, trio.current_time())
+                        if gate is not None:
+                            if gate.reply is not None:
+                                back.append(src.frame(Opcode.TEXT, gate.reply))
+                                continue
+                            # `mode: delay`: relay what came before, then hold this message, and
+                            # with it the reading of this client, until the bucket allows it.
+                            await _flush(src, dst, out, back)
+                            out, back = [], []
+                            await trio.sleep_until(gate.delay_until)  # type: ignore[arg-type]
+                    else:
+                        stop = governor.upstream_message(event_type, ev.payload)
+                    if policies is None or event_type in AUDIO_TYPES:
+                        # Audio carries no text: forwarded as it arrived, never unmasked past its
+                        # head; only the audio of a response a policy cancelled is dropped.
+                        if policies is None or from_client or not policies.audio_of_cancelled(ev.head()):
+                            out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, ev.payload()))
+                    else:
+                        stop = self._govern(policies, ev, from_client, src, dst, out, back) or stop
+                    if stop is not None:
+                        break  # nothing after a policy close is forwarded
                 elif type(ev) is Ping:
                     back.append(src.frame(Opcode.PONG, ev.payload))
                 elif type(ev) is Pong:
@@ -229,25 +282,57 @@ class Session:
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
             if data:
                 idle.deadline = trio.current_time() + idle_secs
-            try:
-                if out:
-                    await dst.send_chunks(out)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._end(_lost(dst))
-                return
-            try:
-                if back:
-                    await src.send_chunks(back)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._end(_lost(src))
+            await _flush(src, dst, out, back)
+            if stop is not None:
+                code, reason = stop
+                self._end(Ending(code, reason, CloseCode.GOING_AWAY, "session closed by policy", "gateway"))
                 return
             if closed is not None:
                 await self._on_close(src, dst, closed)
                 return
 
-    def _govern(self, msg: Message, src: Leg, dst: Leg, out: list[bytes | bytearray], back: list[bytes]) -> None:
-        """Runs the policy chain on one message (filled in by the policy integration)."""
-        out.append(msg.raw if msg.raw is not None else dst.frame(_opcode(msg), msg.payload()))
+    def _govern(
+        self,
+        policies: SessionPolicies,
+        msg: Message,
+        from_client: bool,
+        src: Leg,
+        dst: Leg,
+        out: list[bytes | bytearray],
+        back: list[bytes | bytearray],
+    ) -> tuple[int, str] | None:
+        """Runs the policy chain on one text message; returns a close request, if any.
+
+        `out` collects frames for `dst`, `back` frames for `src`; which of them is the client
+        depends on the direction.
+        """
+        data = msg.payload()
+        try:
+            if from_client:
+                verdict = policies.on_client_message(data, True, trio.current_time())
+            else:
+                verdict = policies.on_upstream_message(data, True, trio.current_time())
+        except Exception:
+            # The chain catches each policy's errors itself (on_error); this is a bug in the
+            # chain. Fail closed for this message and keep the session.
+            log.exception("session %s: policy chain failed", self.id)
+            err = errors.error_event(error_type="server_error", code="policy_chain_error", message="policy error")
+            (back if from_client else out).append((src if from_client else dst).frame(Opcode.TEXT, err))
+            return None
+        forward = verdict.forward
+        if forward is data:
+            out.append(msg.raw if msg.raw is not None else dst.frame(Opcode.TEXT, data))
+        elif forward is not None:
+            out.append(dst.frame(Opcode.TEXT, forward))
+        if verdict.to_client:
+            client, frames = (src, back) if from_client else (dst, out)
+            frames.extend(client.frame(Opcode.TEXT, m) for m in verdict.to_client)
+        if verdict.to_upstream:
+            upstream, frames = (dst, out) if from_client else (src, back)
+            frames.extend(upstream.frame(Opcode.TEXT, m) for m in verdict.to_upstream)
+        for decision in verdict.decisions:
+            self._emit(decision)
+        return verdict.close
 
     async def _on_close(self, src: Leg, dst: Leg, close: Close) -> None:
         """`src` sent a close frame: pass its code and reason on, and finish the handshake."""
@@ -318,7 +403,7 @@ class Session:
             session_id=self.id,
             route=self.route,
             target=self.target,
-            model=self.model,
+            model=self.governor.model or self.model,
             client_ip=self.client_ip,
             started_at=self.started_at,
             duration_secs=time.time() - self.started_at,
@@ -329,8 +414,20 @@ class Session:
             close_code=code,
             close_reason=reason,
             closed_by=ending.closed_by,
+            usage=self.governor.total,
         )
 
 
-def _opcode(msg: Message) -> int:
-    return Opcode.TEXT if msg.is_text else Opcode.BINARY
+class _SendFailed(Exception):
+    def __init__(self, leg: Leg) -> None:
+        self.leg = leg
+
+
+async def _flush(src: Leg, dst: Leg, out: list[bytes | bytearray], back: list[bytes | bytearray]) -> None:
+    """Sends what one batch produced: `out` to dst first (the relay), then `back` to src."""
+    for leg, frames in ((dst, out), (src, back)):
+        if frames:
+            try:
+                await leg.send_chunks(frames)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise _SendFailed(leg) from None

@@ -1,0 +1,99 @@
+"""Per-session governance: the message rate limit, usage accumulation and the session budget.
+
+I/O-free like the policies: the pump hands it each message's sniffed type (and, only for the few
+event types that need it, the payload) and acts on what it answers. Records it produces (usage,
+budget alerts) go to the session's one reporting point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attrs import frozen
+
+from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event
+from kt_trio.governance.error_events import client_event_id
+from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
+from kt_trio.governance.usage import (
+    CLIENT_MODEL_EVENT_TYPES,
+    SERVER_MODEL_EVENT_TYPES,
+    USAGE_EVENT_TYPES,
+    UsageAccumulator,
+)
+from kt_trio.records import Record, TokenUsage
+from kt_trio.wire.frames import CloseCode
+
+# Server events the accumulator reads: usage carriers and the ones that name the session's model.
+_SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
+
+
+@frozen
+class Gate:
+    """What to do with a client message instead of forwarding it now."""
+
+    reply: bytes | None = None  # an error event for the client; the message is dropped
+    delay_until: float | None = None  # `mode: delay`: forward it at this trio time
+
+
+class SessionGovernor:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        target: str,
+        url_model: str | None,
+        limiter: MessageRateLimiter | None,
+        budget: SessionBudget | None,
+        emit: Callable[[Record], None],
+    ) -> None:
+        self.session_id = session_id
+        self.usage = UsageAccumulator(session_id, target, url_model)
+        self._limiter = limiter
+        self._budget = budget
+        self._emit = emit
+
+    def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
+        """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""
+        if self._limiter is not None:
+            decision = self._limiter.check(event_type, now)
+            if decision.action == "reject":
+                return Gate(
+                    reply=rate_limit_error_event(client_event_id(payload()), self._limiter.bucket.rate_per_sec * 60)
+                )
+            if decision.action == "delay":
+                return Gate(delay_until=decision.until)
+        if self._budget is not None and not self._budget.check_client_event(event_type):
+            budget = self._budget
+            return Gate(
+                reply=budget_exceeded_error_event(
+                    client_event_id(payload()), budget.used_tokens, budget.max_total_tokens
+                )
+            )
+        if event_type in CLIENT_MODEL_EVENT_TYPES:
+            self.usage.observe_client_event(event_type, payload())
+        return None
+
+    def upstream_message(self, event_type: str | None, payload: Callable[[], bytes]) -> tuple[int, str] | None:
+        """Taps usage; returns a close request when the session budget says `close`."""
+        if event_type not in _SERVER_TYPES:
+            return None
+        record = self.usage.observe_server_event(event_type, payload())
+        if record is None:
+            return None
+        self._emit(record)
+        budget = self._budget
+        if budget is None:
+            return None
+        for alert in budget.add(record.usage, self.session_id):
+            self._emit(alert)
+        if budget.close_required:
+            return (CloseCode.POLICY_VIOLATION, "session token budget exceeded")
+        return None
+
+    @property
+    def total(self) -> TokenUsage:
+        return self.usage.total
+
+    @property
+    def model(self) -> str:
+        return self.usage.model
