@@ -138,6 +138,10 @@ class MockBehaviour:
     output_audio_tokens: int = 30
     reasoning_tokens: int = 0
     usage_step: int = 1
+    # Transcription of committed audio (`input_audio_buffer.commit`), as the real API sends when
+    # `input_audio_transcription` is on: None sends none, else the usage shape to report.
+    transcription_usage: Literal["tokens", "duration"] | None = None
+    transcription_text: str = "this is what the user said"
 
     # Selected if the client offers it; otherwise no subprotocol is selected.
     subprotocol: str | None = "realtime"
@@ -179,6 +183,19 @@ class MockBehaviour:
     def transcript(self) -> tuple[str, ...]:
         """The audio-transcript deltas of each realtime response."""
         return self.text_deltas() if self.transcript_deltas is None else self.transcript_deltas
+
+
+def transcription_usage(shape: Literal["tokens", "duration"]) -> dict[str, Any]:
+    """The `usage` of a transcription, in either of the two shapes the API documents."""
+    if shape == "duration":
+        return {"type": "duration", "seconds": 2.5}
+    return {
+        "type": "tokens",
+        "input_tokens": 21,
+        "output_tokens": 7,
+        "total_tokens": 28,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": 21},
+    }
 
 
 def realtime_usage(behaviour: MockBehaviour, index: int) -> dict[str, Any]:
@@ -569,6 +586,16 @@ class _Session:
                 }
             )
             self.last_item_id = item_id
+            if self.behaviour.transcription_usage is not None:
+                await self.send_event(
+                    {
+                        "type": "conversation.item.input_audio_transcription.completed",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "transcript": self.behaviour.transcription_text,
+                        "usage": transcription_usage(self.behaviour.transcription_usage),
+                    }
+                )
         elif kind == "input_audio_buffer.clear":
             await self.send_event({"type": "input_audio_buffer.cleared"})
         elif kind == "response.create":

@@ -20,6 +20,7 @@ def config_yaml(
     websocket: dict[str, Any] | None = None,
     chain: list[str] | None = None,
     target_extra: str = "",
+    providers_extra: str = "",
     extra: str = "",
 ) -> str:
     ws = "".join(f"    {k}: {v}\n" for k, v in (websocket or {}).items())
@@ -31,6 +32,7 @@ def config_yaml(
         + target_extra
         + "    - id: mock-responses\n      provider: openai\n      model: gpt-4.1-mini\n"
         + f"      base_url: {mock_url}/v1/responses\n"
+        + providers_extra
         + f"policies:\n  chain: {chain_yaml}\n"
         + extra
     )

@@ -2,9 +2,10 @@
 
 A Realtime audio append is mostly base64 payload; parsing it in full to learn its type costs
 more than relaying it (PERFORMANCE.md: `json.loads` of a 322-byte event 3.4 µs, a byte sniff
-0.3 µs). Every client and server event starts with its `type` member in practice (the official
-SDKs and OpenAI's servers serialise it first), so we look only at the head of the message and
-fall back to a full parse when the head does not have that shape.
+0.3 µs). Events start with their `type` member in practice (the official SDKs build their
+events that way), or with `event_id` and then `type` (servers and clients that put the id
+first), so we look only at the head of the message for those two shapes and leave anything
+else to a full parse (`event_type`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 import re
 
 # `{"type":"x"` with optional whitespace; the type names are ASCII identifiers with dots.
-_TYPE_AT_HEAD = re.compile(rb'\s*\{\s*"type"\s*:\s*"([A-Za-z0-9_.\-]{1,128})"')
+_TYPE_AT_HEAD = re.compile(
+    rb'\s*\{\s*(?:"event_id"\s*:\s*"[^"\\]{0,128}"\s*,\s*)?"type"\s*:\s*"([A-Za-z0-9_.\-]{1,128})"'
+)
 # How far into a message the type may start. 256 bytes covers leading whitespace and a
 # pretty-printer's indentation; past that we would rather parse than guess.
 _HEAD = 256

@@ -32,6 +32,7 @@ from kt_trio.config.schema import SessionSettings
 from kt_trio.policies.chain import SessionPolicies
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
+from kt_trio.protocol.sniff import event_type as parsed_event_type
 from kt_trio.protocol.sniff import sniff_type
 from kt_trio.records import Record, SessionStarted, SessionSummary
 from kt_trio.session.governor import SessionGovernor
@@ -43,6 +44,10 @@ log = logging.getLogger("kt_trio.session")
 # How long the close phase may take: enough for a peer on a live connection to answer our close
 # frame, short enough that a dead peer cannot hold a shutdown or a finished session open.
 FINISH_TIMEOUT = 2.0
+# A text message whose type is not in the two shapes the sniff knows is parsed to learn it when
+# it is at most this big (well under 50 µs of json.loads); a larger one goes on with no type
+# (no usage tap, counted by the rate limit as untyped) rather than costing a full parse.
+PARSE_TO_TYPE_LIMIT = 16 * 1024
 # How long a peer has to answer a close handshake the other side started.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
@@ -251,6 +256,8 @@ class Session:
                         out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.BINARY, ev.payload()))
                         continue
                     event_type = sniff_type(ev.head())
+                    if event_type is None and ev.size <= PARSE_TO_TYPE_LIMIT:
+                        event_type = parsed_event_type(ev.payload())
                     if from_client:
                         gate = governor.client_message(event_type, ev.payload, trio.current_time())
                         if gate is not None:
