@@ -82,6 +82,25 @@ class BudgetAlert:
 
 
 @frozen
+class MessageSeen:
+    """One relayed (or refused) message, for `audit-logger.log_all_access`.
+
+    `content` is the text as forwarded, i.e. after redaction, and only when the audit logger's
+    `include_content` is on; raw client or provider text never appears here.
+    """
+
+    session_id: str
+    seq: int
+    direction: Direction
+    event_type: str | None
+    event_id: str | None
+    size: int
+    forwarded: bool
+    decisions: tuple[PolicyDecision, ...] = ()
+    content: str | None = None
+
+
+@frozen
 class SessionStarted:
     session_id: str
     route: str
@@ -115,4 +134,6 @@ class SessionSummary:
     team: str | None = None
 
 
-Record = PolicyDecision | ResponseUsage | BreakerTransition | BudgetAlert | SessionStarted | SessionSummary
+Record = (
+    PolicyDecision | ResponseUsage | BreakerTransition | BudgetAlert | SessionStarted | SessionSummary | MessageSeen
+)
