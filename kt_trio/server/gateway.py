@@ -35,10 +35,9 @@ from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
-from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg
 from kt_trio.session.reporting import Reporter
-from kt_trio.session.session import Session
+from kt_trio.session.session import AuditSink, Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol
 from kt_trio.wire.handshake import (
@@ -85,6 +84,8 @@ class Gateway:
         self.reporter = Reporter()
         self.reporter.add_sink(self._remember)
         self.chain = policy_chain(config)
+        # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
+        self.audit: AuditSink | None = None
         providers = config.providers
         self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         self.health = UpstreamHealth(
@@ -286,7 +287,9 @@ class Gateway:
             model=model or target.model,
             client_ip=ip,
             policies=policies,
-            governor=self._governor(session_id, target, model),
+            limiter=self._limiter(),
+            budget=self._budget(),
+            audit=self.audit,
             report=self.reporter.emit,
             user_agent=user_agent,
             session_id=session_id,
@@ -304,29 +307,18 @@ class Gateway:
                 # A provider that accepts and then drops sessions at once is failing too.
                 self.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
 
-    def _governor(self, session_id: str, target: Target, url_model: str | None) -> SessionGovernor:
+    def _limiter(self) -> MessageRateLimiter | None:
         per_connection = self.config.providers.rate_limit.per_connection
-        limiter = None
-        if per_connection.messages_per_minute:
-            limiter = MessageRateLimiter(
-                per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types
-            )
-        budget = None
-        budget_settings = self.config.policy_settings("session-budget")
-        if budget_settings.max_total_tokens and (
-            "session-budget" in self.config.policies.chain or "session-budget" in self.config.policy
-        ):
-            budget = SessionBudget(
-                budget_settings.max_total_tokens, budget_settings.alert_thresholds, budget_settings.action
-            )
-        return SessionGovernor(
-            session_id=session_id,
-            target=target.id,
-            url_model=url_model,
-            limiter=limiter,
-            budget=budget,
-            emit=lambda record: self.reporter.emit(session_id, record),
-        )
+        if not per_connection.messages_per_minute:
+            return None
+        return MessageRateLimiter(per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types)
+
+    def _budget(self) -> SessionBudget | None:
+        settings = self.config.policy_settings("session-budget")
+        named = "session-budget" in self.config.policies.chain or "session-budget" in self.config.policy
+        if not (named and settings.max_total_tokens):
+            return None
+        return SessionBudget(settings.max_total_tokens, settings.alert_thresholds, settings.action)
 
     def _add_session(self, session: Session) -> None:
         self.sessions.add(session)

@@ -23,23 +23,35 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 import trio
 from attrs import frozen
 
-from kt_trio.config.schema import SessionSettings
-from kt_trio.policies.chain import SessionPolicies
+from kt_trio.config.schema import AuditLoggerSettings, SessionSettings
+from kt_trio.governance.budget import SessionBudget
+from kt_trio.governance.error_events import client_event_id
+from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.sniff import event_type as parsed_event_type
 from kt_trio.protocol.sniff import sniff_type
-from kt_trio.records import Record, SessionStarted, SessionSummary
+from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
 from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
 
 log = logging.getLogger("kt_trio.session")
+
+
+class AuditSink(Protocol):
+    """What a session needs of the audit log (`kt_trio.audit`)."""
+
+    settings: AuditLoggerSettings
+
+    async def write(self, session_id: str | None, record: Record) -> None: ...
+
 
 # How long the close phase may take: enough for a peer on a live connection to answer our close
 # frame, short enough that a dead peer cannot hold a shutdown or a finished session open.
@@ -101,7 +113,9 @@ class Session:
         model: str,
         client_ip: str,
         policies: SessionPolicies | None = None,
-        governor: SessionGovernor | None = None,
+        limiter: MessageRateLimiter | None = None,
+        budget: SessionBudget | None = None,
+        audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
@@ -117,9 +131,16 @@ class Session:
         self.policies = policies
         self.user_agent = user_agent
         self._report = report
-        self.governor = governor or SessionGovernor(
-            session_id=self.id, target=target, url_model=model, limiter=None, budget=None, emit=self._emit
+        self.governor = SessionGovernor(
+            session_id=self.id, target=target, url_model=model, limiter=limiter, budget=budget, emit=self._emit
         )
+        self._audit = audit
+        # Records emitted while a batch is handled, written to the audit log before that batch is
+        # forwarded; at most what one batch of frames produces, so bounded by the read size.
+        self._pending: list[Record] = []
+        self._log_messages = audit is not None and audit.settings.log_all_access
+        self._log_content = audit is not None and audit.settings.include_content
+        self._seq = 0
         self.ending: Ending | None = None
         self._shutdown = False
         self._scope = trio.CancelScope()
@@ -152,6 +173,7 @@ class Session:
                 user_agent=self.user_agent,
             )
         )
+        await self._write_audit()
         now = trio.current_time()
         self._scope.deadline = now + s.max_session_secs
         self._idle.deadline = now + s.idle_timeout_secs
@@ -177,11 +199,52 @@ class Session:
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
         self._emit(self._summary(self.ending))
+        # The session's last records must reach the audit log even when it ends by cancellation
+        # (shutdown); the log's own shutdown flush bounds how long this can take.
+        with trio.CancelScope(shield=True):
+            await self._write_audit()
         return self.ending
 
     def _emit(self, record: Record) -> None:
         if self._report is not None:
             self._report(self.id, record)
+        if self._audit is not None:
+            self._pending.append(record)
+
+    async def _write_audit(self) -> None:
+        """Hands this batch's records to the audit log; waits when its queue is full, and in
+        `strict` durability until they are committed, so nothing is forwarded unaudited."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for record in pending:
+                await self._audit.write(self.id, record)  # type: ignore[union-attr]
+
+    def _log_message(
+        self,
+        from_client: bool,
+        event_type: str | None,
+        msg: Message,
+        forwarded: bytes | bytearray | None,
+        decisions: tuple[PolicyDecision, ...],
+    ) -> None:
+        self._seq += 1
+        content = None
+        if self._log_content and forwarded is not None and msg.is_text and event_type not in AUDIO_TYPES:
+            # What was forwarded, i.e. after redaction: raw text never reaches the audit log.
+            content = bytes(forwarded).decode("utf-8", "replace")
+        self._emit(
+            MessageSeen(
+                session_id=self.id,
+                seq=self._seq,
+                direction="input" if from_client else "output",
+                event_type=event_type,
+                event_id=client_event_id(msg.head()) if msg.is_text else None,
+                size=msg.size,
+                forwarded=forwarded is not None,
+                decisions=decisions,
+                content=content,
+            )
+        )
 
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
@@ -254,6 +317,8 @@ class Session:
                         self.bytes_out += ev.size
                     if not ev.is_text:
                         out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.BINARY, ev.payload()))
+                        if self._log_messages:
+                            self._log_message(from_client, None, ev, ev.payload(), ())
                         continue
                     event_type = sniff_type(ev.head())
                     if event_type is None and ev.size <= PARSE_TO_TYPE_LIMIT:
@@ -263,21 +328,33 @@ class Session:
                         if gate is not None:
                             if gate.reply is not None:
                                 back.append(src.frame(Opcode.TEXT, gate.reply))
+                                if self._log_messages:
+                                    self._log_message(from_client, event_type, ev, None, ())
                                 continue
                             # `mode: delay`: relay what came before, then hold this message, and
                             # with it the reading of this client, until the bucket allows it.
+                            await self._write_audit()
                             await _flush(src, dst, out, back)
                             out, back = [], []
                             await trio.sleep_until(gate.delay_until)  # type: ignore[arg-type]
                     else:
                         stop = governor.upstream_message(event_type, ev.payload)
+                    forwarded: bytes | bytearray | None = None
+                    decisions: tuple[PolicyDecision, ...] = ()
                     if policies is None or event_type in AUDIO_TYPES:
                         # Audio carries no text: forwarded as it arrived, never unmasked past its
                         # head; only the audio of a response a policy cancelled is dropped.
                         if policies is None or from_client or not policies.audio_of_cancelled(ev.head()):
-                            out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, ev.payload()))
+                            forwarded = ev.raw if ev.raw is not None else ev.payload()
+                            out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, forwarded))
+                            if self._log_messages and ev.raw is not None:
+                                forwarded = ev.payload()
                     else:
-                        stop = self._govern(policies, ev, from_client, src, dst, out, back) or stop
+                        verdict = self._govern(policies, ev, from_client, src, dst, out, back)
+                        stop = verdict.close or stop
+                        forwarded, decisions = verdict.forward, verdict.decisions
+                    if self._log_messages:
+                        self._log_message(from_client, event_type, ev, forwarded, decisions)
                     if stop is not None:
                         break  # nothing after a policy close is forwarded
                 elif type(ev) is Ping:
@@ -289,6 +366,8 @@ class Session:
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
             if data:
                 idle.deadline = trio.current_time() + idle_secs
+            if self._pending:
+                await self._write_audit()
             await _flush(src, dst, out, back)
             if stop is not None:
                 code, reason = stop
@@ -307,8 +386,8 @@ class Session:
         dst: Leg,
         out: list[bytes | bytearray],
         back: list[bytes | bytearray],
-    ) -> tuple[int, str] | None:
-        """Runs the policy chain on one text message; returns a close request, if any.
+    ) -> Verdict:
+        """Runs the policy chain on one text message; the verdict says what was forwarded.
 
         `out` collects frames for `dst`, `back` frames for `src`; which of them is the client
         depends on the direction.
@@ -325,7 +404,7 @@ class Session:
             log.exception("session %s: policy chain failed", self.id)
             err = errors.error_event(error_type="server_error", code="policy_chain_error", message="policy error")
             (back if from_client else out).append((src if from_client else dst).frame(Opcode.TEXT, err))
-            return None
+            return DROP
         forward = verdict.forward
         if forward is data:
             out.append(msg.raw if msg.raw is not None else dst.frame(Opcode.TEXT, data))
@@ -339,7 +418,7 @@ class Session:
             frames.extend(upstream.frame(Opcode.TEXT, m) for m in verdict.to_upstream)
         for decision in verdict.decisions:
             self._emit(decision)
-        return verdict.close
+        return verdict
 
     async def _on_close(self, src: Leg, dst: Leg, close: Close) -> None:
         """`src` sent a close frame: pass its code and reason on, and finish the handshake."""
