@@ -180,6 +180,8 @@ async def test_shutdown_closes_sessions_with_1001() -> None:
             assert await _closed_code(ws) == (1001, "server shutting down")
         record = await gw.mock.wait_for_close(0)
         assert record.close_code == 1001
+        await gw.gateway.wait_sessions(lambda n: n == 0)
+        assert gw.gateway.admission.total_active == 0
 
 
 # -- handshake refusals --------------------------------------------------------------------------
@@ -347,6 +349,8 @@ async def test_no_task_outlives_its_session() -> None:
         assert count_tasks() == baseline
         reasons = sorted(s.close_reason for s in gw.gateway.recent_summaries)
         assert reasons.count("idle timeout") == 5
+        # Admission counted each session once and released it once, however it ended.
+        assert gw.gateway.admission.total_active == 0
 
 
 async def _raw_upgrade(port: int, path: str = "/v1/realtime") -> trio.SocketStream:
