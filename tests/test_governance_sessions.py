@@ -273,3 +273,18 @@ async def test_session_budget_close_action_closes_with_1008() -> None:
                     kinds.append(json.loads(await ws.get_message())["type"])
             assert ws.closed.code == 1008
             assert "response.done" in kinds  # the response that crossed the budget was delivered
+
+
+async def test_upstream_dropping_sessions_at_once_opens_the_breaker() -> None:
+    behaviour = MockBehaviour(close_after=0, close_code=1011, close_reason="overloaded")
+    async with open_mock_upstream(behaviour) as flaky:
+        async with gateway_for(two_target_config(flaky.url, None)) as gw:
+            for _ in range(5):
+                async with open_websocket_url(gw.ws_url()) as ws:
+                    with pytest.raises(ConnectionClosed):
+                        while True:
+                            await ws.get_message()
+                await gw.gateway.wait_sessions(lambda n: n == 0)
+            assert gw.gateway.health.state("bad") == "open"
+            assert (await refused(gw.ws_url())).status_code == 503
+            assert flaky.handshake_count == 5

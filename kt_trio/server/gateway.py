@@ -233,7 +233,7 @@ class Gateway:
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
-            target, upstream = await dial_with_fallback(
+            target, upstream, permit = await dial_with_fallback(
                 self.config,
                 self.health,
                 primary,
@@ -302,10 +302,12 @@ class Gateway:
             ending = await session.run()
         finally:
             self._discard_session(session)
-        if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES:
-            if trio.current_time() - session.opened_at < EARLY_CLOSE_SECS:
-                # A provider that accepts and then drops sessions at once is failing too.
-                self.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+        early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
+        if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
+            # A provider that accepts and then drops sessions at once is failing too.
+            self.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+        elif permit is not None:
+            self.health.record_success(permit, trio.current_time())
 
     def _limiter(self) -> MessageRateLimiter | None:
         per_connection = self.config.providers.rate_limit.per_connection

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import trio
 
 from kt_trio.config.schema import GatewayConfig, Target
-from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.governance.breaker import Permit, UpstreamHealth
 from kt_trio.session.upstream import DialError, Upstream, dial
 from kt_trio.session.upstream_headers import upstream_headers, upstream_subprotocols
 
@@ -46,7 +46,14 @@ async def dial_with_fallback(
     offered_subprotocols: Sequence[str],
     secrets: dict[str, str],
     ssl_context: ssl.SSLContext | None,
-) -> tuple[Target, Upstream]:
+) -> tuple[Target, Upstream, Permit | None]:
+    """Dials the first healthy candidate; returns it with the breaker permit still to settle.
+
+    A half-open target's successful trial closes its breaker here, at once. Otherwise the
+    success is the caller's to report when the session ends, because a provider that accepts a
+    session and drops it within seconds has failed, and a success recorded now would reset the
+    count of consecutive failures that should open the breaker.
+    """
     candidates = config.candidate_targets(primary)
     last_error: DialError | None = None
     for target in candidates:
@@ -75,8 +82,10 @@ async def dial_with_fallback(
         except BaseException:
             health.abandon(permit)
             raise
-        health.record_success(permit, trio.current_time())
-        return target, upstream
+        if permit.trial:
+            health.record_success(permit, trio.current_time())
+            return target, upstream, None
+        return target, upstream, permit
     if last_error is not None:
         raise last_error
     ids = [t.id for t in candidates]
