@@ -75,10 +75,17 @@ async def open_gateway(
             config = demo_config(mock.url)
         elif wire_mock:
             config = _with_mock(config, mock.url)
-        gateway = Gateway(config, secrets=secrets)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(gateway.serve)
-            try:
-                yield RunningGateway(gateway=gateway, port=port, mock=mock)
-            finally:
-                gateway.shutdown()
+        async with serve_gateway(Gateway(config, secrets=secrets), mock=mock) as running:
+            yield running
+
+
+@asynccontextmanager
+async def serve_gateway(gateway: Gateway, *, mock: MockUpstream | None = None) -> AsyncIterator[RunningGateway]:
+    """Serves `gateway` on an ephemeral loopback port for the block; shuts it down (draining
+    its sessions) on the way out."""
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(gateway.serve)
+        try:
+            yield RunningGateway(gateway=gateway, port=port, mock=mock)
+        finally:
+            gateway.shutdown()

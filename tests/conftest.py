@@ -11,7 +11,7 @@ import trio
 from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.config import load_config_text
 from kt_trio.server.gateway import Gateway
-from kt_trio.testing import RunningGateway
+from kt_trio.testing import RunningGateway, serve_gateway
 
 
 def config_yaml(
@@ -62,13 +62,8 @@ async def _running(
 ) -> AsyncIterator[RunningGateway]:
     async with open_mock_upstream(behaviour or MockBehaviour()) as mock:
         config = load_config_text(config_yaml(mock.url, **kw), "test.yaml")
-        gateway = Gateway(config, secrets=secrets)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(gateway.serve)
-            try:
-                yield RunningGateway(gateway=gateway, port=port, mock=mock)
-            finally:
-                gateway.shutdown()
+        async with serve_gateway(Gateway(config, secrets=secrets), mock=mock) as gw:
+            yield gw
 
 
 def count_tasks() -> int:

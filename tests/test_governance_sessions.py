@@ -16,7 +16,7 @@ from conformance.mock_upstream import MockBehaviour, open_mock_upstream, realtim
 from kt_trio.config import load_config_text
 from kt_trio.records import BreakerTransition, BudgetAlert, ResponseUsage
 from kt_trio.server.gateway import Gateway
-from kt_trio.testing import RunningGateway
+from kt_trio.testing import RunningGateway, serve_gateway
 from tests.conftest import running
 
 
@@ -101,14 +101,9 @@ def two_target_config(bad_url: str, good_url: str | None, *, recovery: float = 3
 
 @asynccontextmanager
 async def gateway_for(yaml: str) -> AsyncIterator[RunningGateway]:
-    gateway = Gateway(load_config_text(yaml, "breaker.yaml"))
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(gateway.serve)
-            try:
-                yield RunningGateway(gateway=gateway, port=port, mock=None)
-            finally:
-                gateway.shutdown()
+        async with serve_gateway(Gateway(load_config_text(yaml, "breaker.yaml"))) as gw:
+            yield gw
 
 
 async def test_breaker_opens_after_five_failures_then_lets_one_trial_through() -> None:
