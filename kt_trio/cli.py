@@ -11,7 +11,9 @@ from functools import partial
 
 import trio
 
+from kt_trio.audit.cli import add_audit_commands
 from kt_trio.config import ConfigError, GatewayConfig, load_config, resolve_secrets, summarize
+from kt_trio.logs import setup_logging
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 41002
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="text", choices=["text", "json"])
     serve.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check a config file")
@@ -48,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", help="a gateway key (sent as Authorization: Bearer)")
     chat.add_argument("--timeout", type=float, default=30.0)
     chat.set_defaults(func=_chat)
+    add_audit_commands(sub)
     return parser
 
 
@@ -69,11 +73,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(args.log_level, args.log_format)
     config: GatewayConfig | None = None
     secrets: dict[str, str] = {}
     if args.config:

@@ -35,9 +35,7 @@ _converter = cattrs.Converter()
 # `policy:` holds a different settings class per key, which no generic union rule can pick.
 _converter.register_structure_hook_func(
     lambda tp: tp == Mapping[str, PolicySettings],
-    lambda data, _: {
-        name: _converter.structure(value, POLICY_SETTINGS[name]) for name, value in data.items()
-    },
+    lambda data, _: {name: _converter.structure(value, POLICY_SETTINGS[name]) for name, value in data.items()},
 )
 
 

@@ -300,7 +300,7 @@ class EventStream:
     require_auth: bool = False
     ping_interval_secs: float = _positive(30.0)
     pong_timeout_secs: float = _positive(60.0)
-    max_connections: int = _positive(1000)
+    max_connections: int = field(default=1000, metadata={"check": "non_negative"})  # 0: unlimited
     channel_capacity: int = _positive(1024)
     tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
     allowed_origins: tuple[str, ...] = ()

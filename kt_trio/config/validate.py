@@ -74,6 +74,10 @@ def _check_positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _check_non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or greater"
+
+
 def _check_unit_interval(value: Any) -> str | None:
     return None if 0 <= value <= 1 else "must be between 0 and 1"
 
@@ -95,6 +99,7 @@ def _check_url(value: Any) -> str | None:
 # Rules named by the schema's field metadata `check`.
 CHECKS: Mapping[str, Callable[[Any], str | None]] = {
     "positive": _check_positive,
+    "non_negative": _check_non_negative,
     "unit_interval": _check_unit_interval,
     "cidr": _check_cidr,
     "url": _check_url,
@@ -266,9 +271,7 @@ class Validator:
         # If a target's id (or the list itself) was already reported bad, an "unknown target id"
         # here could be a false alarm: skip the fallback check rather than guess.
         raw_providers = raw.get("providers")
-        lost_list = (
-            isinstance(raw_providers, dict) and "targets" in raw_providers and "targets" not in providers
-        )
+        lost_list = isinstance(raw_providers, dict) and "targets" in raw_providers and "targets" not in providers
         all_ids = all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in targets)
         if all_ids and not lost_list:
             self.check_fallback(providers.get("fallback", {}), ids)
@@ -312,9 +315,7 @@ class Validator:
                 ids[target_id] = index
             base_url: str | None = target.get("base_url")
             if target.get("provider") == "azure-openai" and base_url is None:
-                self.doc.issue(
-                    f"{path}.base_url", self.doc.value_pos(path), "an azure-openai target needs a base_url"
-                )
+                self.doc.issue(f"{path}.base_url", self.doc.value_pos(path), "an azure-openai target needs a base_url")
             transport = target.get("transport")
             if base_url is not None and transport is not None:
                 is_ws = base_url.startswith(("ws://", "wss://"))

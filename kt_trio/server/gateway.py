@@ -14,7 +14,8 @@ import socket
 import ssl
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
 
 import attrs
@@ -25,11 +26,16 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
+from kt_trio.audit import open_audit_log
 from kt_trio.config.schema import GatewayConfig, Target
+from kt_trio.events.hub import EventHub
+from kt_trio.events.messages import SystemEvent
+from kt_trio.events.stream import serve_event_stream
 from kt_trio.governance.admission import Admission
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.metrics import Metrics
 from kt_trio.policies.chain import PolicyChain, build_chain
 from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
@@ -56,6 +62,7 @@ log = logging.getLogger("kt_trio.gateway")
 # A client gets this long to send its request head; slower is a slowloris, not a client.
 HEAD_TIMEOUT = 10.0
 WEBSOCKET_ROUTES = ("/v1/realtime", "/v1/responses")
+EVENTS_ROUTE = "/ws/events"
 # A provider that drops a session abnormally this soon after accepting it counts as a breaker
 # failure (issue #4): accepted-then-dropped is how an overloaded provider often fails.
 EARLY_CLOSE_SECS = 5.0
@@ -83,6 +90,12 @@ class Gateway:
         self.recent_summaries: deque[SessionSummary] = deque(maxlen=256)
         self.reporter = Reporter()
         self.reporter.add_sink(self._remember)
+        events = config.features.websocket
+        self.hub = EventHub(events.channel_capacity)
+        self.metrics = Metrics(config)
+        self.metrics.bind_event_hub(self.hub)
+        self.reporter.add_sink(self.hub.publish)
+        self.reporter.add_sink(self.metrics.sink)
         self.chain = policy_chain(config)
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
@@ -96,7 +109,7 @@ class Gateway:
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
-        self._http_app = ASGIWrapper(HttpApp(is_ready=lambda: not self._shutting_down))
+        self._http_app = ASGIWrapper(HttpApp(is_ready=lambda: not self._shutting_down, metrics=self.metrics.render))
         self._hconfig = HypercornConfig()
         self._hcontext = WorkerContext(None)
 
@@ -114,18 +127,39 @@ class Gateway:
             lsock.listen(BACKLOG)
             lsock.setblocking(False)
             self.port = lsock.getsockname()[1]
-            async with trio.open_nursery() as connections:
-                with self._accept_scope:
-                    task_status.started(self.port)
-                    await self._accept_loop(lsock, connections)
-                # Shutdown: no new connections; every session closes with 1001 on both legs.
-                lsock.close()
-                await self._hcontext.terminated.set()
-                for session in list(self.sessions):
-                    session.shutdown()
-                connections.cancel_scope.deadline = trio.current_time() + self.config.gateway.shutdown_timeout_secs
+            async with self._audit_log():
+                self.hub.publish(None, SystemEvent("startup", {"port": self.port, "pack": self.config.pack.name}))
+                async with trio.open_nursery() as connections:
+                    with self._accept_scope:
+                        task_status.started(self.port)
+                        await self._accept_loop(lsock, connections)
+                    # Shutdown: no new connections; every session closes with 1001 on both legs.
+                    lsock.close()
+                    self.hub.publish(None, SystemEvent("shutdown", {"sessions": len(self.sessions)}))
+                    await self._hcontext.terminated.set()
+                    for session in list(self.sessions):
+                        session.shutdown()
+                    connections.cancel_scope.deadline = trio.current_time() + self.config.gateway.shutdown_timeout_secs
+                # Event subscribers end after the sessions, so they see the shutdown and the last
+                # session ends; the audit log is flushed on leaving its context.
+                self.hub.close()
         finally:
             lsock.close()
+
+    @asynccontextmanager
+    async def _audit_log(self) -> AsyncIterator[None]:
+        """Runs the audit log for the life of the server when `audit-logger` is in the chain."""
+        if "audit-logger" not in self.config.policies.chain:
+            yield
+            return
+        settings = self.config.policy_settings("audit-logger")
+        async with open_audit_log(self.config.gateway.state_dir, settings) as audit:  # type: ignore[arg-type]
+            self.audit = audit
+            self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
+            try:
+                yield
+            finally:
+                self.audit = None
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -155,9 +189,18 @@ class Gateway:
                 try:
                     head, received = await read_request_head(transport)
                 except HeadError as exc:
-                    await _refuse(transport, 400, "invalid_request_error", "bad_request", f"bad request head: {exc}")
+                    await self._refuse(
+                        transport, 400, "invalid_request_error", "bad_request", f"bad request head: {exc}"
+                    )
                     return
             if head is None:
+                return
+            if head.is_websocket_upgrade and head.path == EVENTS_ROUTE:
+                handed_off = True
+                stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
+                await serve_event_stream(
+                    self.hub, self.config.features.websocket, stream, head, on_refused=self.metrics.handshake_rejected
+                )
                 return
             if head.is_websocket_upgrade:
                 await self._open_websocket(transport, head, received, peer_ip)
@@ -181,14 +224,14 @@ class Gateway:
     ) -> None:
         route = head.path
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
-            await _refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
+            await self._refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
             return
         key = head.header("sec-websocket-key")
         if not key:
-            await _refuse(transport, 400, "invalid_request_error", "bad_request", "missing Sec-WebSocket-Key")
+            await self._refuse(transport, 400, "invalid_request_error", "bad_request", "missing Sec-WebSocket-Key")
             return
         if head.header("sec-websocket-version") != "13":
-            await _refuse(
+            await self._refuse(
                 transport,
                 426,
                 "invalid_request_error",
@@ -202,13 +245,13 @@ class Gateway:
         target = self.config.find_websocket_target(model)
         if target is None:
             what = f"model {model!r}" if model else "a WebSocket target"
-            await _refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
+            await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         ticket = self.admission.admit(ip)
         if ticket is None:
             log.info("handshake refused: ip=%s status=429 per-ip connection limit", ip)
-            await _refuse(
+            await self._refuse(
                 transport,
                 429,
                 "rate_limit_exceeded",
@@ -246,11 +289,11 @@ class Gateway:
             )
         except DialError as exc:
             log.info("handshake refused: target=%s status=%s code=%s", primary.id, exc.status, exc.code)
-            await _refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
+            await self._refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
             return
         except NoHealthyUpstream as exc:
             log.info("handshake refused: target=%s status=503 %s", primary.id, exc)
-            await _refuse(
+            await self._refuse(
                 transport,
                 503,
                 "upstream_error",
@@ -291,6 +334,7 @@ class Gateway:
             budget=self._budget(),
             audit=self.audit,
             report=self.reporter.emit,
+            on_relay_time=self.metrics.observe_relay_added,
             user_agent=user_agent,
             session_id=session_id,
         )
@@ -354,24 +398,26 @@ class Gateway:
             summary.duration_secs,
         )
 
+    async def _refuse(
+        self,
+        transport: SocketTransport,
+        status: int,
+        err_type: str,
+        code: str,
+        message: str,
+        *,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """A plain-HTTP refusal of a handshake (DESIGN.md), counted by reason."""
+        self.metrics.handshake_rejected(code)
+        body = error_body(status, err_type, code, message)
+        try:
+            await transport.send_all(http_response(status, body, extra_headers=extra_headers or ()))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
 
 def policy_chain(config: GatewayConfig) -> PolicyChain:
     """The config's chain, each policy with its `policy.<name>` settings (or its defaults)."""
     names = config.policies.chain
     return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
-
-
-async def _refuse(
-    transport: SocketTransport,
-    status: int,
-    err_type: str,
-    code: str,
-    message: str,
-    *,
-    extra_headers: list[tuple[str, str]] | None = None,
-) -> None:
-    body = error_body(status, err_type, code, message)
-    try:
-        await transport.send_all(http_response(status, body, extra_headers=extra_headers or ()))
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass

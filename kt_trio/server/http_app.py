@@ -1,6 +1,6 @@
 """The ASGI app hypercorn serves behind the front door: every non-WebSocket HTTP request.
 
-Health and readiness now; `/metrics`, `/v1/models` and `/v1/chat/completions` join here.
+Health, readiness and `/metrics`; `/v1/models` and `/v1/chat/completions` join here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HttpApp:
-    def __init__(self, *, is_ready: Callable[[], bool]) -> None:
+    def __init__(self, *, is_ready: Callable[[], bool], metrics: Callable[[], tuple[bytes, str]]) -> None:
         self._is_ready = is_ready
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -39,6 +40,16 @@ class HttpApp:
         elif path == "/readyz" and method in ("GET", "HEAD"):
             ready = self._is_ready()
             await _json(send, 200 if ready else 503, {"status": "ready" if ready else "not ready"})
+        elif path == "/metrics" and method in ("GET", "HEAD"):
+            body, content_type = self._metrics()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
         else:
             await _json(
                 send,

@@ -117,6 +117,7 @@ class Session:
         budget: SessionBudget | None = None,
         audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
+        on_relay_time: Callable[[float], None] | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
     ) -> None:
@@ -131,6 +132,7 @@ class Session:
         self.policies = policies
         self.user_agent = user_agent
         self._report = report
+        self._on_relay_time = on_relay_time
         self.governor = SessionGovernor(
             session_id=self.id, target=target, url_model=model, limiter=limiter, budget=budget, emit=self._emit
         )
@@ -188,6 +190,14 @@ class Session:
         except Exception:
             log.exception("session %s failed", self.id)
             self._end(GATEWAY_ERROR)
+        except BaseException:
+            # Cancelled from outside (the gateway's shutdown deadline passed): no time for close
+            # frames, but the sockets are closed and the session still reports its end.
+            self.ending = self.ending or SHUTDOWN
+            self.client.close_transport()
+            self.upstream.close_transport()
+            self._emit(self._summary(self.ending))
+            raise
         if self.ending is None:
             if self._shutdown:
                 self.ending = SHUTDOWN
@@ -301,6 +311,7 @@ class Session:
             except FrameProtocolError as exc:
                 self._end(_protocol_error(src, exc))
                 return
+            arrived = time.perf_counter()
             out: list[bytes | bytearray] = []  # frames for dst, sent with one write
             back: list[bytes | bytearray] = []  # frames for src (pongs, error events)
             data = False
@@ -369,6 +380,9 @@ class Session:
             if self._pending:
                 await self._write_audit()
             await _flush(src, dst, out, back)
+            if self._on_relay_time is not None and data:
+                # Once per batch, not per message: the time its messages spent in the gateway.
+                self._on_relay_time(time.perf_counter() - arrived)
             if stop is not None:
                 code, reason = stop
                 self._end(Ending(code, reason, CloseCode.GOING_AWAY, "session closed by policy", "gateway"))

@@ -1,0 +1,169 @@
+"""Fan-out of records to live event stream subscribers, without ever blocking the publisher.
+
+`EventHub.publish(session_id, record)` is a `Reporter` sink (`kt_trio.session.reporting`): it
+runs inside a session's task, synchronously, so it must not await and must not wait on any
+subscriber. Each subscriber owns a ring of `channel_capacity` encoded messages; publishing
+appends to every matching ring and sets the subscriber's wake-up event, O(subscribers) and
+nothing more. A ring that is full drops its *oldest* message and counts it; the next time that
+subscriber reads it first receives one `lagged` message with the exact number it missed, then
+the newest messages (DESIGN.md "Event stream message": a subscriber that falls behind loses the
+oldest events and is told how many; it never slows a session down).
+
+Why not a `trio.MemoryChannel`: a full channel either blocks the sender (a session would wait on
+a dashboard) or refuses the newest message (`send_nowait` raises `WouldBlock`), and there is no
+way to evict the oldest item; a deque with `maxlen` does exactly that in O(1).
+
+Each message is JSON-encoded once per publish, lazily (only if some subscriber wants it), and the
+same `str` is shared by every ring it lands in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import trio
+
+from kt_trio.events.messages import EVENT_TYPES, Publishable, encode, lagged_payload, to_events
+
+
+class Subscription:
+    """One subscriber's bounded ring and filters. Use as a context manager so it always leaves the hub.
+
+    `types`: the event types wanted (None: all). `session_id`: only events of that session (events
+    that belong to no session, circuit breaker and system events, are then not delivered).
+    A `lagged` message is delivered whatever the filters: it says the view is incomplete.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_hub", "_missed", "_wakeup", "dropped", "session_id", "types")
+
+    def __init__(self, hub: EventHub, capacity: int, types: frozenset[str] | None, session_id: str | None) -> None:
+        self._hub = hub
+        # Bounded by `channel_capacity` (1024 by default): a subscriber that stops reading costs
+        # at most that many shared strings, and eviction of the oldest is deque's own O(1) append.
+        self._buffer: deque[str] = deque(maxlen=capacity)
+        self._missed = 0  # dropped since the last read: the next `lagged` message's count
+        self._wakeup = trio.Event()
+        self._closed = False
+        self.dropped = 0  # dropped over the subscription's life, for tests and diagnostics
+        self.types = types
+        self.session_id = session_id
+
+    def wants(self, event_type: str, session_id: str | None) -> bool:
+        if self.types is not None and event_type not in self.types:
+            return False
+        return self.session_id is None or self.session_id == session_id
+
+    def _offer(self, text: str) -> None:
+        """Sync, never blocks: called from `EventHub.publish` inside a session's task."""
+        buffer = self._buffer
+        if len(buffer) == buffer.maxlen:
+            # deque(maxlen) evicts the leftmost (oldest) item on append: count it before it goes.
+            self._missed += 1
+            self.dropped += 1
+            self._hub.dropped_total += 1
+        buffer.append(text)
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        """Messages waiting in the ring (not counting a pending `lagged` notice)."""
+        return len(self._buffer)
+
+    def receive_nowait(self) -> str | None:
+        """The next message, or None when nothing is waiting. A pending `lagged` notice comes first."""
+        if self._missed:
+            missed, self._missed = self._missed, 0
+            return encode("lagged", lagged_payload(missed), self._hub.clock())
+        if self._buffer:
+            return self._buffer.popleft()
+        return None
+
+    async def receive(self) -> str:
+        """The next message; waits for one. Raises `trio.EndOfChannel` once closed and drained."""
+        while True:
+            text = self.receive_nowait()
+            if text is not None:
+                await trio.lowlevel.checkpoint()
+                return text
+            if self._closed:
+                raise trio.EndOfChannel
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Leaves the hub; a reader drains what is buffered, then gets `EndOfChannel`. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._hub._subscribers.pop(self, None)
+            self._wakeup.set()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """Publishes records to subscribers. See the module docstring for the buffering contract."""
+
+    def __init__(self, channel_capacity: int = 1024, *, clock: Callable[[], float] = time.time) -> None:
+        if channel_capacity < 1:
+            raise ValueError("channel_capacity must be at least 1")
+        self.channel_capacity = channel_capacity
+        self.clock = clock  # wall clock for the RFC 3339 `ts`; injectable for tests
+        # A dict as an ordered set: insertion order makes delivery order deterministic in tests.
+        self._subscribers: dict[Subscription, None] = {}
+        self._closed = False
+        self.dropped_total = 0  # every message any subscriber lost (kt_event_dropped_total)
+        self.published_total = 0  # messages produced from records, before filtering
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, types: Iterable[str] | None = None, session_id: str | None = None) -> Subscription:
+        """A new subscription; close it (or use it as a context manager) when done.
+
+        Unknown type names raise ValueError. After `close()`, the subscription is born closed.
+        """
+        wanted = None
+        if types is not None:
+            wanted = frozenset(types)
+            unknown = wanted - EVENT_TYPES
+            if unknown:
+                raise ValueError(f"unknown event type(s): {', '.join(sorted(unknown))}")
+        sub = Subscription(self, self.channel_capacity, wanted, session_id)
+        if self._closed:
+            sub._closed = True
+        else:
+            self._subscribers[sub] = None
+        return sub
+
+    def publish(self, session_id: str | None, record: Publishable) -> None:
+        """The Reporter sink: sync, never awaits, O(subscribers) per message."""
+        events = to_events(session_id, record)
+        if not events:
+            return
+        sid = session_id if session_id is not None else getattr(record, "session_id", None)
+        now = self.clock()
+        for event_type, payload in events:
+            self.published_total += 1
+            text: str | None = None
+            for sub in self._subscribers:
+                if sub.wants(event_type, sid):
+                    if text is None:
+                        text = encode(event_type, payload, now)  # once per publish, shared
+                    sub._offer(text)
+
+    def close(self) -> None:
+        """Gateway shutdown: every subscription drains what it has, then ends."""
+        self._closed = True
+        for sub in list(self._subscribers):
+            sub.close()

@@ -1,0 +1,242 @@
+"""The `/ws/events` endpoint: checks a request head, then streams the hub to a WebSocket client.
+
+The front door has already read the request head (it routes on it); it hands over a stream that
+replays those bytes (`kt_trio.server.replay_stream.ReplayStream`) and the parsed head. Refusals
+are plain HTTP written before any upgrade (DESIGN.md "Handshake refusals are plain HTTP"):
+
+- 404 when `features.websocket.enabled` is off; 400/426 for a malformed upgrade;
+- 401 when `require_auth` and neither `?token=` nor a `kt_session` cookie carries a configured token;
+- 403 when the token came from the cookie and `Origin` is not in `allowed_origins`: a browser
+  attaches cookies to a WebSocket opened by any site, so a cookie alone proves nothing about who
+  is asking (cross-site WebSocket hijacking). A `?token=` is never sent implicitly by a browser,
+  so it needs no Origin check. A non-browser client should use `?token=`;
+- 503 when `max_connections` subscribers are open (0 = unlimited).
+
+Only then does trio-websocket (light traffic: DESIGN.md "Stack") parse the head again from the
+replayed bytes and answer 101. The connection is three tasks: a sender (hub → client), a drain of
+whatever the client sends (so control frames, i.e. pongs, keep being processed), and a keepalive
+that closes with 1011 when a ping's pong does not come within `pong_timeout_secs`; that includes
+a ping stuck behind a client that stopped reading, so a dead reader is dropped, not kept forever.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qs
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
+
+from kt_trio.config.schema import EventStream
+from kt_trio.events.hub import EventHub, Subscription
+from kt_trio.events.messages import EVENT_TYPES
+from kt_trio.wire.handshake import RequestHead, error_body, http_response
+
+log = logging.getLogger("kt_trio.events")
+
+PATH = "/ws/events"
+COOKIE_NAME = "kt_session"
+# The client has already sent its whole head; the 101 is one small write. A client that does
+# not take it within this long is not worth a slot.
+HANDSHAKE_TIMEOUT = 10.0
+# Our close frame and the peer's answer (RFC 6455 §7.1.1); after this the TCP connection is
+# simply closed: a client that stopped reading would otherwise hold the task forever.
+CLOSE_TIMEOUT = 2.0
+# The client has nothing to say on this stream; its messages are read and discarded. trio-websocket
+# queues at most this many before its reader (which also handles pongs) waits for us to drain.
+INCOMING_QUEUE = 4
+INCOMING_MAX_MESSAGE = 4096
+
+OnRefused = Callable[[str], None]
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def _token_matches(given: str, tokens: tuple[str, ...]) -> bool:
+    """Constant time over the configured tokens: every one is compared, no early exit, so the
+    timing says neither which token nor how much of it matched. Empty tokens (an unset `${ENV}`)
+    never match."""
+    given_bytes = given.encode()
+    ok = False
+    for token in tokens:
+        if token:
+            ok |= hmac.compare_digest(given_bytes, token.encode())
+    return ok and bool(given)
+
+
+def _cookie(head: RequestHead, name: str) -> str | None:
+    for key, value in head.headers:
+        if key != "cookie":
+            continue
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(value)
+        except CookieError:
+            continue
+        if name in jar:
+            return jar[name].value
+    return None
+
+
+def _normal_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> tuple[frozenset[str] | None, str | None]:
+    """Pure checks of the head; returns the filters (types, session) or raises `Refusal`."""
+    if not settings.enabled:
+        raise Refusal(404, "not_found", "the event stream is disabled")
+    if not head.is_websocket_upgrade or not head.header("sec-websocket-key"):
+        raise Refusal(400, "bad_request", "expected a WebSocket upgrade")
+    if head.header("sec-websocket-version") != "13":
+        raise Refusal(426, "bad_request", "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),))
+    query = parse_qs(head.query)
+    if settings.require_auth:
+        token = query.get("token", [None])[0]
+        via_cookie = False
+        if token is None:
+            token = _cookie(head, COOKIE_NAME)
+            via_cookie = token is not None
+        if token is None or not _token_matches(token, settings.tokens):
+            raise Refusal(401, "unauthorized", "a valid event stream token is required")
+        if via_cookie:
+            origin = head.header("origin")
+            allowed = {_normal_origin(o) for o in settings.allowed_origins}
+            if origin is None or _normal_origin(origin) not in allowed:
+                raise Refusal(403, "origin_not_allowed", "this Origin may not use the session cookie")
+    types: frozenset[str] | None = None
+    if "types" in query:
+        types = frozenset(t.strip() for v in query["types"] for t in v.split(",") if t.strip())
+        unknown = types - EVENT_TYPES
+        if unknown:
+            raise Refusal(400, "bad_request", f"unknown event type(s): {', '.join(sorted(unknown))}")
+    session = query.get("session", [None])[0] or None
+    if settings.max_connections and hub.subscriber_count >= settings.max_connections:
+        raise Refusal(
+            503, "too_many_subscribers", "the event stream is at its connection limit", (("Retry-After", "5"),)
+        )
+    return types, session
+
+
+async def serve_event_stream(
+    hub: EventHub,
+    settings: EventStream,
+    stream: trio.abc.Stream,
+    head: RequestHead,
+    *,
+    on_refused: OnRefused | None = None,
+) -> None:
+    """Serves one `/ws/events` connection until either side ends it; always closes `stream`.
+
+    `stream` must replay the request head (the front door's `ReplayStream`). `on_refused(code)`
+    is called once per plain-HTTP refusal with a short reason (`unauthorized`, `origin_not_allowed`,
+    `too_many_subscribers`, ...), for `Metrics.handshake_rejected`.
+    """
+    try:
+        try:
+            types, session = check_request(hub, settings, head)
+        except Refusal as refusal:
+            log.info(
+                "event stream refused: status=%d reason=%s",
+                refusal.status,
+                refusal.code,
+                extra={"fields": {"path": PATH, "status": refusal.status, "reason": refusal.code}},
+            )
+            if on_refused is not None:
+                on_refused(refusal.code)
+            body = error_body(refusal.status, "invalid_request_error", refusal.code, refusal.message)
+            try:
+                await stream.send_all(http_response(refusal.status, body, extra_headers=refusal.headers))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            return
+        # Subscribed before the upgrade: the slot counts against max_connections from here (no
+        # two clients can both pass the check above for the last slot), and nothing published
+        # during the handshake is missed.
+        with hub.subscribe(types, session) as sub, trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
+                ws = await _accept(nursery, stream)
+                if ws is not None:
+                    log.info("event subscriber open types=%s session=%s", ",".join(sorted(types or ())), session)
+                    await _run(ws, sub, settings)
+                scope.cancel()  # the reader task, once our close is done or abandoned
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _accept(nursery: trio.Nursery, stream: trio.abc.Stream) -> WebSocketConnection | None:
+    with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        try:
+            request = await wrap_server_stream(
+                nursery, stream, message_queue_size=INCOMING_QUEUE, max_message_size=INCOMING_MAX_MESSAGE
+            )
+            return await request.accept()
+        except ConnectionClosed:
+            return None
+    return None
+
+
+async def _run(ws: WebSocketConnection, sub: Subscription, settings: EventStream) -> None:
+    # Our close code, or None when the client closed first (trio-websocket has answered its close
+    # frame already). Each task catches ConnectionClosed itself and ends the others: under trio's
+    # strict exception groups, letting it escape would arrive as an ExceptionGroup.
+    close: tuple[int, str] | None = (1000, "")
+
+    async def send_events() -> None:
+        nonlocal close
+        while True:
+            try:
+                text = await sub.receive()
+            except trio.EndOfChannel:  # hub closed: gateway shutdown
+                close = (1001, "gateway shutting down")
+                break
+            try:
+                await ws.send_message(text)
+            except ConnectionClosed:
+                close = None
+                break
+        nursery.cancel_scope.cancel()
+
+    async def drain_client() -> None:
+        nonlocal close
+        try:
+            while True:
+                await ws.get_message()  # nothing a client says here is acted on
+        except ConnectionClosed:
+            close = None
+        nursery.cancel_scope.cancel()
+
+    async def keepalive() -> None:
+        nonlocal close
+        while True:
+            await trio.sleep(settings.ping_interval_secs)
+            # trio-websocket's ping() waits for its pong with no timeout of its own.
+            with trio.move_on_after(settings.pong_timeout_secs) as pong_wait:
+                try:
+                    await ws.ping()
+                except ConnectionClosed:
+                    close = None
+                    break
+            if pong_wait.cancelled_caught:
+                log.info("event subscriber: no pong within %gs", settings.pong_timeout_secs)
+                close = (1011, "keepalive timeout")
+                break
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_events)
+        nursery.start_soon(drain_client)
+        nursery.start_soon(keepalive)
+    if close is not None:
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            await ws.aclose(*close)
