@@ -1,0 +1,339 @@
+"""The audit writer: one task, one bounded queue, group commit, off the event loop.
+
+Sessions call `AuditLog.write`; the record goes on a bounded memory channel; the one writer task
+takes everything queued so far and commits it in one SQLite transaction on a worker thread
+(`trio.to_thread.run_sync` with a limiter of 1). Nothing else writes the database.
+
+- batch durability: `write` returns once the record is queued; the writer waits at most
+  `flush_interval_ms` after the first record of a batch to gather more, then commits. So a record
+  is committed within the interval (plus the commit itself), and a busy gateway pays one commit
+  per interval instead of one per message.
+- strict durability: `write` returns only after the record's transaction committed. The writer
+  does not wait for a batch to fill; while one commit runs on the thread, the next records queue
+  up, and they all share the next commit (group commit): many waiters, one fsync.
+- A full queue makes `write` wait (backpressure reaches the session, which stops reading its
+  sockets); an audit record is never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from kt_trio.audit.store import AuditStore, db_path, format_ts
+from kt_trio.config.schema import AuditLoggerSettings
+from kt_trio.records import Record
+
+log = logging.getLogger("kt_trio.audit")
+
+# Why 1024: at the default 50 ms flush interval the writer also commits early whenever a batch
+# reaches this size, so the queue (plus the batch being gathered, the same bound) holds at most two
+# batches: about 1 MB of small records, or what the sessions' own message size limits allow when
+# content is included. A sustained rate above what SQLite commits makes sessions wait, by design.
+DEFAULT_QUEUE_SIZE = 1024
+# Retention runs at start and then hourly: records expire by the day, so an hour late is nothing.
+DEFAULT_RETENTION_INTERVAL_SECS = 3600.0
+
+
+class AuditError(Exception):
+    """The audit log cannot take or commit records (closed, or the database failed)."""
+
+
+class _Waiter:
+    """Completion of one queued operation (a strict write, a flush, a retention run)."""
+
+    __slots__ = ("error", "event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.error: BaseException | None = None
+        self.result = 0
+
+    def finish(self, error: BaseException | None = None, result: int = 0) -> None:
+        self.error = error
+        self.result = result
+        self.event.set()
+
+    async def wait(self) -> int:
+        await self.event.wait()
+        if self.error is not None:
+            raise AuditError(f"audit log write failed: {self.error}") from self.error
+        return self.result
+
+
+class _Entry:
+    __slots__ = ("record", "retention_now", "session_id", "ts", "waiter")
+
+    def __init__(
+        self,
+        session_id: str | None = None,
+        record: Record | None = None,
+        ts: str = "",
+        waiter: _Waiter | None = None,
+        retention_now: float | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.record = record  # None: a flush barrier or a retention run
+        self.ts = ts
+        self.waiter = waiter
+        self.retention_now = retention_now
+
+
+class AuditLog:
+    """The handle sessions write to; made by `open_audit_log`."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        settings: AuditLoggerSettings,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._clock = clock
+        self._strict = settings.durability == "strict"
+        self._send, self._receive = trio.open_memory_channel[_Entry](queue_size)
+        self._max_batch = queue_size
+        self._batch: list[_Entry] = []  # taken off the channel, not yet committed
+        # One at a time on the store: the connection is never used by two threads at once.
+        self._limiter = trio.CapacityLimiter(1)
+        self._error: BaseException | None = None
+        self.records_written = 0
+
+    # --- what sessions call -----------------------------------------------------------------
+
+    async def write(self, session_id: str | None, record: Record) -> None:
+        """Queue one record; waits while the queue is full. In strict durability, returns only
+        once the record is committed."""
+        waiter = _Waiter() if self._strict else None
+        entry = _Entry(session_id, record, format_ts(self._clock()), waiter)
+        await self._put(entry)
+        if waiter is not None:
+            await waiter.wait()
+
+    def write_nowait(self, session_id: str | None, record: Record) -> None:
+        """Queue one record without a checkpoint, for batch durability's hot path. Raises
+        `trio.WouldBlock` when the queue is full (then `await write(...)`, never drop), and
+        `AuditError` in strict durability, where only `write` can wait for the commit."""
+        if self._strict:
+            raise AuditError("strict durability: use await write()")
+        try:
+            self._send.send_nowait(_Entry(session_id, record, format_ts(self._clock())))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise self._closed_error() from None
+
+    async def flush(self) -> None:
+        """Returns when everything queued before this call is committed."""
+        waiter = _Waiter()
+        await self._put(_Entry(waiter=waiter))
+        await waiter.wait()
+
+    async def run_retention(self, now: float | None = None) -> int:
+        """Remove records older than `retention_days` before `now` (default: the clock) and
+        append a checkpoint; returns how many were removed. Runs on the writer, in queue order."""
+        if self.settings.retention_days is None:
+            return 0
+        waiter = _Waiter()
+        await self._put(_Entry(waiter=waiter, retention_now=self._clock() if now is None else now))
+        return await waiter.wait()
+
+    @property
+    def queue_depth(self) -> int:
+        """Records accepted or waiting to be accepted, not yet committed (`kt_audit_queue_depth`)."""
+        stats = self._send.statistics()
+        return stats.current_buffer_used + stats.tasks_waiting_send + len(self._batch)
+
+    # --- the writer ---------------------------------------------------------------------------
+
+    async def _put(self, entry: _Entry) -> None:
+        try:
+            await self._send.send(entry)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise self._closed_error() from None
+
+    def _closed_error(self) -> AuditError:
+        if self._error is not None:
+            return AuditError(f"audit log failed: {self._error}")
+        return AuditError("audit log is closed")
+
+    def _close_input(self) -> None:
+        self._send.close()
+
+    async def _run_writer(self) -> None:
+        """Gather and commit batches until the input is closed, then commit what is left.
+
+        Commits run shielded, and if the writer is cancelled while gathering (the gateway's scope
+        ended without a clean close), the batch in hand and everything queued are still committed,
+        shielded: that is bounded work (at most two queue sizes), and dropping it would break the
+        promise that shutdown flushes everything."""
+        try:
+            more = True
+            while more:
+                more = await self._gather()
+                with trio.CancelScope(shield=True):
+                    await self._commit()
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                while self._drain():
+                    await self._commit()
+                self._receive.close()  # a late writer gets AuditError instead of waiting forever
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    async def _gather(self) -> bool:
+        """Fill `self._batch`; returns whether more may come (False once the input is closed)."""
+        batch = self._batch
+        try:
+            batch.append(await self._receive.receive())
+        except trio.EndOfChannel:
+            return False
+        # Batch durability: wait up to the flush interval for company, unless someone is
+        # waiting on this commit (a flush, a retention run) or the batch is full.
+        if not self._strict and batch[0].waiter is None:
+            with trio.move_on_after(self.settings.flush_interval_ms / 1000):
+                while len(batch) < self._max_batch:
+                    try:
+                        entry = await self._receive.receive()
+                    except trio.EndOfChannel:
+                        self._drain()
+                        return False
+                    batch.append(entry)
+                    if entry.waiter is not None:
+                        break
+        # Everything queued by now joins this commit.
+        self._drain()
+        return True
+
+    def _drain(self) -> int:
+        """Move what is queued into the batch (up to its size); returns the batch's length."""
+        batch = self._batch
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return len(batch)
+
+    async def _commit(self) -> None:
+        """Commit the batch in queue order: the records between retention runs in one transaction
+        each (normally the whole batch is one transaction), then wake the waiters."""
+        batch = self._batch
+        start = 0
+        for i, entry in enumerate(batch):
+            if entry.retention_now is not None:
+                await self._append(batch[start:i])
+                await self._retain(entry)
+                start = i + 1
+        await self._append(batch[start:])
+        batch.clear()
+
+    async def _append(self, entries: list[_Entry]) -> None:
+        rows = [(e.ts, e.session_id, e.record) for e in entries if e.record is not None]
+        if rows:
+            try:
+                await trio.to_thread.run_sync(self._store.append, rows, limiter=self._limiter)
+            except BaseException as exc:
+                for entry in entries:
+                    if entry.waiter is not None:
+                        entry.waiter.finish(error=exc)
+                raise
+            self.records_written += len(rows)
+        for entry in entries:
+            if entry.waiter is not None:
+                entry.waiter.finish()
+
+    async def _retain(self, entry: _Entry) -> None:
+        assert entry.waiter is not None and entry.retention_now is not None
+        days = self.settings.retention_days
+        if days is None:
+            entry.waiter.finish()
+            return
+        now = entry.retention_now
+        cutoff, now_ts = format_ts(now - days * 86400.0), format_ts(now)
+        try:
+            removed = await trio.to_thread.run_sync(
+                self._store.remove_expired, cutoff, now_ts, days, limiter=self._limiter
+            )
+        except Exception as exc:  # a failed retention run is reported, not fatal to the writer
+            log.exception("audit retention failed")
+            entry.waiter.finish(error=exc)
+            return
+        if removed:
+            log.info("audit retention removed %d records older than %s", removed, cutoff)
+        entry.waiter.finish(result=removed)
+
+    def _fail(self, exc: BaseException) -> None:
+        """The writer is dying: wake everyone waiting on a commit that will never come."""
+        self._error = exc
+        log.error("audit writer failed: %r", exc)
+        self._drain()
+        for entry in self._batch:
+            if entry.waiter is not None and not entry.waiter.event.is_set():
+                entry.waiter.finish(error=exc)
+        self._batch.clear()
+        self._receive.close()  # blocked and future senders get BrokenResourceError -> AuditError
+
+    async def _run_retention_loop(self, interval: float) -> None:
+        while True:
+            try:
+                await self.run_retention()
+            except AuditError:
+                pass  # logged by the writer; try again next interval
+            await trio.sleep(interval)
+
+
+@asynccontextmanager
+async def open_audit_log(
+    state_dir: str | Path,
+    settings: AuditLoggerSettings,
+    *,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    retention_interval_secs: float = DEFAULT_RETENTION_INTERVAL_SECS,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[AuditLog]:
+    """Open (or create) `<state_dir>/audit.db` and run its writer for the life of the context.
+
+    On exit, everything written before is committed and the database closed. Leave it after the
+    sessions that write to it have ended: a `write` after that raises `AuditError`.
+    `retention_interval_secs` and `clock` are knobs for tests."""
+    if queue_size < 1 or not math.isfinite(retention_interval_secs) or retention_interval_secs <= 0:
+        raise ValueError("queue_size and retention_interval_secs must be positive")
+    store = await trio.to_thread.run_sync(
+        lambda: AuditStore.open(
+            db_path(state_dir),
+            immutable=settings.immutable,
+            strict=settings.durability == "strict",
+            include_content=settings.include_content,
+        )
+    )
+    audit = AuditLog(store, settings, queue_size=queue_size, clock=clock)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(audit._run_writer)
+            retention = trio.CancelScope()
+
+            async def retain_periodically() -> None:
+                with retention:
+                    await audit._run_retention_loop(retention_interval_secs)
+
+            if settings.retention_days is not None:
+                nursery.start_soon(retain_periodically)
+            try:
+                yield audit
+            finally:
+                retention.cancel()
+                audit._close_input()  # the writer commits what is queued, then returns
+    finally:
+        # Shielded: closing the connection is quick and must happen even when we are cancelled.
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(store.close, limiter=audit._limiter)
