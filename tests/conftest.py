@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -22,11 +23,13 @@ def config_yaml(
     target_extra: str = "",
     providers_extra: str = "",
     extra: str = "",
+    state_dir: Path | None = None,
 ) -> str:
     ws = "".join(f"    {k}: {v}\n" for k, v in (websocket or {}).items())
     chain_yaml = "[]" if not chain else "[" + ", ".join(chain) + "]"
+    gateway = (f"  state_dir: {state_dir}\n" if state_dir else "") + ("  websocket:\n" + ws if ws else "")
     return (
-        ("gateway:\n  websocket:\n" + ws if ws else "")
+        ("gateway:\n" + gateway if gateway else "")
         + "providers:\n  targets:\n"
         + f"    - id: mock\n      provider: openai\n      model: gpt-realtime\n      base_url: {mock_url}/v1/realtime\n"
         + target_extra
