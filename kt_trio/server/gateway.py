@@ -174,7 +174,7 @@ class Gateway:
                 continue
             except OSError as exc:
                 # EMFILE and friends: log, back off briefly, keep serving the sessions we have.
-                log.warning("accept failed: %s", exc)
+                log.warning("accept failed", extra={"fields": {"error": str(exc)}})
                 await trio.sleep(0.1)
                 continue
             nursery.start_soon(self._handle_connection, conn, addr[0])
@@ -250,7 +250,6 @@ class Gateway:
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         ticket = self.admission.admit(ip)
         if ticket is None:
-            log.info("handshake refused: ip=%s status=429 per-ip connection limit", ip)
             await self._refuse(
                 transport,
                 429,
@@ -288,11 +287,9 @@ class Gateway:
                 self.upstream_ssl_context,
             )
         except DialError as exc:
-            log.info("handshake refused: target=%s status=%s code=%s", primary.id, exc.status, exc.code)
             await self._refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
             return
         except NoHealthyUpstream as exc:
-            log.info("handshake refused: target=%s status=503 %s", primary.id, exc)
             await self._refuse(
                 transport,
                 503,
@@ -341,7 +338,10 @@ class Gateway:
         self._add_session(session)
         if self._shutting_down:
             session.shutdown()
-        log.info("session start id=%s route=%s target=%s ip=%s", session.id, route, target.id, ip)
+        log.info(
+            "session start",
+            extra={"fields": {"session_id": session.id, "route": route, "target": target.id, "client_ip": ip}},
+        )
         try:
             ending = await session.run()
         finally:
@@ -389,13 +389,24 @@ class Gateway:
         summary = record
         self.recent_summaries.append(summary)
         log.info(
-            "session end id=%s code=%s by=%s in=%d out=%d secs=%.3f",
-            summary.session_id,
-            summary.close_code,
-            summary.closed_by,
-            summary.messages_in,
-            summary.messages_out,
-            summary.duration_secs,
+            "session end",
+            extra={
+                "fields": {
+                    "session_id": summary.session_id,
+                    "route": summary.route,
+                    "target": summary.target,
+                    "model": summary.model,
+                    "close_code": summary.close_code,
+                    "close_reason": summary.close_reason,
+                    "closed_by": summary.closed_by,
+                    "messages_in": summary.messages_in,
+                    "messages_out": summary.messages_out,
+                    "bytes_in": summary.bytes_in,
+                    "bytes_out": summary.bytes_out,
+                    "total_tokens": summary.usage.total_tokens,
+                    "duration_secs": round(summary.duration_secs, 3),
+                }
+            },
         )
 
     async def _refuse(
@@ -408,8 +419,9 @@ class Gateway:
         *,
         extra_headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        """A plain-HTTP refusal of a handshake (DESIGN.md), counted by reason."""
+        """A plain-HTTP refusal of a handshake (DESIGN.md), counted by reason and logged once."""
         self.metrics.handshake_rejected(code)
+        log.info("handshake refused", extra={"fields": {"status": status, "reason": code, "detail": message}})
         body = error_body(status, err_type, code, message)
         try:
             await transport.send_all(http_response(status, body, extra_headers=extra_headers or ()))
