@@ -283,3 +283,18 @@ async def test_upstream_dropping_sessions_at_once_opens_the_breaker() -> None:
             assert gw.gateway.health.state("bad") == "open"
             assert (await refused(gw.ws_url())).status_code == 503
             assert flaky.handshake_count == 5
+
+
+async def test_delay_mode_holds_messages_instead_of_dropping_them() -> None:
+    # 600/min: a burst of 100, then one every 0.1 s.
+    extra = "  rate_limit:\n    per_connection:\n      messages_per_minute: 600\n      mode: delay\n"
+    async with running(MockBehaviour(mode="echo"), providers_extra=extra) as gw:
+        async with open_websocket_url(gw.ws_url(), message_queue_size=200) as ws:
+            start = trio.current_time()
+            for i in range(105):
+                await ws.send_message(json.dumps({"type": "conversation.item.create", "event_id": f"m{i}"}))
+            got = [json.loads(await ws.get_message())["event_id"] for _ in range(105)]
+            elapsed = trio.current_time() - start
+        assert got == [f"m{i}" for i in range(105)]  # none dropped, none reordered, no error events
+        # Five messages past the burst at 10 per second: the bucket cannot release them sooner.
+        assert elapsed >= 0.4
