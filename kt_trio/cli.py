@@ -13,6 +13,7 @@ import trio
 
 from kt_trio.audit.cli import add_audit_commands
 from kt_trio.config import ConfigError, GatewayConfig, load_config, resolve_secrets, summarize
+from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
 
 DEFAULT_HOST = "127.0.0.1"
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--timeout", type=float, default=30.0)
     chat.set_defaults(func=_chat)
     add_audit_commands(sub)
+    add_keys_commands(sub)
     return parser
 
 

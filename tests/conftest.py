@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,10 +25,13 @@ def config_yaml(
     providers_extra: str = "",
     extra: str = "",
     state_dir: Path | None = None,
+    gateway_extra: str = "",
 ) -> str:
     ws = "".join(f"    {k}: {v}\n" for k, v in (websocket or {}).items())
     chain_yaml = "[]" if not chain else "[" + ", ".join(chain) + "]"
-    gateway = (f"  state_dir: {state_dir}\n" if state_dir else "") + ("  websocket:\n" + ws if ws else "")
+    gateway = (
+        (f"  state_dir: {state_dir}\n" if state_dir else "") + ("  websocket:\n" + ws if ws else "") + gateway_extra
+    )
     return (
         ("gateway:\n" + gateway if gateway else "")
         + "providers:\n  targets:\n"
@@ -61,6 +65,17 @@ TEST_DEADLINE = 60
 
 @asynccontextmanager
 async def _running(
+    behaviour: MockBehaviour | None, *, secrets: dict[str, str] | None, **kw: Any
+) -> AsyncIterator[RunningGateway]:
+    with tempfile.TemporaryDirectory(prefix="kt_trio_state_") as scratch:
+        # Each gateway gets its own state dir (keys.db, audit.db) unless the test names one.
+        kw.setdefault("state_dir", Path(scratch))
+        async with _with_mock(behaviour, secrets=secrets, **kw) as gw:
+            yield gw
+
+
+@asynccontextmanager
+async def _with_mock(
     behaviour: MockBehaviour | None, *, secrets: dict[str, str] | None, **kw: Any
 ) -> AsyncIterator[RunningGateway]:
     async with open_mock_upstream(behaviour or MockBehaviour()) as mock:

@@ -17,7 +17,7 @@ async def test_json_lines_for_session_start_end_and_refusal() -> None:
     setup_logging("info", "json", stream=out)
     try:
         async with running(secrets={"mock": "sk-never-logged"}) as gw:
-            headers = [("Authorization", "Bearer kt_gk_also_never_logged")]
+            headers = [("Authorization", "Bearer sk-also-never-logged")]
             async with open_websocket_url(gw.ws_url(), extra_headers=headers) as ws:
                 await ws.get_message()
                 await ws.send_message('{"type":"conversation.item.create","item":{"content":"secret words"}}')
@@ -35,4 +35,4 @@ async def test_json_lines_for_session_start_end_and_refusal() -> None:
     assert end["close_code"] == 1000 and end["messages_in"] == 1 and end["closed_by"] == "client"
     assert by_msg["handshake refused"]["status"] == 404
     text = out.getvalue()
-    assert "sk-never-logged" not in text and "kt_gk_also_never_logged" not in text and "secret words" not in text
+    assert "sk-never-logged" not in text and "sk-also-never-logged" not in text and "secret words" not in text

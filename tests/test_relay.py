@@ -252,14 +252,14 @@ async def test_model_matches_target_id_too() -> None:
 
 async def test_client_credentials_are_replaced_by_the_target_secret() -> None:
     async with running(secrets={"mock": "sk-target-secret"}) as gw:
-        headers = [("Authorization", "Bearer kt_gk_client_key"), ("OpenAI-Beta", "realtime=v1"), ("X-Trace", "t1")]
+        headers = [("Authorization", "Bearer sk-client-own-key"), ("OpenAI-Beta", "realtime=v1"), ("X-Trace", "t1")]
         async with open_websocket_url(gw.ws_url(), extra_headers=headers) as ws:
             await ws.get_message()
         conn = gw.mock.connections[0]
         assert conn.header("authorization") == "Bearer sk-target-secret"
         assert conn.header("openai-beta") == "realtime=v1"
         assert conn.header("x-trace") == "t1"
-        assert "kt_gk_client_key" not in repr(conn.headers)
+        assert "sk-client-own-key" not in repr(conn.headers)
 
 
 async def test_openai_beta_is_never_added() -> None:
@@ -271,13 +271,13 @@ async def test_openai_beta_is_never_added() -> None:
 
 async def test_browser_key_subprotocol_is_dropped_and_realtime_answered() -> None:
     async with running(MockBehaviour(subprotocol=None)) as gw:
-        offered = ["realtime", "openai-insecure-api-key.kt_gk_browser_key"]
+        offered = ["realtime", "openai-insecure-api-key.sk-browser-key"]
         async with open_websocket_url(gw.ws_url(), subprotocols=offered) as ws:
             await ws.get_message()
             assert ws.subprotocol == "realtime"
         conn = gw.mock.connections[0]
         assert list(conn.subprotocols) == ["realtime"]
-        assert "kt_gk_browser_key" not in repr(conn.headers)
+        assert "sk-browser-key" not in repr(conn.headers)
 
 
 async def test_http_routes_share_the_port() -> None:

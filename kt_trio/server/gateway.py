@@ -31,10 +31,11 @@ from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
 from kt_trio.events.stream import serve_event_stream
-from kt_trio.governance.admission import Admission
+from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.metrics import Metrics
 from kt_trio.policies.chain import PolicyChain, build_chain
 from kt_trio.records import Record, SessionSummary
@@ -45,7 +46,8 @@ from kt_trio.session.leg import Leg
 from kt_trio.session.reporting import Reporter
 from kt_trio.session.session import AuditSink, Session
 from kt_trio.session.upstream import DialError
-from kt_trio.session.upstream_headers import answer_subprotocol
+from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
+from kt_trio.wire.frames import CloseCode
 from kt_trio.wire.handshake import (
     HeadError,
     RequestHead,
@@ -67,6 +69,9 @@ EVENTS_ROUTE = "/ws/events"
 # failure (issue #4): accepted-then-dropped is how an overloaded provider often fails.
 EARLY_CLOSE_SECS = 5.0
 EARLY_ABNORMAL_CODES = frozenset({1006, 1011, 1013})
+# How often live sessions' keys are checked for `revoke --terminate`: a revoked key's sessions
+# end within about this long, at the cost of one indexed query per interval.
+REVOCATION_POLL_SECS = 1.0
 # The listen backlog: room for a burst of session openings while the accept loop catches up.
 BACKLOG = 1024
 
@@ -101,6 +106,9 @@ class Gateway:
         self.audit: AuditSink | None = None
         providers = config.providers
         self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
+        self._key_sessions = ConnectionCounter("per_key")
+        self.keys: KeyRing | None = None
         self.health = UpstreamHealth(
             providers.circuit_breaker.failure_threshold,
             providers.circuit_breaker.recovery_timeout_secs,
@@ -127,14 +135,20 @@ class Gateway:
             lsock.listen(BACKLOG)
             lsock.setblocking(False)
             self.port = lsock.getsockname()[1]
-            async with self._audit_log():
+            async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir) as keys:
+                self.keys = keys
                 self.hub.publish(None, SystemEvent("startup", {"port": self.port, "pack": self.config.pack.name}))
                 async with trio.open_nursery() as connections:
+                    # Its own scope: the poll loop never ends by itself, and shutdown must not wait
+                    # out the drain deadline for it.
+                    revocations = trio.CancelScope()
+                    connections.start_soon(self._terminate_revoked_keys, revocations)
                     with self._accept_scope:
                         task_status.started(self.port)
                         await self._accept_loop(lsock, connections)
                     # Shutdown: no new connections; every session closes with 1001 on both legs.
                     lsock.close()
+                    revocations.cancel()
                     self.hub.publish(None, SystemEvent("shutdown", {"sessions": len(self.sessions)}))
                     await self._hcontext.terminated.set()
                     for session in list(self.sessions):
@@ -160,6 +174,24 @@ class Gateway:
                 yield
             finally:
                 self.audit = None
+
+    async def _terminate_revoked_keys(self, scope: trio.CancelScope) -> None:
+        """`keys revoke --terminate`: live sessions of a revoked key end with 1008 "key revoked"."""
+        assert self.keys is not None
+        with scope:
+            await self._poll_revocations()
+
+    async def _poll_revocations(self) -> None:
+        assert self.keys is not None
+        while True:
+            await trio.sleep(REVOCATION_POLL_SECS)
+            live = {s.key_name for s in self.sessions if s.key_name}
+            if not live:
+                continue
+            revoked = await self.keys.revoked_since(live)
+            for session in list(self.sessions):
+                if session.key_name in revoked:
+                    session.terminate(CloseCode.POLICY_VIOLATION, "key revoked")
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -240,6 +272,9 @@ class Gateway:
                 extra_headers=[("Sec-WebSocket-Version", "13")],
             )
             return
+        key_info = await self._authenticate(transport, head, scope="realtime")
+        if key_info is False:
+            return
         query = parse_qs(head.query)
         model = query.get("model", [None])[0]
         target = self.config.find_websocket_target(model)
@@ -248,19 +283,49 @@ class Gateway:
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
-        ticket = self.admission.admit(ip)
+        per_key = []
+        if key_info is not None and key_info.max_sessions:
+            per_key.append((self._key_sessions, key_info.name, key_info.max_sessions))
+        ticket = self.admission.admit(ip, per_key)
         if ticket is None:
+            whose = "this address" if self.admission.per_ip.has_room(ip) else "this key"
             await self._refuse(
                 transport,
                 429,
                 "rate_limit_exceeded",
                 "too_many_connections",
-                "too many concurrent sessions from this address",
+                f"too many concurrent sessions from {whose}",
                 extra_headers=[("Retry-After", str(self.admission.retry_after_secs))],
             )
             return
         with ticket:  # released exactly once, however the session ends
-            await self._run_session(transport, head, received, ip, route, model, target, key)
+            await self._run_session(transport, head, received, ip, route, model, target, key, key_info)
+
+    async def _authenticate(
+        self, transport: SocketTransport, head: RequestHead, *, scope: str
+    ) -> KeyInfo | bool | None:
+        """The client's gateway key, None for an anonymous client, or False once refused.
+
+        A `kt_gk_` key is always checked. Anything else in the credential headers is taken for a
+        provider key an SDK sends by habit: ignored (and never forwarded) unless keys are required.
+        """
+        credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
+        presented = credential.value if credential is not None else None
+        if presented is not None and not presented.startswith(KEY_PREFIX):
+            presented = None
+        if presented is None and not self.config.gateway.auth.require_keys:
+            return None
+        if self.keys is None:  # pragma: no cover - serve() opens the key ring before accepting
+            await self._refuse(transport, 503, "server_error", "keys_unavailable", "key store not open")
+            return False
+        decision = await self.keys.authenticate(presented, scope=scope)
+        if decision.ok:
+            return decision.key
+        err_type, code = (
+            ("permission_error", "key_scope") if decision.status == 403 else ("authentication_error", "invalid_key")
+        )
+        await self._refuse(transport, decision.status, err_type, code, decision.message)
+        return False
 
     async def _run_session(
         self,
@@ -272,6 +337,7 @@ class Gateway:
         model: str | None,
         primary: Target,
         key: str,
+        key_info: KeyInfo | None = None,
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
@@ -332,6 +398,8 @@ class Gateway:
             audit=self.audit,
             report=self.reporter.emit,
             on_relay_time=self.metrics.observe_relay_added,
+            key_name=key_info.name if key_info is not None else None,
+            team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
         )

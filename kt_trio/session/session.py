@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 import trio
@@ -50,7 +50,7 @@ class AuditSink(Protocol):
 
     settings: AuditLoggerSettings
 
-    async def write(self, session_id: str | None, record: Record) -> None: ...
+    async def write_many(self, session_id: str | None, records: Sequence[Record]) -> None: ...
 
 
 # How long the close phase may take: enough for a peer on a live connection to answer our close
@@ -118,6 +118,8 @@ class Session:
         audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
         on_relay_time: Callable[[float], None] | None = None,
+        key_name: str | None = None,
+        team: str | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
     ) -> None:
@@ -133,6 +135,8 @@ class Session:
         self.user_agent = user_agent
         self._report = report
         self._on_relay_time = on_relay_time
+        self.key_name = key_name
+        self.team = team
         self.governor = SessionGovernor(
             session_id=self.id, target=target, url_model=model, limiter=limiter, budget=budget, emit=self._emit
         )
@@ -160,6 +164,10 @@ class Session:
         self._shutdown = True
         self._scope.cancel()
 
+    def terminate(self, code: int, reason: str) -> None:
+        """Ends the session from outside (e.g. its key was revoked): `code` to the client."""
+        self._end(Ending(code, reason, CloseCode.GOING_AWAY, "session terminated by the gateway", "gateway"))
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> Ending:
@@ -173,6 +181,8 @@ class Session:
                 client_ip=self.client_ip,
                 started_at=self.started_at,
                 user_agent=self.user_agent,
+                key_name=self.key_name,
+                team=self.team,
             )
         )
         await self._write_audit()
@@ -226,8 +236,7 @@ class Session:
         `strict` durability until they are committed, so nothing is forwarded unaudited."""
         if self._pending:
             pending, self._pending = self._pending, []
-            for record in pending:
-                await self._audit.write(self.id, record)  # type: ignore[union-attr]
+            await self._audit.write_many(self.id, pending)  # type: ignore[union-attr]
 
     def _log_message(
         self,
@@ -515,6 +524,8 @@ class Session:
             close_reason=reason,
             closed_by=ending.closed_by,
             usage=self.governor.total,
+            key_name=self.key_name,
+            team=self.team,
         )
 
 

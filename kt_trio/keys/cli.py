@@ -1,0 +1,225 @@
+"""`python -m kt_trio keys create|list|revoke`: thin commands over `kt_trio.keys.store`.
+
+`create` prints the new key alone on stdout (so `KEY=$(python -m kt_trio keys create --name x)`
+works) and a note on stderr; it is never shown again. `list` shows everything but the key.
+Changes are committed at once; a running gateway sees them at its next handshake.
+
+Exit codes: 0 success; 1 the key operation was refused (duplicate name, no such key); 2 a bad
+argument or an unreadable config or database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kt_trio.config.schema import Gateway
+from kt_trio.keys.store import DEFAULT_SCOPES, SCOPES, KeyRecord, KeyStore, KeyStoreError, db_path, parse_scopes
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+DEFAULT_STATE_DIR: str = attrs.fields(Gateway).state_dir.default  # DESIGN.md: gateway.state_dir
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"(\d+)([smhdw])")
+
+
+def add_keys_commands(subparsers: Any) -> None:
+    """Add `keys create|list|revoke` to the top-level subparsers (called from `kt_trio.cli`)."""
+    where = argparse.ArgumentParser(add_help=False)
+    group = where.add_mutually_exclusive_group()
+    group.add_argument("--state-dir", help=f"the gateway's state_dir (default {DEFAULT_STATE_DIR})")
+    group.add_argument("--config", "--policy-config", dest="config", help="read gateway.state_dir from this config")
+
+    keys = subparsers.add_parser("keys", help="create, list or revoke gateway keys")
+    commands = keys.add_subparsers(dest="keys_command", required=True)
+
+    create = commands.add_parser("create", parents=[where], help="make a key and print it (once)")
+    create.add_argument("--name", required=True, help="a unique name (shown in lists, logs, audit, metrics)")
+    create.add_argument("--pack", help="bind the key to this policy pack (default: the gateway's first pack)")
+    create.add_argument("--team", help="the team its usage is attributed to")
+    create.add_argument("--expires-in", metavar="DURATION", help="e.g. 90d, 12h, 2w (default: never)")
+    create.add_argument(
+        "--scopes",
+        default=",".join(DEFAULT_SCOPES),
+        help=f"comma-separated, from {','.join(SCOPES)} (default {','.join(DEFAULT_SCOPES)})",
+    )
+    create.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
+    create.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
+    create.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
+    create.set_defaults(func=create_command)
+
+    listing = commands.add_parser("list", parents=[where], help="show keys (never the key itself)")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    listing.set_defaults(func=list_command)
+
+    revoke = commands.add_parser("revoke", parents=[where], help="revoke a key by name or prefix")
+    revoke.add_argument("key", metavar="NAME|PREFIX")
+    revoke.add_argument("--terminate", action="store_true", help="also close its live sessions (1008 key revoked)")
+    revoke.set_defaults(func=revoke_command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """`90d`, `12h`, `1w2d`, `30m`, `3600s` (or bare seconds) -> seconds."""
+    text = text.strip().lower()
+    if text.isdigit():
+        seconds = int(text)
+    else:
+        parts = _DURATION_RE.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"bad duration {text!r}: use a number and a unit, e.g. 90d, 12h, 30m")
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return float(seconds)
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    if args.config:
+        from kt_trio.config import ConfigError, load_config
+
+        try:
+            return Path(load_config(args.config).gateway.state_dir)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            return None
+    return Path(args.state_dir or DEFAULT_STATE_DIR)
+
+
+def _open(args: argparse.Namespace) -> KeyStore | None:
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return None
+    try:
+        return KeyStore.open(db_path(state_dir))
+    except (OSError, sqlite3.Error) as exc:
+        print(f"keys: cannot open {db_path(state_dir)}: {exc}", file=sys.stderr)
+        return None
+
+
+def create_command(args: argparse.Namespace) -> int:
+    now = time.time()
+    try:
+        scopes = parse_scopes(args.scopes)
+        expires_at = now + parse_duration(args.expires_in) if args.expires_in else None
+    except ValueError as exc:
+        print(f"keys create: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    store = _open(args)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        key, record = store.create_key(
+            args.name,
+            pack=args.pack,
+            team=args.team,
+            scopes=scopes,
+            expires_at=expires_at,
+            max_sessions=args.max_sessions,
+            messages_per_minute=args.messages_per_minute,
+            daily_tokens=args.daily_tokens,
+            now=now,
+        )
+    except KeyStoreError as exc:
+        print(f"keys create: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        store.close()
+    print(key)
+    sys.stdout.flush()
+    expiry = _when(record.expires_at) if record.expires_at is not None else "never"
+    print(
+        f"created key {record.name!r} (prefix {record.prefix}, scopes {','.join(record.scopes)}, expires {expiry}).\n"
+        "Store it now: it is not shown again, and only its hash is kept.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    store = _open(args)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        records = store.list_keys()
+    finally:
+        store.close()
+    now = time.time()
+    if args.json:
+        print(json.dumps([_as_json(r, now) for r in records], indent=2))
+        return 0
+    header = ("NAME", "PREFIX", "PACK", "TEAM", "SCOPES", "EXPIRES", "LAST USED", "STATE")
+    rows = [header] + [
+        (
+            r.name,
+            r.prefix,
+            r.pack or "-",
+            r.team or "-",
+            ",".join(r.scopes),
+            _when(r.expires_at) if r.expires_at is not None else "never",
+            _when(r.last_used_at) if r.last_used_at is not None else "never",
+            r.state(now),
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def revoke_command(args: argparse.Namespace) -> int:
+    store = _open(args)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        record = store.revoke(args.key, terminate=args.terminate)
+    except KeyStoreError as exc:
+        print(f"keys revoke: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        store.close()
+    note = "; its live sessions will be closed" if record.terminate else ""
+    print(f"revoked key {record.name!r} ({record.prefix}){note}")
+    return 0
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_json(record: KeyRecord, now: float) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "prefix": record.prefix,
+        "pack": record.pack,
+        "team": record.team,
+        "scopes": list(record.scopes),
+        "expires_at": _when(record.expires_at) if record.expires_at is not None else None,
+        "max_sessions": record.max_sessions,
+        "messages_per_minute": record.messages_per_minute,
+        "daily_tokens": record.daily_tokens,
+        "created_at": _when(record.created_at),
+        "last_used_at": _when(record.last_used_at) if record.last_used_at is not None else None,
+        "revoked_at": _when(record.revoked_at) if record.revoked_at is not None else None,
+        "state": record.state(now),
+    }

@@ -1,0 +1,414 @@
+"""The gateway key database: `<state_dir>/keys.db`, SQLite, synchronous.
+
+The CLI (`kt_trio.keys.cli`) uses `KeyStore` directly; the gateway uses it through `KeyRing`
+(`kt_trio.keys.auth`), which runs every call on a worker thread. Both may have the database open
+at once: WAL mode lets readers go on while a writer commits, every write is one short
+`BEGIN IMMEDIATE` transaction, and `busy_timeout` makes a writer wait for the other instead of
+failing.
+
+What is stored about a key is its public prefix and the SHA-256 of the whole key, never the key.
+A key carries 256 bits from `secrets.token_urlsafe(32)`, so a fast unsalted hash is enough: there
+is no dictionary to try and no way to brute-force 2^256 (a slow password hash would only make
+every handshake slower). The prefix (`kt_gk_` plus the first `PREFIX_CHARS` characters of the
+random part) is what lists, logs and `keys revoke` show; a lookup finds the row by prefix and then
+compares the full hash in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+DB_NAME = "keys.db"
+SCHEMA_VERSION = 1
+KEY_PREFIX = "kt_gk_"
+# 12 URL-safe characters = 72 bits: collisions between keys are out of reach (a UNIQUE index
+# catches the impossible one and `create_key` draws again), and the 31 characters that stay
+# secret still carry 186 bits.
+PREFIX_CHARS = 12
+KEY_RANDOM_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
+
+SCOPES = ("realtime", "chat", "events", "admin")
+DEFAULT_SCOPES = ("realtime", "chat")  # least privilege: events and admin only when asked for
+ALERT_THRESHOLDS = (0.5, 0.8, 1.0)
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # names go into logs and metric labels
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    name                TEXT PRIMARY KEY,
+    prefix              TEXT NOT NULL UNIQUE,   -- 'kt_gk_' + the first PREFIX_CHARS of the key
+    hash                TEXT NOT NULL,          -- SHA-256 hex of the whole key; the key itself is never stored
+    pack                TEXT,
+    team                TEXT,
+    scopes              TEXT NOT NULL,          -- comma-separated, from SCOPES
+    expires_at          REAL,                   -- epoch seconds; NULL: never
+    max_sessions        INTEGER,
+    messages_per_minute INTEGER,
+    daily_tokens        INTEGER,
+    created_at          REAL NOT NULL,
+    last_used_at        REAL,
+    revoked_at          REAL,
+    terminate           INTEGER NOT NULL DEFAULT 0  -- revoked with --terminate: close live sessions
+);
+CREATE TABLE IF NOT EXISTS key_daily_usage (
+    key_name     TEXT NOT NULL,
+    day          TEXT NOT NULL,                 -- UTC date, YYYY-MM-DD
+    tokens       INTEGER NOT NULL DEFAULT 0,
+    alerted_upto REAL NOT NULL DEFAULT 0,       -- the highest alert threshold already reported
+    PRIMARY KEY (key_name, day)
+);
+"""
+
+# `last_used_at` is written at most once a minute per key: a busy key does not turn every
+# handshake into a write transaction, and "last used" in a list is not read to the second.
+LAST_USED_RESOLUTION_SECS = 60.0
+
+
+class KeyStoreError(Exception):
+    """A key operation failed in a way the user can act on (duplicate name, no such key, ...)."""
+
+
+@frozen
+class KeyRecord:
+    """One stored key: everything but the secret (which is not stored) and its hash."""
+
+    name: str
+    prefix: str
+    pack: str | None
+    team: str | None
+    scopes: tuple[str, ...]
+    expires_at: float | None
+    max_sessions: int | None
+    messages_per_minute: int | None
+    daily_tokens: int | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    terminate: bool
+
+    def state(self, now: float) -> str:
+        """`revoked`, `expired` or `active` (a revoked key reads as revoked even once it expires)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+@frozen
+class DailyBudgetState:
+    """A key's token use on one UTC day. `crossed`: alert thresholds newly crossed by this call
+    (each is reported once per key and day, even across restarts and gateway processes)."""
+
+    key_name: str
+    day: str
+    used: int
+    limit: int | None
+    crossed: tuple[float, ...] = ()
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.used >= self.limit
+
+
+def db_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / DB_NAME
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+
+
+def key_prefix(key: str) -> str | None:
+    """The lookup prefix of a presented key, or None when it cannot be one of ours."""
+    if not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + PREFIX_CHARS + 1:
+        return None
+    return key[: len(KEY_PREFIX) + PREFIX_CHARS]
+
+
+def utc_day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).date().isoformat()
+
+
+def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
+    """`realtime,chat` -> ('realtime', 'chat') in SCOPES order; ValueError names an unknown scope."""
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    items = [s for s in items if s]
+    unknown = [s for s in items if s not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r} (choose from {', '.join(SCOPES)})")
+    if not items:
+        raise ValueError("at least one scope is needed")
+    return tuple(s for s in SCOPES if s in items)
+
+
+_COLUMNS = (
+    "name, prefix, pack, team, scopes, expires_at, max_sessions, messages_per_minute, daily_tokens,"
+    " created_at, last_used_at, revoked_at, terminate"
+)
+
+
+def _record(row: Sequence[Any]) -> KeyRecord:
+    (name, prefix, pack, team, scopes, expires_at, max_sessions, mpm, daily, created, last_used, revoked, term) = row
+    return KeyRecord(
+        name=name,
+        prefix=prefix,
+        pack=pack,
+        team=team,
+        scopes=tuple(s for s in scopes.split(",") if s),
+        expires_at=expires_at,
+        max_sessions=max_sessions,
+        messages_per_minute=mpm,
+        daily_tokens=daily,
+        created_at=created,
+        last_used_at=last_used,
+        revoked_at=revoked,
+        terminate=bool(term),
+    )
+
+
+def _one(cursor: sqlite3.Cursor) -> Any:
+    """The first row, or None. Reads the result to the end: in autocommit mode that ends the
+    statement's read transaction now, so the gateway's long-lived connection never pins an old
+    WAL snapshot (and so never misses a key the CLI just created or revoked)."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE: take the write lock up front, so a read-modify-write (token usage, alert
+    # thresholds) cannot interleave with another process's and a busy database waits
+    # (busy_timeout) at BEGIN instead of failing halfway.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class KeyStore:
+    """One connection to keys.db. Not thread-safe by itself: `KeyRing` serialises its calls with a
+    limiter of 1; the CLI is single-threaded."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> KeyStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: trio's thread cache may run successive to_thread calls on
+        # different worker threads; KeyRing's limiter of 1 guarantees they never overlap.
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # A revoke must survive a power cut, and key writes are rare: fsync every commit.
+            conn.execute("PRAGMA synchronous=FULL")
+            # Deleted pages are zeroed, so nothing once written lingers in the file's free pages.
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.executescript(_SCHEMA)  # IF NOT EXISTS: safe while another process has it open
+            conn.execute(
+                "INSERT OR IGNORE INTO keys_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- the CLI's side ------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        *,
+        pack: str | None = None,
+        team: str | None = None,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        expires_at: float | None = None,
+        max_sessions: int | None = None,
+        messages_per_minute: int | None = None,
+        daily_tokens: int | None = None,
+        now: float | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """Make a key; returns (the key, its record). The key exists only in the return value:
+        the caller shows it once and forgets it."""
+        if not NAME_RE.fullmatch(name):
+            raise KeyStoreError(
+                f"invalid key name {name!r}: 1-64 characters, letters, digits and . _ @ - (starting with a letter"
+                " or digit)"
+            )
+        scopes = parse_scopes(scopes)
+        for label, value in (
+            ("max_sessions", max_sessions),
+            ("messages_per_minute", messages_per_minute),
+            ("daily_tokens", daily_tokens),
+        ):
+            if value is not None and value < 1:
+                raise KeyStoreError(f"{label} must be at least 1, got {value}")
+        created = time.time() if now is None else now
+        for _ in range(5):
+            key = new_key()
+            prefix = key_prefix(key)
+            assert prefix is not None
+            try:
+                with _transaction(self._conn):
+                    if _one(self._conn.execute("SELECT 1 FROM gateway_keys WHERE name = ?", (name,))):
+                        raise KeyStoreError(
+                            f"a key named {name!r} already exists"
+                            " (names stay taken after revocation, so audit records always name one key)"
+                        )
+                    self._conn.execute(
+                        f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            name,
+                            prefix,
+                            pack,
+                            team,
+                            ",".join(scopes),
+                            expires_at,
+                            max_sessions,
+                            messages_per_minute,
+                            daily_tokens,
+                            created,
+                            None,
+                            None,
+                            0,
+                            hash_key(key),
+                        ),
+                    )
+            except sqlite3.IntegrityError:
+                continue  # a prefix collision (72 bits: never in practice): draw another key
+            record = self.get(name)
+            assert record is not None
+            return key, record
+        raise KeyStoreError("could not draw a key with a unique prefix")  # pragma: no cover
+
+    def get(self, name: str) -> KeyRecord | None:
+        row = _one(self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys WHERE name = ?", (name,)))
+        return None if row is None else _record(row)
+
+    def list_keys(self) -> list[KeyRecord]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys ORDER BY created_at, name").fetchall()
+        return [_record(row) for row in rows]
+
+    def find(self, name_or_prefix: str) -> KeyRecord | None:
+        """A key by name, else by prefix (with or without `kt_gk_`)."""
+        record = self.get(name_or_prefix)
+        if record is not None:
+            return record
+        prefix = name_or_prefix if name_or_prefix.startswith(KEY_PREFIX) else KEY_PREFIX + name_or_prefix
+        row = _one(self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys WHERE prefix = ?", (prefix,)))
+        return None if row is None else _record(row)
+
+    def revoke(self, name_or_prefix: str, *, terminate: bool = False, now: float | None = None) -> KeyRecord:
+        """Revoke a key (by name or prefix). Revoking again keeps the first time; `terminate` is
+        sticky (asking for it on an already revoked key still closes its live sessions)."""
+        when = time.time() if now is None else now
+        with _transaction(self._conn):
+            record = self.find(name_or_prefix)
+            if record is None:
+                raise KeyStoreError(f"no key with name or prefix {name_or_prefix!r}")
+            self._conn.execute(
+                "UPDATE gateway_keys SET revoked_at = COALESCE(revoked_at, ?), terminate = MAX(terminate, ?)"
+                " WHERE name = ?",
+                (when, int(terminate), record.name),
+            )
+        revoked = self.get(record.name)
+        assert revoked is not None
+        return revoked
+
+    # --- the gateway's side --------------------------------------------------------------------
+
+    def lookup(self, prefix: str) -> tuple[KeyRecord, str] | None:
+        """(record, stored hash) of the key with this prefix."""
+        row = _one(self._conn.execute(f"SELECT {_COLUMNS}, hash FROM gateway_keys WHERE prefix = ?", (prefix,)))
+        return None if row is None else (_record(row[:-1]), str(row[-1]))
+
+    def touch(self, name: str, now: float) -> None:
+        """Note a use of the key, at most once per LAST_USED_RESOLUTION_SECS."""
+        with _transaction(self._conn):
+            self._conn.execute(
+                "UPDATE gateway_keys SET last_used_at = ? WHERE name = ? AND"
+                " (last_used_at IS NULL OR last_used_at <= ?)",
+                (now, name, now - LAST_USED_RESOLUTION_SECS),
+            )
+
+    def record_tokens(
+        self, key_name: str, tokens: int, now: float, thresholds: Sequence[float] = ALERT_THRESHOLDS
+    ) -> DailyBudgetState:
+        """Add `tokens` to the key's use today (UTC) and report the thresholds crossed by it."""
+        if tokens < 0:
+            raise ValueError(f"tokens must be >= 0, got {tokens}")
+        day = utc_day(now)
+        with _transaction(self._conn):
+            conn = self._conn
+            conn.execute(
+                "INSERT INTO key_daily_usage (key_name, day, tokens) VALUES (?, ?, ?)"
+                " ON CONFLICT (key_name, day) DO UPDATE SET tokens = tokens + excluded.tokens",
+                (key_name, day, tokens),
+            )
+            used, alerted = _one(
+                conn.execute(
+                    "SELECT tokens, alerted_upto FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day)
+                )
+            )
+            row = _one(conn.execute("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,)))
+            limit = None if row is None else row[0]
+            crossed: tuple[float, ...] = ()
+            if limit:
+                # The same hair of tolerance as SessionBudget: a threshold fires at its exact count.
+                crossed = tuple(t for t in sorted(set(thresholds)) if alerted < t and used >= t * limit - 1e-9)
+                if crossed:
+                    conn.execute(
+                        "UPDATE key_daily_usage SET alerted_upto = ? WHERE key_name = ? AND day = ?",
+                        (crossed[-1], key_name, day),
+                    )
+        return DailyBudgetState(key_name, day, int(used), limit, crossed)
+
+    def daily_usage(self, key_name: str, now: float) -> DailyBudgetState:
+        day = utc_day(now)
+        row = _one(
+            self._conn.execute("SELECT tokens FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day))
+        )
+        limit = _one(self._conn.execute("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,)))
+        return DailyBudgetState(key_name, day, 0 if row is None else int(row[0]), None if limit is None else limit[0])
+
+    def terminated(self, names: Iterable[str]) -> set[str]:
+        """Those of `names` that are revoked with terminate requested."""
+        names = list(names)
+        found: set[str] = set()
+        for start in range(0, len(names), 500):  # stay well under SQLite's bound-parameter limit
+            chunk = names[start : start + 500]
+            rows = self._conn.execute(
+                "SELECT name FROM gateway_keys WHERE terminate = 1 AND revoked_at IS NOT NULL"
+                f" AND name IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
