@@ -27,6 +27,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
 from kt_trio.audit import open_audit_log
+from kt_trio.chat.app import ChatApp
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
@@ -117,7 +118,12 @@ class Gateway:
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
-        self._http_app = ASGIWrapper(HttpApp(is_ready=lambda: not self._shutting_down, metrics=self.metrics.render))
+        self.chat = ChatApp(
+            config, secrets=self.secrets, health=self.health, report=self.reporter.emit, chain=self.chain
+        )
+        self._http_app = ASGIWrapper(
+            HttpApp(is_ready=lambda: not self._shutting_down, metrics=self.metrics.render, chat=self.chat)
+        )
         self._hconfig = HypercornConfig()
         self._hcontext = WorkerContext(None)
 
@@ -157,6 +163,7 @@ class Gateway:
                 # Event subscribers end after the sessions, so they see the shutdown and the last
                 # session ends; the audit log is flushed on leaving its context.
                 self.hub.close()
+                await self.chat.aclose()
         finally:
             lsock.close()
 

@@ -1,6 +1,6 @@
 """The ASGI app hypercorn serves behind the front door: every non-WebSocket HTTP request.
 
-Health, readiness and `/metrics`; `/v1/models` and `/v1/chat/completions` join here.
+Health, readiness and `/metrics`; `/v1/chat/completions` and `/v1/models` go to `kt_trio.chat`.
 """
 
 from __future__ import annotations
@@ -9,15 +9,24 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from kt_trio.chat.app import ChatApp
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HttpApp:
-    def __init__(self, *, is_ready: Callable[[], bool], metrics: Callable[[], tuple[bytes, str]]) -> None:
+    def __init__(
+        self,
+        *,
+        is_ready: Callable[[], bool],
+        metrics: Callable[[], tuple[bytes, str]],
+        chat: ChatApp | None = None,
+    ) -> None:
         self._is_ready = is_ready
         self._metrics = metrics
+        self._chat = chat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -32,6 +41,9 @@ class HttpApp:
         if scope["type"] == "websocket":
             # WebSocket upgrades are the front door's; one reaching here is for an unknown path.
             await send({"type": "websocket.close", "code": 1008})
+            return
+        if self._chat is not None and self._chat.handles(scope):
+            await self._chat(scope, receive, send)
             return
         path = scope["path"]
         method = scope["method"]

@@ -1,0 +1,459 @@
+"""The ASGI handler for `POST /v1/chat/completions` and `GET /v1/models` (issue 8).
+
+The only module of `kt_trio.chat` that does I/O: it reads the client's request, asks the
+policies (`kt_trio.chat.policy`), picks a target and its fallbacks through `UpstreamHealth`,
+speaks to the provider with one pooled `httpx.AsyncClient`, and writes the response. A streamed
+response is written chunk by chunk as the upstream's chunks arrive: nothing is buffered beyond
+the PII tail the split-safe redactor must hold.
+
+`handles(scope)` says whether a request is ours, so the gateway's `HttpApp` can chain to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AsyncExitStack
+from typing import Any
+
+import attrs
+import httpx
+import trio
+
+from kt_trio.chat import anthropic, openai, sse
+from kt_trio.chat.policy import ChatPolicies, Stop
+from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
+from kt_trio.config.schema import GatewayConfig, Target
+from kt_trio.governance.breaker import Permit, UpstreamHealth
+from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.records import PolicyDecision, Record, ResponseUsage, TokenUsage
+
+log = logging.getLogger("kt_trio.chat")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Report = Callable[[str | None, Record], None]
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+# A chat request with images inlined as base64 can be several MiB; more is refused with 413.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# A non-streamed upstream answer is read whole (the output policies judge it whole).
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+def default_http_client() -> httpx.AsyncClient:
+    """One pool for every chat request; per-request timeouts come from the target's settings."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(300.0, connect=10.0),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=30.0),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def chain_of(config: GatewayConfig) -> PolicyChain:
+    names = config.policies.chain
+    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
+
+
+class _Refusal(Exception):
+    """An answer to give the client instead of a completion."""
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+def _error(status: int, err_type: str, code: str, message: str, **headers: str) -> _Refusal:
+    body = dumps({"error": {"type": err_type, "code": code, "message": message, "param": None}})
+    return _Refusal(status, body, [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()])
+
+
+class ChatApp:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        secrets: Mapping[str, str],
+        health: UpstreamHealth,
+        report: Report,
+        http_client_factory: Callable[[], httpx.AsyncClient] | None = None,
+        chain: PolicyChain | None = None,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.health = health
+        self.report = report
+        self.chain = chain if chain is not None else chain_of(config)
+        self._client_factory = http_client_factory or default_http_client
+        self._client: httpx.AsyncClient | None = None
+        self.http_targets = tuple(t for t in config.providers.targets if t.effective_transport == "http")
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return scope.get("type") == "http" and scope.get("path") in (CHAT_PATH, MODELS_PATH)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- ASGI -----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope.get("path"), scope.get("method")
+        try:
+            if path == MODELS_PATH and method in ("GET", "HEAD"):
+                await _respond(send, 200, dumps(self.models()))
+            elif path == CHAT_PATH and method == "POST":
+                await self._chat(scope, receive, send)
+            elif path in (MODELS_PATH, CHAT_PATH):
+                raise _error(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
+            else:
+                raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
+        except _Refusal as r:
+            await _respond(send, r.status, r.body, r.headers)
+        except _ClientGone:
+            pass
+
+    def models(self) -> dict[str, Any]:
+        seen: dict[str, Target] = {}
+        for t in self.http_targets:
+            seen.setdefault(t.model, t)
+        return {
+            "object": "list",
+            "data": [{"id": m, "object": "model", "created": 0, "owned_by": t.provider} for m, t in seen.items()],
+        }
+
+    def find_target(self, model: Any) -> Target | None:
+        if not isinstance(model, str):
+            return None
+        return next((t for t in self.http_targets if t.model == model), None) or next(
+            (t for t in self.http_targets if t.id == model), None
+        )
+
+    # -- one completion -------------------------------------------------------------------------
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        try:
+            request = json.loads(body)
+        except ValueError as exc:
+            raise _error(400, "invalid_request_error", "invalid_json", f"The body is not valid JSON: {exc}") from None
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            raise _error(400, "invalid_request_error", "invalid_request", "The body must be an object with 'messages'.")
+        primary = self.find_target(request.get("model"))
+        if primary is None:
+            raise _error(
+                404, "invalid_request_error", "model_not_found", f"The model {request.get('model')!r} does not exist."
+            )
+        session_id = "chat_" + uuid.uuid4().hex
+        policies = ChatPolicies(self.chain)
+        decisions: list[PolicyDecision] = []
+        try:
+            policies.judge_request(request, decisions)
+        except Stop as stop:
+            raise _error(400, "policy_violation", stop.policy, stop.reason) from None
+        finally:
+            self._decisions(session_id, decisions)
+        async with trio.open_nursery() as nursery:
+            # The client going away cancels the upstream request (and its stream) at once.
+            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+            try:
+                await self._complete(session_id, primary, request, policies, send)
+            except _Refusal as r:  # answered here: the nursery would wrap it in an ExceptionGroup
+                await _respond(send, r.status, r.body, r.headers)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    def _decisions(self, session_id: str, decisions: list[PolicyDecision]) -> None:
+        for d in decisions:
+            self.report(session_id, d)
+        decisions.clear()
+
+    def _candidates(self, primary: Target) -> list[Target]:
+        """The primary, other targets of its model, then its `providers.fallback`: HTTP ones only."""
+        return [t for t in self.config.candidate_targets(primary) if t.effective_transport == "http"]
+
+    async def _complete(
+        self, session_id: str, primary: Target, request: dict[str, Any], policies: ChatPolicies, send: Send
+    ) -> None:
+        candidates = self._candidates(primary)
+        last: _Refusal | None = None
+        for target in candidates:
+            permit = self.health.acquire(target.id, trio.current_time())
+            if permit is None:
+                continue
+            try:
+                await self._try_target(session_id, target, permit, request, policies, send)
+                return
+            except _Retry as retry:
+                last = retry.refusal
+        if last is not None:
+            raise last
+        retry_after = self.health.retry_after([t.id for t in candidates], trio.current_time())
+        raise _error(
+            503,
+            "upstream_unavailable",
+            "circuit_open",
+            "Every upstream for this model is unavailable; retry later.",
+            retry_after=str(retry_after),
+        )
+
+    async def _try_target(
+        self,
+        session_id: str,
+        target: Target,
+        permit: Permit,
+        request: dict[str, Any],
+        policies: ChatPolicies,
+        send: Send,
+    ) -> None:
+        stream = bool(request.get("stream"))
+        secret = self.secrets.get(target.id)
+        if target.provider == "anthropic":
+            opts = request.get("stream_options")
+            client_wants_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+            url = anthropic.messages_url(target)
+            upstream_body = anthropic.to_messages_request(request, target)
+            headers = anthropic.headers(secret, stream=stream)
+        else:
+            upstream_body = dict(request)
+            client_wants_usage = openai.prepare(upstream_body, target)
+            url = openai.chat_url(target)
+            headers = openai.headers(target, secret, stream=stream)
+        settings = self.config.session_settings(target)
+        timeout = httpx.Timeout(settings.idle_timeout_secs, connect=settings.connect_timeout_secs)
+        req = self.client.build_request("POST", url, content=dumps(upstream_body), headers=headers, timeout=timeout)
+        async with AsyncExitStack() as stack:
+            try:
+                resp = await self.client.send(req, stream=True)
+            except httpx.HTTPError as exc:
+                self.health.record_failure(permit, trio.current_time(), f"chat upstream: {type(exc).__name__}")
+                raise _Retry(
+                    _error(
+                        502,
+                        "upstream_error",
+                        "upstream_unreachable",
+                        f"The upstream could not be reached ({type(exc).__name__}).",
+                    )
+                ) from None
+            except BaseException:
+                self.health.abandon(permit)
+                raise
+            stack.push_async_callback(resp.aclose)
+            if resp.status_code >= 400:
+                raw = await _read_limited(resp)
+                refusal = self._upstream_error(target, resp, raw)
+                if resp.status_code >= 500 or resp.status_code == 429:
+                    self.health.record_failure(permit, trio.current_time(), f"chat upstream: HTTP {resp.status_code}")
+                    raise _Retry(refusal)
+                self.health.record_success(permit, trio.current_time())
+                raise refusal
+            self.health.record_success(permit, trio.current_time())
+            if stream:
+                await self._relay_stream(session_id, target, resp, policies, send, client_wants_usage)
+            else:
+                await self._relay_whole(session_id, target, resp, policies, send)
+
+    def _upstream_error(self, target: Target, resp: httpx.Response, raw: bytes) -> _Refusal:
+        headers = []
+        retry_after = resp.headers.get("retry-after")
+        if retry_after:
+            headers.append((b"retry-after", retry_after.encode()))
+        if target.provider == "anthropic":
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            status, body = anthropic.error_of(resp.status_code, parsed)
+            return _Refusal(status, dumps(body), headers)
+        try:
+            ok = isinstance(json.loads(raw).get("error"), dict)
+        except (ValueError, AttributeError):
+            ok = False
+        if ok:  # already OpenAI-shaped: pass it through
+            return _Refusal(resp.status_code, raw, headers)
+        body = {"error": {"type": "upstream_error", "code": f"http_{resp.status_code}", "message": "upstream error"}}
+        return _Refusal(502 if resp.status_code >= 500 else resp.status_code, dumps(body), headers)
+
+    async def _relay_whole(
+        self, session_id: str, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send
+    ) -> None:
+        raw = await _read_limited(resp)
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise _error(
+                502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not JSON."
+            ) from None
+        if target.provider == "anthropic":
+            usage = anthropic.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
+            obj = anthropic.to_completion(obj, target.model)
+            changed = True
+        else:
+            usage = openai.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
+            changed = False
+        decisions: list[PolicyDecision] = []
+        try:
+            if isinstance(obj, dict) and policies.judge_response(obj, decisions):
+                changed = True
+        except Stop as stop:
+            raise _error(400, "policy_violation", stop.policy, stop.reason) from None
+        finally:
+            self._decisions(session_id, decisions)
+            self._usage(session_id, target, usage, obj.get("id") if isinstance(obj, dict) else None)
+        await _respond(send, 200, dumps(obj) if changed else raw)
+
+    async def _relay_stream(
+        self,
+        session_id: str,
+        target: Target,
+        resp: httpx.Response,
+        policies: ChatPolicies,
+        send: Send,
+        client_wants_usage: bool,
+    ) -> None:
+        is_anthropic = target.provider == "anthropic"
+        filt = ChunkFilter(
+            policies,
+            client_wants_usage=client_wants_usage,
+            usage_of=openai.usage_of,  # the translated stream's usage chunk is in OpenAI's shape
+        )
+        translator = anthropic.StreamTranslator(target.model, include_usage=True) if is_anthropic else None
+        parser = sse.SseParser()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        usage_reported = False
+
+        def report_usage() -> None:
+            # Reported as soon as known, before the bytes that end the client's stream.
+            nonlocal usage_reported
+            if filt.usage is not None and not usage_reported:
+                usage_reported = True
+                self._usage(session_id, target, filt.usage, filt.response_id)
+
+        try:
+            async for chunk in resp.aiter_bytes():
+                out: list[bytes] = []
+                for ev in parser.feed(chunk):
+                    if translator is None:
+                        out.extend(filt.on_event(ev))
+                        continue
+                    if ev.data is None:
+                        continue
+                    try:
+                        event = json.loads(ev.data)
+                    except ValueError:
+                        continue
+                    for obj in translator.feed(event):
+                        out.extend(filt.on_chunk(obj, None))
+                self._decisions(session_id, filt.decisions)
+                if filt.done:
+                    break
+                if out:
+                    await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+            else:
+                out = [*filt.flush(), sse.DONE]
+            policies.after_stream(filt.decisions)
+            end = b"".join(out)
+        except Stop as stop:
+            end = error_chunk("policy_violation", stop.policy, stop.reason) + sse.DONE
+        except anthropic.StreamError as err:
+            e = err.body["error"]
+            end = error_chunk(e["type"], e["code"], e["message"]) + sse.DONE
+        except (httpx.HTTPError, sse.SseProtocolError) as exc:
+            message = f"The upstream stream broke ({type(exc).__name__})."
+            end = error_chunk("upstream_error", "stream_interrupted", message) + sse.DONE
+        finally:
+            self._decisions(session_id, filt.decisions)
+            report_usage()
+        await send({"type": "http.response.body", "body": end, "more_body": False})
+
+    def _usage(self, session_id: str, target: Target, usage: TokenUsage | None, response_id: Any) -> None:
+        if usage is None:
+            return
+        rid = response_id if isinstance(response_id, str) else None
+        self.report(session_id, ResponseUsage(session_id, target.id, target.model, usage, response_id=rid))
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class _Retry(Exception):
+    """This target failed in a way another target may not (unreachable, 5xx, 429)."""
+
+    def __init__(self, refusal: _Refusal) -> None:
+        super().__init__(refusal.status)
+        self.refusal = refusal
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise _error(413, "invalid_request_error", "request_too_large", "The request body is too large.")
+        parts.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def _read_limited(resp: httpx.Response) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _error(502, "upstream_error", "upstream_response_too_large", "The upstream's answer is too large.")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,79 @@
+"""OpenAI and Azure OpenAI chat completions: where the request goes and what it carries (pure).
+
+The body passes through as the client wrote it (only `model`, a redaction, or the gateway's
+`stream_options.include_usage` change it). The client's credentials never go upstream
+(DESIGN.md): the target's secret is injected, `Authorization: Bearer` for openai and `api-key`
+for azure-openai.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from kt_trio.config.schema import Target
+from kt_trio.records import TokenUsage
+
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+
+
+def chat_url(target: Target) -> str:
+    base = target.http_base_url.rstrip("/")
+    if target.provider == "azure-openai":
+        deployment = quote(target.deployment or target.model, safe="")
+        version = quote(target.api_version or DEFAULT_AZURE_API_VERSION, safe="")
+        return f"{base}/openai/deployments/{deployment}/chat/completions?api-version={version}"
+    return f"{base}/chat/completions"
+
+
+def headers(target: Target, secret: str | None, *, stream: bool) -> dict[str, str]:
+    out = {
+        "content-type": "application/json",
+        "accept": "text/event-stream" if stream else "application/json",
+        # A compressed stream would be held by the decoder; chunks are small anyway.
+        "accept-encoding": "identity",
+    }
+    if secret:
+        if target.provider == "azure-openai":
+            out["api-key"] = secret
+        else:
+            out["authorization"] = f"Bearer {secret}"
+    return out
+
+
+def prepare(body: dict[str, Any], target: Target) -> bool:
+    """Rewrite `body` for the upstream in place. Returns whether the client asked for usage in
+    its stream (when it did not, the gateway asks anyway and strips the extra chunk)."""
+    if target.provider == "openai":
+        body["model"] = target.model
+    else:
+        body.pop("model", None)  # azure: the deployment names the model
+    if not body.get("stream"):
+        return False
+    opts = body.get("stream_options")
+    client_wants = isinstance(opts, dict) and bool(opts.get("include_usage"))
+    if not client_wants:
+        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    return client_wants
+
+
+def usage_of(usage: Any) -> TokenUsage | None:
+    """`usage` of a completion or of the final stream chunk, as the gateway counts it."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return TokenUsage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=_int(usage.get("total_tokens")) or prompt + completion,
+        cached_tokens=cached,
+        input_text_tokens=prompt,
+        output_text_tokens=completion,
+    )
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0

@@ -1,0 +1,101 @@
+"""Streamed chat completion chunks through the policies, one chunk at a time (sans-IO).
+
+Each upstream chunk goes out as soon as it arrived: a chunk no policy changed leaves as the
+very SSE bytes it came in as; a delta whose tail could still be the start of PII (a phone number
+split across two chunks) is sent without that tail, which follows with the next chunk or, when
+the choice finishes, inside its `finish_reason` chunk. A block raises `policy.Stop`; the caller
+ends the stream with `error_chunk` and `[DONE]`.
+
+Usage: the gateway asks for `stream_options.include_usage` itself; when the client did not, the
+final usage chunk (empty `choices`) is read and not forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kt_trio.chat import sse
+from kt_trio.chat.policy import ChatPolicies
+from kt_trio.records import PolicyDecision, TokenUsage
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_chunk(err_type: str, code: str, message: str) -> bytes:
+    return sse.encode(dumps({"error": {"type": err_type, "code": code, "message": message}}))
+
+
+class ChunkFilter:
+    def __init__(self, policies: ChatPolicies, *, client_wants_usage: bool, usage_of: Any) -> None:
+        self.policies = policies
+        self.client_wants_usage = client_wants_usage
+        self._usage_of = usage_of
+        self.usage: TokenUsage | None = None
+        self.response_id: str | None = None
+        self.decisions: list[PolicyDecision] = []
+        self.done = False
+        self._template: dict[str, Any] | None = None  # id/model/created of the stream, for tail chunks
+
+    def on_event(self, ev: sse.SseEvent) -> list[bytes]:
+        """One upstream SSE event of an OpenAI-style stream: what to send the client."""
+        data = ev.data
+        if data is None:
+            return [ev.raw]
+        if data.strip() == "[DONE]":
+            self.done = True
+            return [*self.flush(), ev.raw]
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            return [ev.raw]  # not ours to refuse: forward as it came
+        if not isinstance(obj, dict):
+            return [ev.raw]
+        return self.on_chunk(obj, ev.raw)
+
+    def on_chunk(self, obj: dict[str, Any], raw: bytes | None) -> list[bytes]:
+        """One chunk (parsed); `raw` is its SSE bytes as they arrived, or None when translated."""
+        if self._template is None and isinstance(obj.get("id"), str):
+            self._template = {k: obj[k] for k in ("id", "object", "created", "model") if k in obj}
+            self.response_id = obj["id"]
+        choices = obj.get("choices")
+        usage = self._usage_of(obj.get("usage"))
+        if usage is not None:
+            self.usage = usage
+            if not choices and not self.client_wants_usage:
+                return []
+        changed = False
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                emit = self.policies.feed(index, content, self.decisions)
+                if emit != content:
+                    delta["content"] = emit
+                    changed = True
+            if choice.get("finish_reason") is not None:
+                tail = self.policies.flush(index, self.decisions)
+                if tail:
+                    delta["content"] = (delta.get("content") or "") + tail
+                    changed = True
+        if raw is not None and not changed:
+            return [raw]
+        return [sse.encode(dumps(obj))]
+
+    def flush(self) -> list[bytes]:
+        """Tails of choices that never sent a `finish_reason` (an interrupted stream)."""
+        out: list[bytes] = []
+        for index in self.policies.open_choices():
+            tail = self.policies.flush(index, self.decisions)
+            if tail:
+                chunk = {**(self._template or {"object": "chat.completion.chunk"})}
+                chunk["choices"] = [{"index": index, "delta": {"content": tail}, "finish_reason": None}]
+                out.append(sse.encode(dumps(chunk)))
+        return out
