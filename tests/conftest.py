@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -82,6 +84,33 @@ async def _with_mock(
         config = load_config_text(config_yaml(mock.url, **kw), "test.yaml")
         async with serve_gateway(Gateway(config, secrets=secrets), mock=mock) as gw:
             yield gw
+
+
+@asynccontextmanager
+async def serve_process(*args: str, ready: bytes, cwd: Path | None = None) -> AsyncIterator[tuple[trio.Process, bytes]]:
+    """`python -m kt_trio serve ARGS` as a user runs it; yields once its stdout shows `ready`.
+
+    Killed on the way out if the test has not ended it (the test owns signals and exit codes).
+    """
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "kt_trio", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    try:
+        assert proc.stdout is not None
+        out = b""
+        with trio.fail_after(20):
+            while ready not in out:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, f"serve exited before printing {ready!r}"
+                out += chunk
+        yield proc, out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 def count_tasks() -> int:

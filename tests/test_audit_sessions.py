@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from trio_websocket import open_websocket_url
 from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.audit.reader import verify
 from kt_trio.audit.store import db_path
-from tests.conftest import running
+from tests.conftest import running, serve_process
 
 SECRET_PHONE = "415-555-0132"
 
@@ -85,19 +83,7 @@ async def test_strict_audit_survives_kill_9(tmp_path: Path) -> None:
             "policies:\n  chain: [audit-logger]\n"
             "policy:\n  audit-logger:\n    log_all_access: true\n    durability: strict\n"
         )
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "kt_trio", "serve", "--config", str(config), "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            assert proc.stdout is not None
-            out = b""
-            with trio.fail_after(20):
-                while b"health:" not in out:
-                    chunk = await proc.stdout.receive_some(4096)
-                    assert chunk, "serve exited early"
-                    out += chunk
+        async with serve_process("--config", str(config), "--port", "0", ready=b"health:") as (proc, out):
             port = int(out.split(b"ws://127.0.0.1:")[1].split(b" ")[0])
             with trio.fail_after(30):
                 async with open_websocket_url(f"ws://127.0.0.1:{port}/v1/realtime", disconnect_timeout=1) as ws:
@@ -107,10 +93,6 @@ async def test_strict_audit_survives_kill_9(tmp_path: Path) -> None:
                             await mock.wait_for_messages(100)
                             proc.send_signal(signal.SIGKILL)
                             break
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
         received = [json.loads(m)["event_id"] for m in mock.connections[0].messages]
     assert len(received) >= 100
     audited = {

@@ -14,6 +14,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from tests.conftest import serve_process
+
 DATA = Path(__file__).parent / "data" / "configs"
 LINE = re.compile(r"^[^:]+:\d+:\d+: [\w.\[\]<>-]+: .+$")
 
@@ -53,20 +55,8 @@ def test_serve_names_a_missing_secret_variable_never_a_value() -> None:
     assert "sk-should-never-be-printed" not in result.stderr + result.stdout
 
 
-async def test_demo_mode_round_trip_then_sigterm_drains_with_1001() -> None:
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "kt_trio", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        out = b""
-        with trio.fail_after(20):
-            while b"try it:" not in out:
-                chunk = await proc.stdout.receive_some(4096)
-                assert chunk, "serve exited before printing its URL"
-                out += chunk
+async def test_demo_mode_round_trip_then_sigterm_drains_with_1001(tmp_path: Path) -> None:
+    async with serve_process("--port", "0", ready=b"try it:", cwd=tmp_path) as (proc, out):
         url = re.search(rb"connect to:\s+(\S+)", out).group(1).decode()
         assert re.search(rb"python -m kt_trio chat --url", out)
         async with open_websocket_url(url) as ws:
@@ -81,7 +71,3 @@ async def test_demo_mode_round_trip_then_sigterm_drains_with_1001() -> None:
             assert info.value.reason.code == 1001
         with trio.fail_after(15):
             assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()

@@ -14,7 +14,6 @@ import os
 import sqlite3
 import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 from kt_trio.audit.reader import (
@@ -28,10 +27,10 @@ from kt_trio.audit.reader import (
     verify,
 )
 from kt_trio.audit.store import db_path
+from kt_trio.config.state_dir import resolve_state_dir, state_dir_parser
 
 EXIT_BAD = 1
 EXIT_USAGE = 2
-DEFAULT_STATE_DIR = "./.kt_trio"  # DESIGN.md: gateway.state_dir
 # How often `tail -f` looks for new records: a bounded sleep between polls, so Ctrl-C is prompt
 # and an idle follower costs one indexed query per interval.
 FOLLOW_INTERVAL_SECS = 0.5
@@ -40,10 +39,7 @@ CSV_COLUMNS = ("seq", "ts", "kind", "session_id", "data", "prev_hash", "hash")
 
 def add_audit_commands(subparsers: Any) -> None:
     """Add `audit verify|tail|export` to the top-level subparsers (called from `kt_trio.cli`)."""
-    where = argparse.ArgumentParser(add_help=False)
-    group = where.add_mutually_exclusive_group()
-    group.add_argument("--state-dir", help=f"the gateway's state_dir (default {DEFAULT_STATE_DIR})")
-    group.add_argument("--config", "--policy-config", dest="config", help="read gateway.state_dir from this config")
+    where = state_dir_parser()
 
     audit = subparsers.add_parser("audit", help="verify, tail or export the audit log")
     commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -69,21 +65,8 @@ def add_audit_commands(subparsers: Any) -> None:
     export.set_defaults(func=export_command)
 
 
-def _state_dir(args: argparse.Namespace) -> Path | None:
-    if args.config:
-        from kt_trio.config import ConfigError, load_config
-
-        try:
-            return Path(load_config(args.config).gateway.state_dir)
-        except ConfigError as exc:
-            for issue in exc.issues:
-                print(issue, file=sys.stderr)
-            return None
-    return Path(args.state_dir or DEFAULT_STATE_DIR)
-
-
 def _open(args: argparse.Namespace) -> sqlite3.Connection | None:
-    state_dir = _state_dir(args)
+    state_dir = resolve_state_dir(args)
     if state_dir is None:
         return None
     try:
@@ -101,7 +84,7 @@ def verify_command(args: argparse.Namespace) -> int:
             print("audit verify: --anchor must be SEQ:HASH (a seq and a 64-hex-digit hash)", file=sys.stderr)
             return EXIT_USAGE
         anchor = (int(seq), digest.lower())
-    state_dir = _state_dir(args)
+    state_dir = resolve_state_dir(args)
     if state_dir is None:
         return EXIT_USAGE
     try:

@@ -17,27 +17,20 @@ import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import attrs
-
-from kt_trio.config.schema import Gateway
+from kt_trio.config.state_dir import resolve_state_dir, state_dir_parser
 from kt_trio.keys.store import DEFAULT_SCOPES, SCOPES, KeyRecord, KeyStore, KeyStoreError, db_path, parse_scopes
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
-DEFAULT_STATE_DIR: str = attrs.fields(Gateway).state_dir.default  # DESIGN.md: gateway.state_dir
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_RE = re.compile(r"(\d+)([smhdw])")
 
 
 def add_keys_commands(subparsers: Any) -> None:
     """Add `keys create|list|revoke` to the top-level subparsers (called from `kt_trio.cli`)."""
-    where = argparse.ArgumentParser(add_help=False)
-    group = where.add_mutually_exclusive_group()
-    group.add_argument("--state-dir", help=f"the gateway's state_dir (default {DEFAULT_STATE_DIR})")
-    group.add_argument("--config", "--policy-config", dest="config", help="read gateway.state_dir from this config")
+    where = state_dir_parser()
 
     keys = subparsers.add_parser("keys", help="create, list or revoke gateway keys")
     commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -92,21 +85,8 @@ def parse_duration(text: str) -> float:
     return float(seconds)
 
 
-def _state_dir(args: argparse.Namespace) -> Path | None:
-    if args.config:
-        from kt_trio.config import ConfigError, load_config
-
-        try:
-            return Path(load_config(args.config).gateway.state_dir)
-        except ConfigError as exc:
-            for issue in exc.issues:
-                print(issue, file=sys.stderr)
-            return None
-    return Path(args.state_dir or DEFAULT_STATE_DIR)
-
-
 def _open(args: argparse.Namespace) -> KeyStore | None:
-    state_dir = _state_dir(args)
+    state_dir = resolve_state_dir(args)
     if state_dir is None:
         return None
     try:
