@@ -74,7 +74,11 @@ def per_message(fn, messages: list[bytes], n: int, rounds: int = 5) -> float:
     for _ in range(rounds):
         start = time.perf_counter()
         for i in range(k):
-            t += 0.7  # a human-ish cadence, so the bot detector does its usual work
+            # A fixed 0.7 s cadence, and the same text in every item.create: after 8 messages the
+            # bot detector flags the session (inhuman_cadence + repeated_messages, score 0.78)
+            # and from then on re-finds that on every message (one decision, the first time).
+            # Kept as is: it is the detector's more expensive path, and figures stay comparable.
+            t += 0.7
             fn(messages[i % len(messages)], True, t)
         best = min(best, (time.perf_counter() - start) / k * 1e6)
     return best
@@ -103,8 +107,8 @@ def main() -> None:
     sizes = f"item.create {len(items[0])} B, audio append {len(audio[0])} B, delta event ~{len(deltas[1])} B"
     print(f"sizes: {sizes}; best of 5 rounds of {n // 5} messages")
 
-    # A fresh session per measurement; the client side gets a human-like user agent so the bot
-    # detector does its usual work without flagging.
+    # One session for all three measurements, with a browser user agent (see `per_message` for
+    # what the bot detector makes of the cadence).
     s = chain.new_session(session_id="bench", user_agent="Mozilla/5.0", client_ip="127.0.0.1")
     results = {
         "conversation.item.create (~300 B)": per_message(s.on_client_message, items, n),

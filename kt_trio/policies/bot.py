@@ -65,6 +65,14 @@ class BurstTracker:
         return len(q)
 
 
+def _product(fixed: dict[str, float]) -> float:
+    """`combine`'s running product over the fixed signals, in the same order."""
+    p = 1.0
+    for w in fixed.values():
+        p *= 1.0 - w
+    return p
+
+
 class BotDetector:
     name = NAME
 
@@ -87,10 +95,13 @@ class BotSession:
     __slots__ = (
         "_det",
         "_fixed",
+        "_fixed_p",
         "_gaps",
         "_hashes",
         "_key",
         "_last",
+        "_last_finding",
+        "_last_key",
         "_last_time",
         "_opened",
         "_sum",
@@ -108,12 +119,15 @@ class BotSession:
         elif _SCRIPTED_UA.search(user_agent):
             fixed["scripted_user_agent"] = 0.35
         self._fixed = fixed
+        self._fixed_p = _product(fixed)
         self._gaps: deque[float] = deque(maxlen=_CADENCE_N)
         self._sum = 0.0
         self._sumsq = 0.0
         self._last_time: float | None = None
         self._hashes: deque[int] = deque(maxlen=_REPEAT_WINDOW)
         self._last: tuple[str, ...] = ()
+        self._last_key: tuple[bool, bool, int] | None = None
+        self._last_finding: Finding | None = None
         self.new = False
 
     def observe(self, now: float, text: str | None) -> Finding | None:
@@ -126,6 +140,7 @@ class BotSession:
             self._opened = True
             if det.burst.opened(self._key, now) > det.burst.limit:
                 self._fixed["session_burst"] = 0.55
+                self._fixed_p = _product(self._fixed)
         cadence = False
         gaps = self._gaps
         if self._last_time is not None:
@@ -155,6 +170,21 @@ class BotSession:
         if not (cadence or repeated or self._fixed):
             self.new = False
             return None
+        # The score first, multiplied in the order `combine` would (fixed signals, cadence,
+        # repetition), so it is the same float; the dict and the Finding only when it counts.
+        p = self._fixed_p
+        if cadence:
+            p *= 1.0 - 0.55
+        if repeated:
+            p *= 1.0 - 0.5
+        if round(1.0 - p, 4) < det.threshold:
+            self.new = False
+            return None
+        # The same signals as the last finding: the same (immutable) finding, nothing new.
+        key = (cadence, repeated, len(self._fixed))
+        if key == self._last_key:
+            self.new = False
+            return self._last_finding
         signals = dict(self._fixed)
         if cadence:
             signals["inhuman_cadence"] = 0.55
@@ -167,4 +197,7 @@ class BotSession:
         names = tuple(sorted(signals))
         self.new = names != self._last
         self._last = names
-        return Finding(reason=f"bot-like session (score {score:.2f}): {', '.join(names)}", score=score)
+        finding = Finding(reason=f"bot-like session (score {score:.2f}): {', '.join(names)}", score=score)
+        self._last_key = key
+        self._last_finding = finding
+        return finding

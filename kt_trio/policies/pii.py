@@ -31,7 +31,16 @@ from typing import Any
 
 import phonenumbers
 
-from kt_trio.policies.base import CommonSettings, Span, common_settings
+from kt_trio.policies.base import (
+    _CONTROLS,
+    _WORD_TABLE,
+    CommonSettings,
+    Quiet,
+    Span,
+    TextView,
+    common_settings,
+    register_vocabulary,
+)
 
 NAME = "pii-detector"
 
@@ -137,6 +146,17 @@ _TITLE = re.compile(rf"(?:{_TITLE_ALT})\.?\s{{1,3}}")
 _NAME_AT = re.compile(rf"(?!(?:{_TITLE_ALT})\b){_NAME_WORDS}(?![{_UPPER}{_LOWER}'’-])")
 _WORDISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'’")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+# Word pre-filter for names (used when a `TextView` of the text is at hand and its `words` are
+# whole, see `TextView.words_are_whole`): a cue can only match where all its words are words of
+# the text, a title where its lower-case form is one.
+_CUE_WORDS: dict[bytes, list[frozenset[bytes]]] = {}
+for _c in _CUES:
+    _ws = _c.encode("ascii").translate(_WORD_TABLE).split()
+    _CUE_WORDS.setdefault(_ws[0], []).append(frozenset(_ws))
+_CUE_FIRST = frozenset(_CUE_WORDS)
+_TITLE_WORDS = frozenset(t.lower().encode("ascii") for t in _TITLES)
+register_vocabulary(_TITLE_WORDS.union(*(ws for wss in _CUE_WORDS.values() for ws in wss)))
 
 # Capitalised words that follow "I am" / "this is" / a sign-off far more often than a name does.
 _STOP = frozenset(
@@ -289,18 +309,29 @@ _CUES_R = [c[::-1] for c in _CUES]
 _CUE_PREFIXES_R = sorted({c[:k][::-1] for c in _CUES for k in range(1, len(c) + 1)})
 _NOT_WORD_NEXT = r"(?![\w'’])"  # reversed: the character before the cue is not a word character
 _S = r"\s{1,3}"
-_TAIL_R = [
-    # digits and their separators: phone, card, SSN, IPv4 (a start must be a digit, '+' or '(')
-    re.compile(r"[\d ().+/-]*[+(\d]"),
-    # an IBAN with its country code in place: 'GB82 WEST 12'
-    re.compile(r" ?(?:[A-Z0-9] ?){0,32}\d{2}[A-Z]{2}"),
-    # a complete cue, then whitespace and up to three (partial) words: 'my name is Jo'
-    re.compile(_NAME_TAIL_R + r"\s{1,3}(?i:" + _trie_regex(_CUES_R, _S) + ")" + _NOT_WORD_NEXT),
-    # a cue still being written: 'my na', 'this '
-    re.compile(r"(?i:" + _trie_regex(_CUE_PREFIXES_R, _S) + ")" + _NOT_WORD_NEXT),
-    # a title, then whitespace and up to three (partial) words: 'Dr. Jane D'
-    re.compile(_NAME_TAIL_R + r"\s{0,3}\.?(?:" + _trie_regex([t[::-1] for t in _TITLES]) + ")" + _NOT_WORD_NEXT),
-]
+# digits and their separators: phone, card, SSN, IPv4 (a start must be a digit, '+' or '(')
+_TAIL_DIGITS = re.compile(r"[\d ().+/-]*[+(\d]")
+_DIGIT_TAIL_LAST = " ().+/-"  # with the decimal digits: the characters that rule can start with
+# an IBAN with its country code in place: 'GB82 WEST 12'
+_TAIL_IBAN = re.compile(r" ?(?:[A-Z0-9] ?){0,32}\d{2}[A-Z]{2}")
+# a complete cue, then whitespace and up to three (partial) words: 'my name is Jo'
+_TAIL_CUE = re.compile(_NAME_TAIL_R + r"\s{1,3}(?i:" + _trie_regex(_CUES_R, _S) + ")" + _NOT_WORD_NEXT)
+# a cue still being written: 'my na', 'this '
+_TAIL_CUE_PREFIX = re.compile(r"(?i:" + _trie_regex(_CUE_PREFIXES_R, _S) + ")" + _NOT_WORD_NEXT)
+# a title, then whitespace and up to three (partial) words: 'Dr. Jane D'
+_TAIL_TITLE = re.compile(
+    _NAME_TAIL_R + r"\s{0,3}\.?(?:" + _trie_regex([t[::-1] for t in _TITLES]) + ")" + _NOT_WORD_NEXT
+)
+# Pre-checks for the last two: the last word of each cue (a cue is followed by whitespace, so it
+# ends a token), and any title anywhere (case-sensitive, like the rule).
+# A cue of several words has whitespace before its last word, which is then a whole token; a
+# one-word cue may have a non-word character glued before it ('(named').
+_CUE_LAST_TOKENS = frozenset(c.split(" ")[-1] for c in _CUES if " " in c)
+# A one-word cue at the end of a token (the tokens joined with, and followed by, a space).
+_ONE_WORD_CUE_END = re.compile("(?:" + "|".join(re.escape(c) for c in _CUES if " " not in c) + ") ")
+# Words of a cue that another of its words follows ('my' in 'my name is').
+_CUE_NONFINAL = tuple(sorted({w for c in _CUES for w in c.split(" ")[:-1]}))
+_ANY_TITLE = re.compile("|".join(_TITLES))
 
 
 # --- the policy -----------------------------------------------------------------------------
@@ -339,27 +370,47 @@ class PiiDetector:
         self._ipv6 = "IP_ADDRESS" in self.kinds
         self._digit_kinds = bool(self._detectors) or self._iban
         self._names = "NAME" in self.kinds
+        self._email = "EMAIL" in self.kinds
+        # Which streaming tail rules apply: the trailing run of address characters (e-mail,
+        # IPv6, and an IBAN's country code and check digits before the IBAN rule can see them),
+        # and digit runs (card, SSN, IPv4, phone).
+        self._run_tail = self._email or self._iban or "IP_ADDRESS" in self.kinds
+        self._digit_tail = bool(self._detectors)
+        # What `scan` needs to find anything (its pre-filters): '@' for e-mail, a digit for the
+        # digit kinds and IBAN, ':' for IPv6, a cue's first word or a title word for names
+        # (whose word pre-filter also needs text without the controls `words` keeps).
+        chars = b"@" if self._email else b""
+        if self._digit_kinds:
+            chars += b"0123456789"
+        if self._ipv6:
+            chars += b":"
+        if self._names:
+            chars += _CONTROLS
+        self._quiet = Quiet(_CUE_FIRST | _TITLE_WORDS if self._names else frozenset(), chars)
         # When two kinds overlap at one start, the longer wins, then the stricter validator.
         self._priority = {
             k: i for i, k in enumerate(["EMAIL", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "PHONE", "NAME"])
         }
 
     # The one scanning routine; `find` and the streaming redactor both use it.
-    def scan(self, text: str, pos: int = 0) -> tuple[list[Span], list[tuple[int, int]]]:
+    def scan(self, text: str, pos: int = 0, view: TextView | None = None) -> tuple[list[Span], list[tuple[int, int]]]:
         """Validated, non-overlapping spans and the raw extents of every candidate at or after `pos`.
 
         Deterministic and local — a candidate depends only on the characters it covers and one on
         each side — which is what lets the streaming redactor scan a text in pieces. The
-        pre-filters are sound: each only skips a detector that could not match anyway.
+        pre-filters are sound: each only skips a detector that could not match anyway. `view`,
+        a `TextView` of this very text, lets them use its cached words and character checks.
         """
         spans: list[Span] = []
         raw: list[tuple[int, int]] = []
         detectors = self._detectors
-        if "EMAIL" in self.kinds:
+        if view is not None and view.text is not text:
+            view = None
+        if self._email:
             at = text.find("@", pos)
             if at >= 0:
                 self._run(_EMAIL, _valid, "EMAIL", text, max(pos, at - 65), len(text), spans, raw)
-        if self._digit_kinds and any(d in text for d in "0123456789"):
+        if self._digit_kinds and (view.has_any_of("0123456789") if view is not None else _has_digit(text)):
             for m in _CLUSTER.finditer(text, pos):
                 cs, ce = m.span()
                 start = cs - 1 if cs > pos and text[cs - 1] in "+(" else cs
@@ -375,8 +426,16 @@ class PiiDetector:
                             spans.append(Span(hit[0], hit[1], "IBAN", mm.start(), mm.end()))
         if self._ipv6 and text.count(":", pos) >= 2:
             self._run(_IPV6, _ipv6, "IP_ADDRESS", text, pos, len(text), spans, raw)
-        if self._names:
-            self._scan_names(text, pos, spans, raw)
+        # A name needs a capital letter where its words start (at or after pos): none there,
+        # no name candidate. (`islower` is False for text without cased characters: then scan.)
+        if self._names and not text[pos:].islower():
+            cues = titles = True
+            if view is not None and pos == 0 and view.words_are_whole:
+                words = view.hits  # cue and title words are registered: the same as view.words
+                cues = any(ws <= words for w in words & _CUE_FIRST for ws in _CUE_WORDS[w])
+                titles = not words.isdisjoint(_TITLE_WORDS)
+            if cues or titles:
+                self._scan_names(text, pos, spans, raw, cues, titles)
         if len(spans) > 1:
             spans = self._resolve(spans)
         return spans, raw
@@ -398,17 +457,29 @@ class PiiDetector:
             if hit is not None:
                 spans.append(Span(hit[0], hit[1], kind, m.start(), m.end()))
 
-    def _scan_names(self, text: str, pos: int, spans: list[Span], raw: list[tuple[int, int]]) -> None:
-        lower = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    def _scan_names(
+        self,
+        text: str,
+        pos: int,
+        spans: list[Span],
+        raw: list[tuple[int, int]],
+        with_cues: bool = True,
+        with_titles: bool = True,
+    ) -> None:
         cues: list[tuple[int, int, bool]] = []  # (start, end, is_title)
-        for m in _CUE.finditer(lower, pos):
-            s = m.start()
-            if s == 0 or lower[s - 1] not in _WORDISH:
-                cues.append((s, m.end(), False))
-        for m in _TITLE.finditer(text, pos):
-            s = m.start()
-            if s == 0 or text[s - 1] not in _WORDISH:
-                cues.append((s, m.end(), True))
+        if with_cues:
+            lower = text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+            for m in _CUE.finditer(lower, pos):
+                s = m.start()
+                if s == 0 or lower[s - 1] not in _WORDISH:
+                    cues.append((s, m.end(), False))
+        if with_titles:
+            for m in _TITLE.finditer(text, pos):
+                s = m.start()
+                if s == 0 or text[s - 1] not in _WORDISH:
+                    cues.append((s, m.end(), True))
+        if not cues:
+            return
         if len(cues) > 1:
             cues.sort()
         last = -1
@@ -436,24 +507,80 @@ class PiiDetector:
                 end = s.end
         return out
 
-    def find(self, text: str) -> list[Span]:
-        return self.scan(text)[0]
+    def find(self, text: str, view: TextView | None = None) -> list[Span]:
+        if view is not None and view.text is text and view.is_quiet(self._quiet):
+            return []
+        return self.scan(text, 0, view)[0]
 
     def tail_start(self, text: str) -> int:
         """Where the tail that could still grow into a match begins (len(text) if none).
 
         Conservative: it may hold more than needed, never less (tests/test_policies_streaming.py
-        checks every split position of every kind against scanning the whole text).
+        checks every split position of every kind against scanning the whole text). Only the
+        rules of enabled kinds apply, and each rule runs only when a cheap, sound check says it
+        can match (and, for the cue-prefix rule, match further back than the trailing run
+        already held):
+
+        - digits and IBAN: the last character must be one the rule's reversed pattern starts with;
+        - cue prefix ('my na'): it ends in the trailing run unless the character before that run
+          is a cue's ',' or ':' or whitespace after a cue word that is not a cue's last;
+        - cue and title (the costly ones, ~1.3 µs each): a cue is followed by whitespace and at
+          most three name words, so its last word is one of the last four whitespace-separated
+          tokens (a one-word cue ends one of them); a title must occur in the tail at all.
+
+        Non-ASCII tails skip the word checks (case-insensitive matching reaches beyond ASCII).
         """
         n = len(text)
+        if not n:
+            return 0
         window = text[-MAX_MATCH:]
-        longest = len(window) - len(window.rstrip(_RUN_CHARS))
+        run = len(window) - len(window.rstrip(_RUN_CHARS))
+        longest = run if self._run_tail else 0
+        last = text[-1]
         rev = text[-_TAIL_WINDOW:][::-1]
-        for rx in _TAIL_R:
+        rules: list[re.Pattern[str]] = []
+        if self._digit_tail and (last in _DIGIT_TAIL_LAST or last.isdecimal()):
+            rules.append(_TAIL_DIGITS)
+        if self._iban and (last == " " or "A" <= last <= "Z" or last.isdecimal()):
+            rules.append(_TAIL_IBAN)
+        if self._names:
+            tail = text[-_TAIL_WINDOW:]
+            if tail.isascii():
+                toks = tail.lower().rsplit(None, 4)[-4:]
+                j = n - run - 1  # the character before the trailing run
+                if not self._run_tail or (
+                    j >= 0
+                    and (
+                        text[j] in ",:"
+                        or (
+                            text[j].isspace()
+                            and len(toks) >= (1 if run == 0 else 2)
+                            and toks[-1 if run == 0 else -2].endswith(_CUE_NONFINAL)
+                        )
+                    )
+                ):
+                    rules.append(_TAIL_CUE_PREFIX)
+                if not _CUE_LAST_TOKENS.isdisjoint(toks) or _ONE_WORD_CUE_END.search(" ".join(toks) + " "):
+                    rules.append(_TAIL_CUE)
+                if _ANY_TITLE.search(tail) is not None:
+                    rules.append(_TAIL_TITLE)
+            else:
+                rules += (_TAIL_CUE_PREFIX, _TAIL_CUE, _TAIL_TITLE)
+        for rx in rules:
             m = rx.match(rev)
             if m is not None and m.end() > longest:
                 longest = m.end()
         return n - longest
+
+
+_DIGIT_CHARS = "0123456789"
+
+
+def _has_digit(text: str) -> bool:
+    if text.isascii():
+        b = text.encode("ascii")
+        return len(b.translate(None, b"0123456789")) != len(b)
+    return any(d in text for d in _DIGIT_CHARS)
 
 
 # A run of digits and the separators phone, card, SSN and IPv4 numbers use: every such candidate

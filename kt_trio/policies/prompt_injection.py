@@ -40,7 +40,16 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from kt_trio.policies.base import CommonSettings, Finding, TextView, combine, common_settings, word_set
+from kt_trio.policies.base import (
+    CommonSettings,
+    Finding,
+    Quiet,
+    TextView,
+    combine,
+    common_settings,
+    register_vocabulary,
+    word_set,
+)
 
 NAME = "prompt-injection"
 DEFAULT_THRESHOLD = 0.8
@@ -380,6 +389,7 @@ _ALL_TRIGGERS = frozenset(_BY_WORD)
 
 # An encoded override has none of the plain trigger words, but rot13 keeps word boundaries.
 _ROT13_TRIGGERS = frozenset(codecs.encode(w.decode(), "rot13").encode() for w in _ALL_TRIGGERS if len(w) > 4)
+register_vocabulary(_ALL_TRIGGERS | _ROT13_TRIGGERS)
 
 _QUOTED = re.compile(r"[\"'“‘`]([^\"“”‘’`]{4,300})[\"'”’`]")
 _META = re.compile(
@@ -490,24 +500,29 @@ class PromptInjection:
         )
         threshold = settings.get("threshold")
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        # What `score` needs to find anything: a trigger word (or its rot13), a '[' or '<' for
+        # the template tokens, a long word (encoded payloads), four one-letter words (spaced
+        # letters), or non-ASCII text. Without any, the score is 0: below any threshold > 0.
+        self._quiet = Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS, b"[<", short_words=True) if self.threshold > 0 else None
 
     def score(self, view: TextView) -> tuple[float, dict[str, float]]:
         """The combined score and the score of each signal that fired."""
         text = view.text
-        words = view.words
-        lower = view.lower
+        words = view.hits  # the trigger words below are registered: same answers as view.words
         signals: Signals = {}
-        _phrase_signals(lower, signals, words)
+        if not _ALL_TRIGGERS.isdisjoint(words) or "[" in text or "<" in text:
+            _phrase_signals(view.lower, signals, words)
         if not text.isascii():
             self._unicode_signals(text, signals)
         if not _ROT13_TRIGGERS.isdisjoint(words):
-            _phrase_signals(codecs.encode(lower, "rot13"), signals, damp=False, only="encoded_payload")
+            _phrase_signals(codecs.encode(view.lower, "rot13"), signals, damp=False, only="encoded_payload")
         # Base64 splits into words at '+', '/' and '='; a payload long enough to hide a phrase
         # (>= 32 characters) almost always keeps a piece of 12 or more.
-        if words and len(text) >= 16 and max(map(len, words)) >= 12:
+        if len(text) >= 16 and view.has_word_longer_than(11):
             for payload in _decoded_payloads(text):
                 _phrase_signals(payload.lower(), signals, damp=False, only="encoded_payload")
-        if sum(1 for w in words if len(w) == 1) >= 4:
+        if view.count_one_letter_words() >= 4:
+            lower = view.lower
             spaced = _SPACED.sub(lambda m: re.sub(r"[ .\-_]", "", m.group()), lower)
             if spaced != lower:
                 found: Signals = {}
@@ -540,6 +555,8 @@ class PromptInjection:
             _add(signals, name, -1.0, -1.0, w)
 
     def inspect(self, view: TextView) -> Finding | None:
+        if self._quiet is not None and view.is_quiet(self._quiet):
+            return None
         score, signals = self.score(view)
         if score < self.threshold:
             return None

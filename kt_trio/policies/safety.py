@@ -18,7 +18,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kt_trio.policies.base import CommonSettings, Finding, TextView, common_settings, word_set
+from kt_trio.policies.base import (
+    _WORD_TABLE,
+    CommonSettings,
+    Finding,
+    Quiet,
+    TextView,
+    common_settings,
+    register_vocabulary,
+    word_set,
+)
 
 NAME = "safety-filter"
 CATEGORIES = ("hate", "violence", "sexual", "self-harm", "harassment")
@@ -27,6 +36,7 @@ DEFAULT_THRESHOLD = 0.5
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 _LEET_CHARS = "0134578@$"  # '!' is left alone: it ends too many sentences to be worth folding
+_LEET_BYTES = _LEET_CHARS.encode("ascii")
 
 _PEOPLE = (
     r"(?:people|persons?|him|her|them|you|ya|u|everyone|everybody|kids|children|students|babies|"
@@ -189,6 +199,9 @@ _TRIGGERS: dict[str, frozenset[bytes]] = {
 }
 
 
+register_vocabulary(frozenset().union(*_TRIGGERS.values()))
+
+
 class SafetyFilter:
     name = NAME
 
@@ -206,6 +219,22 @@ class SafetyFilter:
         threshold = settings.get("threshold")
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self._triggers = frozenset().union(*(_TRIGGERS[c] for c in self.categories))
+        # `classify` finds nothing without a trigger word (after folding leetspeak symbols).
+        self._quiet = Quiet(self._triggers, _LEET_BYTES)
+
+    def may_match(self, view: TextView) -> bool:
+        """The pre-filter of `classify` alone: False when no rule can match in this text, because
+        none of the enabled categories' trigger words is a word of it (after folding leetspeak).
+        The streaming chain asks it of each delta's new text (with a little context) to know
+        whether the sliding window can hold a match at all."""
+        b = view.ascii
+        if b is not None and len(b.translate(None, _LEET_BYTES)) == len(b):
+            # The common case without a set: the split words go straight to `isdisjoint`.
+            return not self._triggers.isdisjoint(b.translate(_WORD_TABLE).split())
+        words = view.hits
+        if view.has_any_of(_LEET_CHARS):
+            words = words | TextView(view.lower.translate(_LEET)).hits
+        return not self._triggers.isdisjoint(words)
 
     def classify(self, view: TextView, new_from: int = 0) -> list[tuple[str, float, str]]:
         """(category, severity, label): the strongest matching rule of each category.
@@ -213,11 +242,11 @@ class SafetyFilter:
         With `new_from`, only matches that end after that offset count (streamed text re-read
         through a sliding window reports each match once).
         """
-        words = view.words
+        words = view.hits  # every trigger word is registered: the same answers as view.words
         lower = view.lower
-        if any(c in lower for c in _LEET_CHARS):
+        if view.has_any_of(_LEET_CHARS):
             lower = lower.translate(_LEET)
-            words = words | TextView(lower).words
+            words = words | TextView(lower).hits
         if self._triggers.isdisjoint(words):
             return []
         hits: list[tuple[str, float, str]] = []
@@ -237,6 +266,8 @@ class SafetyFilter:
         return hits
 
     def inspect(self, view: TextView, new_from: int = 0) -> Finding | None:
+        if view.is_quiet(self._quiet):
+            return None
         hits = [h for h in self.classify(view, new_from) if h[1] >= self.threshold]
         if not hits:
             return None
