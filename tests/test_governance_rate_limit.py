@@ -8,13 +8,13 @@ import pytest
 import trio
 import trio.testing
 
-from kt_trio.governance.error_events import client_event_id
 from kt_trio.governance.rate_limit import (
     MessageRateLimiter,
     RateDecision,
     TokenBucket,
     rate_limit_error_event,
 )
+from kt_trio.protocol.sniff import client_event_id
 
 
 def test_default_burst_is_ten_seconds_of_allowance() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from kt_trio.governance.error_events import error_event
+from kt_trio.protocol.errors import error_event
 from kt_trio.records import BudgetAlert, TokenUsage
 
 BudgetAction = Literal["block", "close"]
@@ -98,9 +98,9 @@ def budget_exceeded_error_event(
         else ""
     )
     return error_event(
-        "budget_exceeded",
-        "budget_exceeded",
-        f"Session token budget exceeded{detail}; no new responses can be created in this session.",
-        client_event_id,
+        error_type="budget_exceeded",
+        code="budget_exceeded",
+        message=f"Session token budget exceeded{detail}; no new responses can be created in this session.",
+        client_event_id=client_event_id,
         event_id=event_id,
     )

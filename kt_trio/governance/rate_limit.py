@@ -12,7 +12,7 @@ from typing import Literal
 
 from attrs import frozen
 
-from kt_trio.governance.error_events import error_event
+from kt_trio.protocol.errors import error_event
 
 # Seconds of traffic the bucket may absorb at once. See `TokenBucket` for why ten.
 BURST_WINDOW_SECS = 10.0
@@ -162,9 +162,9 @@ def rate_limit_error_event(
     """The `error` event telling the client its message was dropped by the rate limit."""
     limit = f" of {messages_per_minute:g} messages per minute" if messages_per_minute is not None else ""
     return error_event(
-        "rate_limit_exceeded",
-        "rate_limit_exceeded",
-        f"Rate limit{limit} exceeded; the message was not forwarded.",
-        client_event_id,
+        error_type="rate_limit_exceeded",
+        code="rate_limit_exceeded",
+        message=f"Rate limit{limit} exceeded; the message was not forwarded.",
+        client_event_id=client_event_id,
         event_id=event_id,
     )

@@ -35,14 +35,17 @@ def error_event(
     message: str,
     client_event_id: str | None = None,
     protocol: Protocol = "realtime",
+    event_id: str | None = None,
 ) -> bytes:
+    """The provider's `error` event shape (DESIGN.md "What a client sees"), for every refusal the
+    gateway reports in-band: policy violations, invalid JSON, rate limits, budgets."""
     error: dict[str, Any] = {
         "type": error_type,
         "code": code,
         "message": message,
         "event_id": client_event_id,
     }
-    event: dict[str, Any] = {"type": "error", "event_id": new_event_id(), "error": error}
+    event: dict[str, Any] = {"type": "error", "event_id": event_id or new_event_id(), "error": error}
     if protocol == "responses":
         error["param"] = None
         event["status"] = 400

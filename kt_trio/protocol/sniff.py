@@ -42,3 +42,27 @@ def event_type(data: bytes | bytearray | memoryview) -> str | None:
     if isinstance(obj, dict) and isinstance(obj.get("type"), str):
         return obj["type"]
     return None
+
+
+# `"event_id":"..."` near the head: clients that put `event_id` early (most do) cost a regex, not a
+# parse. Same head window and character set as the type sniff.
+_EVENT_ID_AT_HEAD = re.compile(rb'"event_id"\s*:\s*"([A-Za-z0-9_.:\-]{1,128})"')
+
+
+def client_event_id(data: bytes | bytearray | memoryview) -> str | None:
+    """The client event's `event_id`, for echoing in an error; None when absent or unreadable.
+
+    Called on refusals and, for `log_all_access` audit records, with only the message's head:
+    never on the forwarding path itself, so the full-parse fallback (an `event_id` placed after a
+    large payload) is paid only by refused messages; a truncated head simply fails to parse.
+    """
+    m = _EVENT_ID_AT_HEAD.search(bytes(data[:_HEAD]))
+    if m is not None:
+        return m.group(1).decode("ascii")
+    try:
+        obj = json.loads(bytes(data))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
+        return obj["event_id"]
+    return None

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from attrs import frozen
 
 from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event
-from kt_trio.governance.error_events import client_event_id
 from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
@@ -20,6 +19,7 @@ from kt_trio.governance.usage import (
     USAGE_EVENT_TYPES,
     UsageAccumulator,
 )
+from kt_trio.protocol.sniff import client_event_id
 from kt_trio.records import Record, TokenUsage
 from kt_trio.wire.frames import CloseCode
 

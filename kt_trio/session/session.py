@@ -30,13 +30,12 @@ from attrs import frozen
 
 from kt_trio.config.schema import AuditLoggerSettings, SessionSettings
 from kt_trio.governance.budget import SessionBudget
-from kt_trio.governance.error_events import client_event_id
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
+from kt_trio.protocol.sniff import client_event_id, sniff_type
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.protocol.sniff import sniff_type
 from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
 from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
