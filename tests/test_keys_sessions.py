@@ -113,3 +113,18 @@ async def test_revoke_terminate_closes_live_sessions_with_1008(tmp_path: Path) -
             assert (info.value.reason.code, info.value.reason.reason) == (1008, "key revoked")
         await gw.gateway.wait_sessions(lambda n: n == 0)
         assert summaries[-1].key_name == "leaked"
+
+
+async def test_per_key_message_rate_is_shared_by_its_sessions(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "chatty", messages_per_minute=12)  # a burst of 2 for the whole key
+    async with running(MockBehaviour(mode="echo"), state_dir=tmp_path) as gw:
+        async with (
+            open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as one,
+            open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as two,
+        ):
+            for ws, event_id in ((one, "a"), (two, "b")):
+                await ws.send_message(json.dumps({"type": "x", "event_id": event_id}))
+                assert json.loads(await ws.get_message())["event_id"] == event_id
+            await two.send_message(json.dumps({"type": "x", "event_id": "c"}))
+            error = json.loads(await two.get_message())
+            assert error["error"]["code"] == "rate_limit_exceeded" and error["error"]["event_id"] == "c"

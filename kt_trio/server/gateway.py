@@ -109,6 +109,7 @@ class Gateway:
         self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
+        self._key_limiters: dict[str, MessageRateLimiter] = {}
         self.keys: KeyRing | None = None
         self.health = UpstreamHealth(
             providers.circuit_breaker.failure_threshold,
@@ -400,7 +401,7 @@ class Gateway:
             model=model or target.model,
             client_ip=ip,
             policies=policies,
-            limiter=self._limiter(),
+            limiters=self._limiters(key_info),
             budget=self._budget(),
             audit=self.audit,
             report=self.reporter.emit,
@@ -428,11 +429,22 @@ class Gateway:
         elif permit is not None:
             self.health.record_success(permit, trio.current_time())
 
-    def _limiter(self) -> MessageRateLimiter | None:
+    def _limiters(self, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
+        limiters = []
         per_connection = self.config.providers.rate_limit.per_connection
-        if not per_connection.messages_per_minute:
-            return None
-        return MessageRateLimiter(per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types)
+        if per_connection.messages_per_minute:
+            limiters.append(
+                MessageRateLimiter(
+                    per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types
+                )
+            )
+        if key_info is not None and key_info.messages_per_minute:
+            # One bucket per key, shared by its sessions; bounded by the number of keys in use.
+            shared = self._key_limiters.get(key_info.name)
+            if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
+                shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
+            limiters.append(shared)
+        return limiters
 
     def _budget(self) -> SessionBudget | None:
         settings = self.config.policy_settings("session-budget")

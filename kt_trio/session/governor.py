@@ -7,7 +7,7 @@ budget alerts) go to the session's one reporting point.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
@@ -42,24 +42,24 @@ class SessionGovernor:
         session_id: str,
         target: str,
         url_model: str | None,
-        limiter: MessageRateLimiter | None,
+        limiters: Sequence[MessageRateLimiter],
         budget: SessionBudget | None,
         emit: Callable[[Record], None],
     ) -> None:
         self.session_id = session_id
         self.usage = UsageAccumulator(session_id, target, url_model)
-        self._limiter = limiter
+        # The session's own limit and, for a gateway key with `messages_per_minute`, the key's
+        # bucket shared by all of its sessions; a message must pass every one of them.
+        self._limiters = tuple(limiters)
         self._budget = budget
         self._emit = emit
 
     def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
         """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""
-        if self._limiter is not None:
-            decision = self._limiter.check(event_type, now)
+        for limiter in self._limiters:
+            decision = limiter.check(event_type, now)
             if decision.action == "reject":
-                return Gate(
-                    reply=rate_limit_error_event(client_event_id(payload()), self._limiter.bucket.rate_per_sec * 60)
-                )
+                return Gate(reply=rate_limit_error_event(client_event_id(payload()), limiter.bucket.rate_per_sec * 60))
             if decision.action == "delay":
                 return Gate(delay_until=decision.until)
         if self._budget is not None and not self._budget.check_client_event(event_type):

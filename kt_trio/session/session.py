@@ -112,7 +112,7 @@ class Session:
         model: str,
         client_ip: str,
         policies: SessionPolicies | None = None,
-        limiter: MessageRateLimiter | None = None,
+        limiters: Sequence[MessageRateLimiter] = (),
         budget: SessionBudget | None = None,
         audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
@@ -137,7 +137,7 @@ class Session:
         self.key_name = key_name
         self.team = team
         self.governor = SessionGovernor(
-            session_id=self.id, target=target, url_model=model, limiter=limiter, budget=budget, emit=self._emit
+            session_id=self.id, target=target, url_model=model, limiters=limiters, budget=budget, emit=self._emit
         )
         self._audit = audit
         # Records emitted while a batch is handled, written to the audit log before that batch is
