@@ -12,6 +12,7 @@ from kt_trio.records import ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import serve_gateway
 from tests.chat_fixtures import CLIENT_KEY, SECRETS, chat_config, in_thread
+from tests.test_keys_sessions import make_key
 
 
 async def test_openai_sdk_through_the_gateway_port(tmp_path: Path) -> None:
@@ -21,11 +22,32 @@ async def test_openai_sdk_through_the_gateway_port(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with open_mock_http_upstream(behaviour) as mock:
             yaml = chat_config(mock.url, ["pii-detector"]) + f"gateway:\n  state_dir: {tmp_path}\n"
+            key = make_key(tmp_path, "chat-app", scopes=["chat"])
+            realtime_only = make_key(tmp_path, "voice-app", scopes=["realtime"])
             gateway = Gateway(load_config_text(yaml, "chat.yaml"), secrets=SECRETS)
             usage: list[ResponseUsage] = []
             gateway.reporter.add_sink(lambda sid, rec: usage.append(rec) if isinstance(rec, ResponseUsage) else None)
             async with serve_gateway(gateway) as gw:
-                client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=CLIENT_KEY, max_retries=0)
+
+                def client_for(api_key: str) -> openai.OpenAI:
+                    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=api_key, max_retries=0)
+
+                def ask(api_key: str) -> object:
+                    return client_for(api_key).chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                    )
+
+                try:
+                    await in_thread(lambda: ask(realtime_only))
+                    raise AssertionError("a key without the chat scope was accepted")
+                except openai.PermissionDeniedError as exc:
+                    assert exc.status_code == 403
+                try:
+                    await in_thread(lambda: ask(CLIENT_KEY))  # a kt_gk_ key the gateway never issued
+                    raise AssertionError("an unknown gateway key was accepted")
+                except openai.AuthenticationError as exc:
+                    assert exc.status_code == 401
+                client = client_for(key)
                 models = await in_thread(lambda: [m.id for m in client.models.list()])
                 assert "gpt-4o-mini" in models
 
@@ -39,5 +61,6 @@ async def test_openai_sdk_through_the_gateway_port(tmp_path: Path) -> None:
                 assert "415-555-0132" not in text and "[REDACTED:PHONE]" in text
                 # The same port still serves WebSocket sessions and health.
                 assert gw.gateway.port == gw.port
-        assert all(CLIENT_KEY not in repr(r.headers) for r in mock.requests)
+        assert all(key not in repr(r.headers) for r in mock.requests)
+        assert len(mock.requests) == 1  # the refused requests never left the gateway
         assert usage and usage[-1].usage.total_tokens > 0

@@ -123,7 +123,12 @@ class Gateway:
             config, secrets=self.secrets, health=self.health, report=self.reporter.emit, chain=self.chain
         )
         self._http_app = ASGIWrapper(
-            HttpApp(is_ready=lambda: not self._shutting_down, metrics=self.metrics.render, chat=self.chat)
+            HttpApp(
+                is_ready=lambda: not self._shutting_down,
+                metrics=self.metrics.render,
+                chat=self.chat,
+                check_key=self.check_key,
+            )
         )
         self._hconfig = HypercornConfig()
         self._hcontext = WorkerContext(None)
@@ -312,28 +317,35 @@ class Gateway:
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
     ) -> KeyInfo | bool | None:
-        """The client's gateway key, None for an anonymous client, or False once refused.
+        """The client's gateway key, None for an anonymous client, or False once refused."""
+        credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
+        key_info, refusal = await self.check_key(credential.value if credential is not None else None, scope=scope)
+        if refusal is not None:
+            await self._refuse(transport, *refusal)
+            return False
+        return key_info
+
+    async def check_key(
+        self, presented: str | None, *, scope: str
+    ) -> tuple[KeyInfo | None, tuple[int, str, str, str] | None]:
+        """(key, None) for an accepted or anonymous client, (None, refusal) otherwise, where a
+        refusal is (HTTP status, error type, code, message), the same for every route.
 
         A `kt_gk_` key is always checked. Anything else in the credential headers is taken for a
         provider key an SDK sends by habit: ignored (and never forwarded) unless keys are required.
         """
-        credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
-        presented = credential.value if credential is not None else None
         if presented is not None and not presented.startswith(KEY_PREFIX):
             presented = None
         if presented is None and not self.config.gateway.auth.require_keys:
-            return None
-        if self.keys is None:  # pragma: no cover - serve() opens the key ring before accepting
-            await self._refuse(transport, 503, "server_error", "keys_unavailable", "key store not open")
-            return False
+            return None, None
+        if self.keys is None:
+            return None, (503, "server_error", "keys_unavailable", "the key store is not open")
         decision = await self.keys.authenticate(presented, scope=scope)
         if decision.ok:
-            return decision.key
-        err_type, code = (
-            ("permission_error", "key_scope") if decision.status == 403 else ("authentication_error", "invalid_key")
-        )
-        await self._refuse(transport, decision.status, err_type, code, decision.message)
-        return False
+            return decision.key, None
+        if decision.status == 403:
+            return None, (403, "permission_error", "key_scope", decision.message)
+        return None, (decision.status, "authentication_error", "invalid_key", decision.message)
 
     async def _run_session(
         self,

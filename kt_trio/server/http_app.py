@@ -10,10 +10,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kt_trio.chat.app import ChatApp
+from kt_trio.session.upstream_headers import client_credential
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# check_key(presented key, scope=...) -> (key info, refusal as (status, error type, code, message) or None)
+KeyCheck = Callable[..., Awaitable[tuple[Any, tuple[int, str, str, str] | None]]]
 
 
 class HttpApp:
@@ -23,10 +26,12 @@ class HttpApp:
         is_ready: Callable[[], bool],
         metrics: Callable[[], tuple[bytes, str]],
         chat: ChatApp | None = None,
+        check_key: KeyCheck | None = None,
     ) -> None:
         self._is_ready = is_ready
         self._metrics = metrics
         self._chat = chat
+        self._check_key = check_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -43,6 +48,12 @@ class HttpApp:
             await send({"type": "websocket.close", "code": 1008})
             return
         if self._chat is not None and self._chat.handles(scope):
+            if self._check_key is not None:
+                _, refusal = await self._check_key(_presented_key(scope), scope="chat")
+                if refusal is not None:
+                    status, err_type, code, message = refusal
+                    await _json(send, status, {"error": {"type": err_type, "code": code, "message": message}})
+                    return
             await self._chat(scope, receive, send)
             return
         path = scope["path"]
@@ -74,6 +85,13 @@ class HttpApp:
                     }
                 },
             )
+
+
+def _presented_key(scope: Scope) -> str | None:
+    """The key a client sent (`Authorization: Bearer` or `api-key`); never logged or forwarded."""
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+    credential = client_credential(headers, ())
+    return credential.value if credential is not None else None
 
 
 async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
