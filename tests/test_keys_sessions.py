@@ -10,7 +10,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 
 from conformance.mock_upstream import MockBehaviour
 from kt_trio.keys import KeyStore, db_path
-from kt_trio.records import SessionSummary
+from kt_trio.records import BudgetAlert, SessionSummary
 from tests.conftest import running
 
 REQUIRE = "  auth:\n    require_keys: true\n"
@@ -128,3 +128,32 @@ async def test_per_key_message_rate_is_shared_by_its_sessions(tmp_path: Path) ->
             await two.send_message(json.dumps({"type": "x", "event_id": "c"}))
             error = json.loads(await two.get_message())
             assert error["error"]["code"] == "rate_limit_exceeded" and error["error"]["event_id"] == "c"
+
+
+async def test_daily_token_budget_alerts_blocks_and_survives_a_restart(tmp_path: Path) -> None:
+    # Mock responses use 168, 170, ... tokens: the first crosses 0.5 and 0.8 of 200, the second 1.0.
+    key = make_key(tmp_path, "metered", daily_tokens=200)
+    alerts: list[BudgetAlert] = []
+
+    async def create(ws: object) -> dict[str, object]:
+        await ws.send_message(json.dumps({"type": "response.create"}))  # type: ignore[attr-defined]
+        while True:
+            event = json.loads(await ws.get_message())  # type: ignore[attr-defined]
+            if event["type"] in ("response.done", "error"):
+                return event
+
+    async with running(state_dir=tmp_path) as gw:
+        gw.gateway.reporter.add_sink(lambda sid, r: alerts.append(r) if isinstance(r, BudgetAlert) else None)
+        async with open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as ws:
+            await ws.get_message()
+            assert (await create(ws))["type"] == "response.done"
+            assert (await create(ws))["type"] == "response.done"
+            refused = await create(ws)
+            assert refused["error"]["type"] == "budget_exceeded"  # type: ignore[index]
+        assert [a.threshold for a in alerts] == [0.5, 0.8, 1.0]
+    # A new gateway on the same state dir: the day's use was kept.
+    async with running(state_dir=tmp_path) as gw:
+        async with open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as ws:
+            await ws.get_message()
+            assert (await create(ws))["error"]["type"] == "budget_exceeded"  # type: ignore[index]
+        assert [json.loads(m)["type"] for m in gw.mock.connections[0].messages] == []

@@ -90,8 +90,11 @@ def budget_exceeded_error_event(
     max_total_tokens: int | None = None,
     *,
     event_id: str | None = None,
+    whose: str = "Session token budget",
+    until: str = "in this session",
 ) -> bytes:
-    """The `error` event telling the client a `response.create` was refused by the budget."""
+    """The `error` event telling the client a `response.create` was refused by a budget (the
+    session's, or with `whose`/`until` its gateway key's daily one)."""
     detail = (
         f" ({used_tokens} of {max_total_tokens} tokens used)"
         if used_tokens is not None and max_total_tokens is not None
@@ -100,7 +103,7 @@ def budget_exceeded_error_event(
     return error_event(
         error_type="budget_exceeded",
         code="budget_exceeded",
-        message=f"Session token budget exceeded{detail}; no new responses can be created in this session.",
+        message=f"{whose} exceeded{detail}; no new responses can be created {until}.",
         client_event_id=client_event_id,
         event_id=event_id,
     )

@@ -41,6 +41,7 @@ from kt_trio.metrics import Metrics
 from kt_trio.policies.chain import PolicyChain, build_chain
 from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
+from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
@@ -110,6 +111,7 @@ class Gateway:
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
         self._key_limiters: dict[str, MessageRateLimiter] = {}
+        self._key_budgets: dict[str, KeyTokenBudget] = {}
         self.keys: KeyRing | None = None
         self.health = UpstreamHealth(
             providers.circuit_breaker.failure_threshold,
@@ -414,6 +416,7 @@ class Gateway:
             client_ip=ip,
             policies=policies,
             limiters=self._limiters(key_info),
+            key_tokens=await self._key_tokens(key_info),
             budget=self._budget(),
             audit=self.audit,
             report=self.reporter.emit,
@@ -457,6 +460,15 @@ class Gateway:
                 shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
             limiters.append(shared)
         return limiters
+
+    async def _key_tokens(self, key_info: KeyInfo | None) -> KeyTokenBudget | None:
+        if key_info is None or not key_info.daily_tokens or self.keys is None:
+            return None
+        budget = self._key_budgets.get(key_info.name)
+        if budget is None or budget.daily_tokens != key_info.daily_tokens:
+            budget = self._key_budgets[key_info.name] = KeyTokenBudget(self.keys, key_info.name, key_info.daily_tokens)
+        await budget.refresh()
+        return budget
 
     def _budget(self) -> SessionBudget | None:
         settings = self.config.policy_settings("session-budget")

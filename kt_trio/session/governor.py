@@ -8,10 +8,11 @@ budget alerts) go to the session's one reporting point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from attrs import frozen
 
-from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event
+from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event, tokens_of
 from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
@@ -20,11 +21,19 @@ from kt_trio.governance.usage import (
     UsageAccumulator,
 )
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import Record, TokenUsage
+from kt_trio.records import BudgetAlert, Record, TokenUsage
 from kt_trio.wire.frames import CloseCode
 
 # Server events the accumulator reads: usage carriers and the ones that name the session's model.
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
+
+
+class KeyTokens(Protocol):
+    """A gateway key's daily token budget, shared by its sessions (`kt_trio.server.key_budget`)."""
+
+    exhausted: bool
+
+    async def add(self, tokens: int, session_id: str) -> list[BudgetAlert]: ...
 
 
 @frozen
@@ -45,6 +54,7 @@ class SessionGovernor:
         limiters: Sequence[MessageRateLimiter],
         budget: SessionBudget | None,
         emit: Callable[[Record], None],
+        key_tokens: KeyTokens | None = None,
     ) -> None:
         self.session_id = session_id
         self.usage = UsageAccumulator(session_id, target, url_model)
@@ -53,6 +63,9 @@ class SessionGovernor:
         self._limiters = tuple(limiters)
         self._budget = budget
         self._emit = emit
+        self.key_tokens = key_tokens
+        # Tokens used since the key's daily count was last updated (`settle_key_tokens`).
+        self.unsettled_tokens = 0
 
     def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
         """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""
@@ -62,6 +75,13 @@ class SessionGovernor:
                 return Gate(reply=rate_limit_error_event(client_event_id(payload()), limiter.bucket.rate_per_sec * 60))
             if decision.action == "delay":
                 return Gate(delay_until=decision.until)
+        key_tokens = self.key_tokens
+        if key_tokens is not None and key_tokens.exhausted and event_type == "response.create":
+            return Gate(
+                reply=budget_exceeded_error_event(
+                    client_event_id(payload()), whose="Daily token budget of this key", until="with this key today"
+                )
+            )
         if self._budget is not None and not self._budget.check_client_event(event_type):
             budget = self._budget
             return Gate(
@@ -81,6 +101,8 @@ class SessionGovernor:
         if record is None:
             return None
         self._emit(record)
+        if self.key_tokens is not None:
+            self.unsettled_tokens += tokens_of(record.usage)
         budget = self._budget
         if budget is None:
             return None
@@ -89,6 +111,13 @@ class SessionGovernor:
         if budget.close_required:
             return (CloseCode.POLICY_VIOLATION, "session token budget exceeded")
         return None
+
+    async def settle_key_tokens(self) -> None:
+        """Adds this session's new tokens to its key's daily count (a write to keys.db)."""
+        if self.key_tokens is not None and self.unsettled_tokens:
+            tokens, self.unsettled_tokens = self.unsettled_tokens, 0
+            for alert in await self.key_tokens.add(tokens, self.session_id):
+                self._emit(alert)
 
     @property
     def total(self) -> TokenUsage:

@@ -37,7 +37,7 @@ from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.sniff import client_event_id, sniff_type
 from kt_trio.protocol.sniff import event_type as parsed_event_type
 from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
-from kt_trio.session.governor import SessionGovernor
+from kt_trio.session.governor import KeyTokens, SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
 
@@ -114,6 +114,7 @@ class Session:
         policies: SessionPolicies | None = None,
         limiters: Sequence[MessageRateLimiter] = (),
         budget: SessionBudget | None = None,
+        key_tokens: KeyTokens | None = None,
         audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
         on_relay_time: Callable[[float], None] | None = None,
@@ -137,7 +138,13 @@ class Session:
         self.key_name = key_name
         self.team = team
         self.governor = SessionGovernor(
-            session_id=self.id, target=target, url_model=model, limiters=limiters, budget=budget, emit=self._emit
+            session_id=self.id,
+            target=target,
+            url_model=model,
+            limiters=limiters,
+            budget=budget,
+            emit=self._emit,
+            key_tokens=key_tokens,
         )
         self._audit = audit
         # Records emitted while a batch is handled, written to the audit log before that batch is
@@ -385,6 +392,8 @@ class Session:
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
             if data:
                 idle.deadline = trio.current_time() + idle_secs
+            if governor.unsettled_tokens:
+                await governor.settle_key_tokens()
             if self._pending:
                 await self._write_audit()
             await _flush(src, dst, out, back)
