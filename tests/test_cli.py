@@ -71,3 +71,9 @@ async def test_demo_mode_round_trip_then_sigterm_drains_with_1001(tmp_path: Path
             assert info.value.reason.code == 1001
         with trio.fail_after(15):
             assert await proc.wait() == 0
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "examples").glob("*.yaml")), ids=str)
+def test_every_example_config_validates(path: Path) -> None:
+    result = run_cli("validate", str(path), env={**os.environ, "EVENTS_TOKEN": "t"})
+    assert result.returncode == 0, result.stderr
