@@ -100,3 +100,20 @@ async def test_strict_audit_survives_kill_9(tmp_path: Path) -> None:
     }
     assert set(received) <= audited
     assert verify(db_path(tmp_path / "state")).ok
+
+
+async def test_content_of_a_message_forwarded_unread_is_stored_unmasked(tmp_path: Path) -> None:
+    """With no text policy the client's frame is forwarded as it arrived (still masked); the
+    audit record must hold the text, not the masked bytes. Audio is never stored."""
+    extra = "policy:\n  audit-logger:\n    log_all_access: true\n    include_content: true\n"
+    async with running(MockBehaviour(mode="echo"), chain=["audit-logger"], extra=extra, state_dir=tmp_path) as gw:
+        async with open_websocket_url(gw.ws_url()) as ws:
+            text = json.dumps({"type": "conversation.item.create", "event_id": "plain"})
+            audio = json.dumps({"type": "input_audio_buffer.append", "audio": "QUJD" * 100})
+            for message in (text, audio):
+                await ws.send_message(message)
+                await ws.get_message()
+        await gw.gateway.wait_sessions(lambda n: n == 0)
+    inputs = [d for kind, _, d in rows(tmp_path) if kind == "message" and d["direction"] == "input"]
+    assert inputs[0]["content"] == text
+    assert inputs[1]["event_type"] == "input_audio_buffer.append" and inputs[1]["content"] is None

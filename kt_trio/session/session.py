@@ -256,7 +256,8 @@ class Session:
         content = None
         if self._log_content and forwarded is not None and msg.is_text and event_type not in AUDIO_TYPES:
             # What was forwarded, i.e. after redaction: raw text never reaches the audit log.
-            content = bytes(forwarded).decode("utf-8", "replace")
+            text = msg.payload() if forwarded is msg.raw else forwarded
+            content = bytes(text).decode("utf-8", "replace")
         self._emit(
             MessageSeen(
                 session_id=self.id,
@@ -371,10 +372,10 @@ class Session:
                         # Audio carries no text: forwarded as it arrived, never unmasked past its
                         # head; only the audio of a response a policy cancelled is dropped.
                         if policies is None or from_client or not policies.audio_of_cancelled(ev.head()):
+                            # `forwarded` may be the raw (masked) frame: the audit record unmasks
+                            # it only if it stores content, which audio never does.
                             forwarded = ev.raw if ev.raw is not None else ev.payload()
                             out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, forwarded))
-                            if self._log_messages and ev.raw is not None:
-                                forwarded = ev.payload()
                     else:
                         verdict = self._govern(policies, ev, from_client, src, dst, out, back)
                         stop = verdict.close or stop
