@@ -27,6 +27,7 @@ from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
+from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, build_chain
 from kt_trio.records import PolicyDecision, Record, ResponseUsage, TokenUsage
 
@@ -111,7 +112,8 @@ class ChatApp:
 
     # -- ASGI -----------------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, *, key: KeyInfo | None = None) -> None:
+        """`key`: the client's gateway key once `HttpApp` accepted it; None for an anonymous client."""
         path, method = scope.get("path"), scope.get("method")
         try:
             if path == MODELS_PATH and method in ("GET", "HEAD"):

@@ -48,13 +48,14 @@ class HttpApp:
             await send({"type": "websocket.close", "code": 1008})
             return
         if self._chat is not None and self._chat.handles(scope):
+            key = None
             if self._check_key is not None:
-                _, refusal = await self._check_key(_presented_key(scope), scope="chat")
+                key, refusal = await self._check_key(_presented_key(scope), scope="chat")
                 if refusal is not None:
                     status, err_type, code, message = refusal
                     await _json(send, status, {"error": {"type": err_type, "code": code, "message": message}})
                     return
-            await self._chat(scope, receive, send)
+            await self._chat(scope, receive, send, key=key)
             return
         path = scope["path"]
         method = scope["method"]
