@@ -12,7 +12,8 @@ from functools import partial
 import trio
 
 from kt_trio.audit.cli import add_audit_commands
-from kt_trio.config import ConfigError, GatewayConfig, load_config, resolve_secrets, summarize
+from kt_trio.config import ConfigError, GatewayConfig, resolve_secrets, summarize
+from kt_trio.config.packs import load_packs
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
 
@@ -35,15 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", help="run the gateway (demo mode with no --config)")
-    serve.add_argument("--config", "--policy-config", dest="config", help="config file (.yaml or .toml)")
+    serve.add_argument(
+        "--config",
+        "--policy-config",
+        dest="config",
+        action="append",
+        help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
+    )
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"])
     serve.set_defaults(func=_serve)
 
-    validate = sub.add_parser("validate", help="check a config file")
-    validate.add_argument("file")
+    validate = sub.add_parser("validate", help="check config files (each one a pack)")
+    validate.add_argument("file", nargs="+", help="config files or directories, as for serve --config")
     validate.set_defaults(func=_validate)
 
     chat = sub.add_parser("chat", help="send one message through a gateway and print the response")
@@ -59,12 +66,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.file)
+        packs = load_packs(args.file)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{args.file}: {summarize(config)}")
+    for config in packs:
+        where = config.origin.file if config.origin is not None else args.file[0]
+        print(f"{where}: {summarize(config)}")
     return 0
 
 
@@ -76,21 +85,20 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
-    config: GatewayConfig | None = None
-    secrets: dict[str, str] = {}
+    packs: list[tuple[GatewayConfig, dict[str, str]]] = []
     if args.config:
         try:
-            config = load_config(args.config)
-            secrets = resolve_secrets(config)
+            configs = load_packs(args.config)
+            packs = [(config, resolve_secrets(config)) for config in configs]
         except ConfigError as exc:
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
             return EXIT_CONFIG
-    trio.run(_run_gateway, config, secrets, args.host, args.port)
+    trio.run(_run_gateway, packs, args.host, args.port)
     return 0
 
 
-async def _run_gateway(config: GatewayConfig | None, secrets: dict[str, str], host: str, port: int) -> None:
+async def _run_gateway(packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int) -> None:
     from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
     from kt_trio.server.gateway import Gateway
@@ -98,10 +106,12 @@ async def _run_gateway(config: GatewayConfig | None, secrets: dict[str, str], ho
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as helpers:  # the demo's mock provider, when there is one
             mock_url = None
-            if config is None:
+            if packs:
+                (config, secrets), more_packs = packs[0], packs[1:]
+            else:
                 mock_url = await helpers.start(_run_mock, MockBehaviour())
-                config = demo_config(mock_url)
-            gateway = Gateway(config, secrets=secrets)
+                config, secrets, more_packs = demo_config(mock_url), {}, []
+            gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
             async with trio.open_nursery() as serving:
                 bound = await serving.start(gateway.serve, host, port)
                 if mock_url is not None:
@@ -110,8 +120,10 @@ async def _run_gateway(config: GatewayConfig | None, secrets: dict[str, str], ho
                     print(f"  connect to:  {url}")
                     print(f"  try it:      python -m kt_trio chat --url '{url}' 'My phone is 415-555-0132'")
                 else:
+                    names = ", ".join(gateway.packs)
+                    noun = "pack" if len(gateway.packs) == 1 else "packs"
                     print(
-                        f"kt_trio serving {config.pack.name} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)"
+                        f"kt_trio serving {noun} {names} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)"
                     )
                 sys.stdout.flush()
                 async for signum in signals:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -78,11 +78,19 @@ async def _running(
 
 @asynccontextmanager
 async def _with_mock(
-    behaviour: MockBehaviour | None, *, secrets: dict[str, str] | None, **kw: Any
+    behaviour: MockBehaviour | None,
+    *,
+    secrets: dict[str, str] | None,
+    packs: Sequence[str] = (),
+    **kw: Any,
 ) -> AsyncIterator[RunningGateway]:
+    """`packs`: YAML texts of more packs after the default one; `{mock}` in them is the mock's URL."""
     async with open_mock_upstream(behaviour or MockBehaviour()) as mock:
         config = load_config_text(config_yaml(mock.url, **kw), "test.yaml")
-        async with serve_gateway(Gateway(config, secrets=secrets), mock=mock) as gw:
+        more = [
+            (load_config_text(text.replace("{mock}", mock.url), f"pack{i}.yaml"), {}) for i, text in enumerate(packs, 1)
+        ]
+        async with serve_gateway(Gateway(config, secrets=secrets, more_packs=more), mock=mock) as gw:
             yield gw
 
 

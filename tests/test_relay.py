@@ -206,13 +206,11 @@ async def test_upstream_unreachable_is_502() -> None:
         await sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
         sock.close()
-        target = gw.gateway.config.providers.targets[0]
+        pack = gw.gateway.default_pack
         import attrs
 
-        dead = attrs.evolve(target, base_url=f"ws://127.0.0.1:{dead_port}/v1/realtime")
-        gw.gateway.config = attrs.evolve(
-            gw.gateway.config, providers=attrs.evolve(gw.gateway.config.providers, targets=(dead,))
-        )
+        dead = attrs.evolve(pack.config.providers.targets[0], base_url=f"ws://127.0.0.1:{dead_port}/v1/realtime")
+        pack.config = attrs.evolve(pack.config, providers=attrs.evolve(pack.config.providers, targets=(dead,)))
         with pytest.raises(ConnectionRejected) as info:
             async with open_websocket_url(gw.ws_url()):
                 pass

@@ -14,11 +14,10 @@ import socket
 import ssl
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs
 
-import attrs
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.config import Config as HypercornConfig
@@ -28,20 +27,20 @@ from hypercorn.typing import ConnectionState
 
 from kt_trio.audit import open_audit_log
 from kt_trio.chat.app import ChatApp
+from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
 from kt_trio.events.stream import serve_event_stream
 from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
-from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.metrics import Metrics
-from kt_trio.policies.chain import PolicyChain, build_chain
 from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.key_budget import KeyTokenBudget
+from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
@@ -83,11 +82,14 @@ class Gateway:
         self,
         config: GatewayConfig,
         *,
-        secrets: dict[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
         upstream_ssl_context: ssl.SSLContext | None = None,
+        more_packs: Sequence[tuple[GatewayConfig, Mapping[str, str]]] = (),
     ) -> None:
+        """`config` is the default pack, which also holds the gateway-wide settings (`gateway`,
+        `features`, `providers.rate_limit.per_ip`); `more_packs` are the other packs with their
+        secrets (target id -> secret, as `resolve_secrets` gives), for keys bound to them."""
         self.config = config
-        self.secrets = secrets or {}
         # None: the system's trust store (ssl.create_default_context()); tests and private CAs pass one.
         self.upstream_ssl_context = upstream_ssl_context
         self.sessions: set[Session] = set()
@@ -99,11 +101,24 @@ class Gateway:
         self.reporter.add_sink(self._remember)
         events = config.features.websocket
         self.hub = EventHub(events.channel_capacity)
-        self.metrics = Metrics(config)
+        self.metrics = Metrics(config, *(c for c, _ in more_packs))
         self.metrics.bind_event_hub(self.hub)
         self.reporter.add_sink(self.hub.publish)
         self.reporter.add_sink(self.metrics.sink)
-        self.chain = policy_chain(config)
+        self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit)
+        self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
+        for pack_config, pack_secrets in more_packs:
+            if pack_config.pack.name in self.packs:
+                raise ValueError(f"two packs are named {pack_config.pack.name!r}")
+            for section in gateway_wide_differences(config, pack_config):
+                log.warning(
+                    "pack %s sets %s differently from the default pack %s: the default pack's value is used",
+                    pack_config.pack.name,
+                    section,
+                    config.pack.name,
+                )
+            pack_config = with_gateway_settings_of(config, pack_config)
+            self.packs[pack_config.pack.name] = PackRuntime.build(pack_config, pack_secrets, self.reporter.emit)
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
@@ -113,27 +128,35 @@ class Gateway:
         self._key_limiters: dict[str, MessageRateLimiter] = {}
         self._key_budgets: dict[str, KeyTokenBudget] = {}
         self.keys: KeyRing | None = None
-        self.health = UpstreamHealth(
-            providers.circuit_breaker.failure_threshold,
-            providers.circuit_breaker.recovery_timeout_secs,
-            on_transition=lambda transition: self.reporter.emit(None, transition),
-        )
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
-        self.chat = ChatApp(
-            config, secrets=self.secrets, health=self.health, report=self.reporter.emit, chain=self.chain
-        )
         self._http_app = ASGIWrapper(
             HttpApp(
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
-                chat=self.chat,
+                chat_for=self.chat_for,
                 check_key=self.check_key,
             )
         )
         self._hconfig = HypercornConfig()
         self._hcontext = WorkerContext(None)
+
+    @property
+    def health(self) -> UpstreamHealth:
+        """The default pack's upstream health (each pack has its own breakers)."""
+        return self.default_pack.health
+
+    def pack_for(self, key_info: KeyInfo | None) -> PackRuntime | None:
+        """The pack serving this client: its key's pack, else the default; None when the key is
+        bound to a pack this gateway does not serve."""
+        if key_info is None or key_info.pack is None:
+            return self.default_pack
+        return self.packs.get(key_info.pack)
+
+    def chat_for(self, key_info: KeyInfo | None) -> ChatApp | None:
+        pack = self.pack_for(key_info)
+        return pack.chat if pack is not None else None
 
     # -- serving --------------------------------------------------------------------------------
 
@@ -151,7 +174,8 @@ class Gateway:
             self.port = lsock.getsockname()[1]
             async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir) as keys:
                 self.keys = keys
-                self.hub.publish(None, SystemEvent("startup", {"port": self.port, "pack": self.config.pack.name}))
+                details = {"port": self.port, "pack": self.config.pack.name, "packs": ",".join(self.packs)}
+                self.hub.publish(None, SystemEvent("startup", details))
                 async with trio.open_nursery() as connections:
                     # Its own scope: the poll loop never ends by itself, and shutdown must not wait
                     # out the drain deadline for it.
@@ -171,17 +195,22 @@ class Gateway:
                 # Event subscribers end after the sessions, so they see the shutdown and the last
                 # session ends; the audit log is flushed on leaving its context.
                 self.hub.close()
-                await self.chat.aclose()
+                for pack in self.packs.values():
+                    await pack.chat.aclose()
         finally:
             lsock.close()
 
     @asynccontextmanager
     async def _audit_log(self) -> AsyncIterator[None]:
-        """Runs the audit log for the life of the server when `audit-logger` is in the chain."""
-        if "audit-logger" not in self.config.policies.chain:
+        """Runs the audit log for the life of the server when some pack's chain has `audit-logger`.
+
+        One log per gateway (it lives in `gateway.state_dir`): its store settings (durability,
+        retention) are those of the first pack that names the logger."""
+        audited = next((p for p in self.packs.values() if p.audited), None)
+        if audited is None:
             yield
             return
-        settings = self.config.policy_settings("audit-logger")
+        settings = audited.config.policy_settings(AUDIT_LOGGER)
         async with open_audit_log(self.config.gateway.state_dir, settings) as audit:  # type: ignore[arg-type]
             self.audit = audit
             self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
@@ -246,7 +275,12 @@ class Gateway:
                 handed_off = True
                 stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
                 await serve_event_stream(
-                    self.hub, self.config.features.websocket, stream, head, on_refused=self.metrics.handshake_rejected
+                    self.hub,
+                    self.config.features.websocket,
+                    stream,
+                    head,
+                    on_refused=self.metrics.handshake_rejected,
+                    check_key=self.check_key,
                 )
                 return
             if head.is_websocket_upgrade:
@@ -290,9 +324,14 @@ class Gateway:
         key_info = await self._authenticate(transport, head, scope="realtime")
         if key_info is False:
             return
+        pack = self.pack_for(key_info)
+        if pack is None:
+            assert key_info is not None
+            await self._refuse(transport, 403, "permission_error", "unknown_pack", unknown_pack_message(key_info))
+            return
         query = parse_qs(head.query)
         model = query.get("model", [None])[0]
-        target = self.config.find_websocket_target(model)
+        target = pack.config.find_websocket_target(model)
         if target is None:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
@@ -314,7 +353,7 @@ class Gateway:
             )
             return
         with ticket:  # released exactly once, however the session ends
-            await self._run_session(transport, head, received, ip, route, model, target, key, key_info)
+            await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info)
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
@@ -357,6 +396,7 @@ class Gateway:
         ip: str,
         route: str,
         model: str | None,
+        pack: PackRuntime,
         primary: Target,
         key: str,
         key_info: KeyInfo | None = None,
@@ -364,14 +404,14 @@ class Gateway:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
             target, upstream, permit = await dial_with_fallback(
-                self.config,
-                self.health,
+                pack.config,
+                pack.health,
                 primary,
                 route,
                 head.query,
                 head.headers,
                 offered,
-                self.secrets,
+                pack.secrets,
                 self.upstream_ssl_context,
             )
         except DialError as exc:
@@ -399,8 +439,8 @@ class Gateway:
         session_id = uuid.uuid4().hex
         user_agent = head.header("user-agent")
         policies = None
-        if not self.chain.is_empty:
-            policies = self.chain.new_session(
+        if not pack.chain.is_empty:
+            policies = pack.chain.new_session(
                 session_id=session_id,
                 user_agent=user_agent,
                 client_ip=ip,
@@ -415,10 +455,10 @@ class Gateway:
             model=model or target.model,
             client_ip=ip,
             policies=policies,
-            limiters=self._limiters(key_info),
+            limiters=self._limiters(pack, key_info),
             key_tokens=await self._key_tokens(key_info),
-            budget=self._budget(),
-            audit=self.audit,
+            budget=pack.session_budget(),
+            audit=self.audit if pack.audited else None,
             report=self.reporter.emit,
             on_relay_time=self.metrics.observe_relay_added,
             key_name=key_info.name if key_info is not None else None,
@@ -440,13 +480,13 @@ class Gateway:
         early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
         if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
             # A provider that accepts and then drops sessions at once is failing too.
-            self.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+            pack.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
         elif permit is not None:
-            self.health.record_success(permit, trio.current_time())
+            pack.health.record_success(permit, trio.current_time())
 
-    def _limiters(self, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
+    def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
         limiters = []
-        per_connection = self.config.providers.rate_limit.per_connection
+        per_connection = pack.config.providers.rate_limit.per_connection
         if per_connection.messages_per_minute:
             limiters.append(
                 MessageRateLimiter(
@@ -469,13 +509,6 @@ class Gateway:
             budget = self._key_budgets[key_info.name] = KeyTokenBudget(self.keys, key_info.name, key_info.daily_tokens)
         await budget.refresh()
         return budget
-
-    def _budget(self) -> SessionBudget | None:
-        settings = self.config.policy_settings("session-budget")
-        named = "session-budget" in self.config.policies.chain or "session-budget" in self.config.policy
-        if not (named and settings.max_total_tokens):
-            return None
-        return SessionBudget(settings.max_total_tokens, settings.alert_thresholds, settings.action)
 
     def _add_session(self, session: Session) -> None:
         self.sessions.add(session)
@@ -538,9 +571,3 @@ class Gateway:
             await transport.send_all(http_response(status, body, extra_headers=extra_headers or ()))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-
-
-def policy_chain(config: GatewayConfig) -> PolicyChain:
-    """The config's chain, each policy with its `policy.<name>` settings (or its defaults)."""
-    names = config.policies.chain
-    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})

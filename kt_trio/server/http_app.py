@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kt_trio.chat.app import ChatApp
+from kt_trio.server.packs import unknown_pack_message
 from kt_trio.session.upstream_headers import client_credential
 
 Scope = MutableMapping[str, Any]
@@ -25,12 +26,14 @@ class HttpApp:
         *,
         is_ready: Callable[[], bool],
         metrics: Callable[[], tuple[bytes, str]],
-        chat: ChatApp | None = None,
+        chat_for: Callable[[Any], ChatApp | None] | None = None,
         check_key: KeyCheck | None = None,
     ) -> None:
+        """`chat_for(key)`: the chat app of the pack serving that key (None: a pack the gateway
+        does not serve); `check_key` as `Gateway.check_key`."""
         self._is_ready = is_ready
         self._metrics = metrics
-        self._chat = chat
+        self._chat_for = chat_for
         self._check_key = check_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,7 +50,7 @@ class HttpApp:
             # WebSocket upgrades are the front door's; one reaching here is for an unknown path.
             await send({"type": "websocket.close", "code": 1008})
             return
-        if self._chat is not None and self._chat.handles(scope):
+        if self._chat_for is not None and ChatApp.handles(scope):
             key = None
             if self._check_key is not None:
                 key, refusal = await self._check_key(_presented_key(scope), scope="chat")
@@ -55,7 +58,12 @@ class HttpApp:
                     status, err_type, code, message = refusal
                     await _json(send, status, {"error": {"type": err_type, "code": code, "message": message}})
                     return
-            await self._chat(scope, receive, send, key=key)
+            chat = self._chat_for(key)
+            if chat is None:
+                error = {"type": "permission_error", "code": "unknown_pack", "message": unknown_pack_message(key)}
+                await _json(send, 403, {"error": error})
+                return
+            await chat(scope, receive, send, key=key)
             return
         path = scope["path"]
         method = scope["method"]

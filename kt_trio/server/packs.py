@@ -1,0 +1,76 @@
+"""A policy pack as the gateway runs it: its config, secrets, chain, upstream health and chat app.
+
+Which pack serves a client is decided once, after its key is checked (`Gateway.pack_for`): the
+key's pack, or the default pack (the first) for a key bound to none and for anonymous clients.
+Everything under `providers` and `policies` is the pack's own, so each pack has its own breakers
+(a target failing for one pack's credentials says nothing about another's) and its own chat app
+(its own `http` targets and connection pool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import attrs
+from attrs import define
+
+from kt_trio.chat.app import ChatApp
+from kt_trio.config.schema import GatewayConfig
+from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.governance.budget import SessionBudget
+from kt_trio.keys import KeyInfo
+from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.records import Record
+
+AUDIT_LOGGER = "audit-logger"
+SESSION_BUDGET = "session-budget"
+
+
+@define
+class PackRuntime:
+    config: GatewayConfig
+    secrets: Mapping[str, str]
+    chain: PolicyChain
+    health: UpstreamHealth
+    chat: ChatApp
+
+    @classmethod
+    def build(
+        cls, config: GatewayConfig, secrets: Mapping[str, str], report: Callable[[str | None, Record], None]
+    ) -> PackRuntime:
+        breaker = config.providers.circuit_breaker
+        health = UpstreamHealth(
+            breaker.failure_threshold,
+            breaker.recovery_timeout_secs,
+            on_transition=lambda transition: report(None, transition),
+        )
+        chain = policy_chain(config)
+        chat = ChatApp(config, secrets=secrets, health=health, report=report, chain=chain)
+        return cls(config=config, secrets=secrets, chain=chain, health=health, chat=chat)
+
+    @property
+    def name(self) -> str:
+        return self.config.pack.name
+
+    @property
+    def audited(self) -> bool:
+        """Sessions of this pack write to the audit log only when its chain names the logger."""
+        return AUDIT_LOGGER in self.config.policies.chain
+
+    def session_budget(self) -> SessionBudget | None:
+        """A new session's token budget, when the pack sets `session-budget.max_total_tokens`."""
+        settings = self.config.policy_settings(SESSION_BUDGET)
+        named = SESSION_BUDGET in self.config.policies.chain or SESSION_BUDGET in self.config.policy
+        if not (named and settings.max_total_tokens):
+            return None
+        return SessionBudget(settings.max_total_tokens, settings.alert_thresholds, settings.action)
+
+
+def unknown_pack_message(key_info: KeyInfo) -> str:
+    return f"gateway key {key_info.name!r} is bound to pack {key_info.pack!r}, which this gateway does not serve"
+
+
+def policy_chain(config: GatewayConfig) -> PolicyChain:
+    """The config's chain, each policy with its `policy.<name>` settings (or its defaults)."""
+    names = config.policies.chain
+    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
