@@ -16,6 +16,10 @@ Label values are bounded so a client cannot grow the series set:
   At most 12 values.
 - `policy`, `reason`: names from our own code, still capped at `_MAX_FREE_LABELS` distinct values
   each (then `other`) so a bug cannot explode the series set.
+- `team`: the gateway key's team (issue 7), `none` for clients without a team; teams are made by
+  whoever creates keys, so the first `MAX_TEAMS` distinct teams seen keep their own series and
+  later ones share `other`. Only on the two metrics a platform team charges back by: token usage
+  and sessions.
 
 Where each metric is fed:
 
@@ -61,6 +65,10 @@ _EXACT_CLOSE_CODES = frozenset({1000, 1001, 1005, 1006, 1008, 1009, 1011, 1013})
 # Distinct values kept for labels whose values come from our own code (policy names, refusal
 # reasons): far above what the code produces, low enough that a bug stays visible, not costly.
 _MAX_FREE_LABELS = 32
+# Teams with their own series: well above the teams of one gateway's tenants, low enough that
+# ~14 buckets × 5 token types × models × targets × teams stays a few thousand series.
+MAX_TEAMS = 64
+NO_TEAM = "none"
 
 # The OpenTelemetry GenAI semantic conventions' advisory buckets for gen_ai.client.token.usage.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -129,14 +137,16 @@ class _ScrapeTimeCollector(Collector):
 class Metrics:
     """The gateway's metrics. `sink` is a Reporter sink; `render` answers `GET /metrics`."""
 
-    def __init__(self, config: GatewayConfig | None = None) -> None:
-        targets = config.providers.targets if config is not None else ()
+    def __init__(self, *configs: GatewayConfig) -> None:
+        """`configs`: every pack the gateway serves; their targets and models bound the labels."""
+        targets = [t for config in configs for t in config.providers.targets]
         self._models = frozenset(t.model for t in targets if t.model)
         # Longest first, so `gpt-4o-realtime-preview-2024-12-17` matches the longest configured prefix.
         self._model_prefixes = tuple(sorted(self._models, key=len, reverse=True))
         self._targets = frozenset(t.id for t in targets)
         self._policy_label = _CappedLabel()
         self._reason_label = _CappedLabel()
+        self._team_label = _CappedLabel(MAX_TEAMS)
         self._active: set[str] = set()
 
         self.registry = CollectorRegistry(auto_describe=True)
@@ -144,13 +154,13 @@ class Metrics:
         self.token_usage = Histogram(
             "kt_gen_ai_client_token_usage",
             "Tokens used per response (OpenTelemetry gen_ai.client.token.usage).",
-            ["gen_ai_token_type", "gen_ai_request_model", "target"],
+            ["gen_ai_token_type", "gen_ai_request_model", "target", "team"],
             buckets=TOKEN_BUCKETS,
             registry=r,
         )
         self.sessions_active = Gauge("kt_sessions_active", "Open proxied sessions.", registry=r)
         self.sessions_total = Counter(
-            "kt_sessions_total", "Proxied sessions ended.", ["route", "target", "close_code"], registry=r
+            "kt_sessions_total", "Proxied sessions ended.", ["route", "target", "close_code", "team"], registry=r
         )
         self.messages_total = Counter("kt_messages_total", "Messages relayed.", ["direction"], registry=r)
         self.message_bytes_total = Counter(
@@ -188,6 +198,9 @@ class Metrics:
     def target_label(self, target: str) -> str:
         return target if target in self._targets else OTHER
 
+    def team_label(self, team: str | None) -> str:
+        return self._team_label(team) if team else NO_TEAM
+
     # -- feeding -------------------------------------------------------------------------------
 
     def sink(self, session_id: str | None, record: Record) -> None:
@@ -208,6 +221,7 @@ class Metrics:
     def _response_usage(self, record: ResponseUsage) -> None:
         model = self.model_label(record.model)
         target = self.target_label(record.target)
+        team = self.team_label(record.team)
         u = record.usage
         observations = (
             ("input", u.input_tokens, True),
@@ -219,7 +233,7 @@ class Metrics:
         for token_type, value, observe in observations:
             if observe:
                 self.token_usage.labels(
-                    gen_ai_token_type=token_type, gen_ai_request_model=model, target=target
+                    gen_ai_token_type=token_type, gen_ai_request_model=model, target=target, team=team
                 ).observe(value)
 
     def _session_end(self, s: SessionSummary) -> None:
@@ -227,7 +241,10 @@ class Metrics:
         self.sessions_active.set(len(self._active))
         route = s.route if s.route in ROUTES else OTHER
         self.sessions_total.labels(
-            route=route, target=self.target_label(s.target), close_code=close_code_class(s.close_code)
+            route=route,
+            target=self.target_label(s.target),
+            close_code=close_code_class(s.close_code),
+            team=self.team_label(s.team),
         ).inc()
         self.messages_total.labels(direction="input").inc(s.messages_in)
         self.messages_total.labels(direction="output").inc(s.messages_out)

@@ -62,6 +62,9 @@ class ResponseUsage:
     usage: TokenUsage
     response_id: str | None = None
     kind: Literal["response", "transcription"] = "response"
+    # Attribution to the gateway key (its name, never the key) and its team (issue 7).
+    key_name: str | None = None
+    team: str | None = None
 
 
 @frozen

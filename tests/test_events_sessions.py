@@ -76,12 +76,15 @@ async def test_subscriber_sees_audit_usage_and_breaker_events_from_a_session() -
         assert messages[-1]["payload"]["to"] == "open"
 
         summary = gw.gateway.recent_summaries[-1]
-        assert metric(metrics, "kt_sessions_total", route="/v1/realtime", target="mock", close_code="1000") == 1
+        assert (
+            metric(metrics, "kt_sessions_total", route="/v1/realtime", target="mock", close_code="1000", team="none")
+            == 1
+        )
         assert metric(metrics, "kt_sessions_active") == 0
         assert metric(metrics, "kt_messages_total", direction="input") == summary.messages_in
         assert metric(metrics, "kt_message_bytes_total", direction="output") == summary.bytes_out
         assert metric(metrics, "kt_policy_decisions_total", policy="pii-detector", action="redact") >= 1  # type: ignore[operator]
-        labels = {"gen_ai_request_model": "gpt-realtime", "target": "mock"}
+        labels = {"gen_ai_request_model": "gpt-realtime", "target": "mock", "team": "none"}
         assert metric(metrics, "kt_gen_ai_client_token_usage_count", gen_ai_token_type="output", **labels) == 1
         assert (
             metric(metrics, "kt_gen_ai_client_token_usage_sum", gen_ai_token_type="input", **labels)

@@ -82,7 +82,7 @@ def test_token_usage_histogram_per_response() -> None:
     for _ in range(3):
         m.sink("s1", ResponseUsage("s1", "mock", "gpt-realtime", usage))
     m.sink("s1", ResponseUsage("s1", "mock", "gpt-realtime", TokenUsage(input_tokens=1, output_tokens=2)))
-    labels = {"gen_ai_request_model": "gpt-realtime", "target": "mock"}
+    labels = {"gen_ai_request_model": "gpt-realtime", "target": "mock", "team": "none"}
     assert value(m, "kt_gen_ai_client_token_usage_count", gen_ai_token_type="input", **labels) == 4
     assert value(m, "kt_gen_ai_client_token_usage_sum", gen_ai_token_type="input", **labels) == 361
     assert value(m, "kt_gen_ai_client_token_usage_sum", gen_ai_token_type="output", **labels) == 146
@@ -100,7 +100,7 @@ def test_model_and_target_labels_stay_bounded() -> None:
     m.sink("s", ResponseUsage("s", "mock", "gpt-realtime-2025-08-28", TokenUsage(input_tokens=1)))
     m.sink("s", ResponseUsage("s", "mock", "attacker-chosen-model-123", TokenUsage(input_tokens=1)))
     m.sink("s", ResponseUsage("s", "unknown-target", "gpt-4.1-mini", TokenUsage(input_tokens=1)))
-    labels = {"gen_ai_token_type": "input"}
+    labels = {"gen_ai_token_type": "input", "team": "none"}
     assert value(m, "kt_gen_ai_client_token_usage_count", gen_ai_request_model="gpt-realtime", target="mock", **labels)
     assert value(m, "kt_gen_ai_client_token_usage_count", gen_ai_request_model="other", target="mock", **labels)
     assert value(m, "kt_gen_ai_client_token_usage_count", gen_ai_request_model="gpt-4.1-mini", target="other", **labels)
@@ -118,7 +118,7 @@ def test_sessions_messages_and_close_classes() -> None:
     m.sink("s2", ended("s2", 4321))
     m.sink("s2", ended("s2", 4321))  # a repeated summary does not push the gauge below the truth
     assert value(m, "kt_sessions_active") == 1
-    base = {"route": "/v1/realtime", "target": "mock"}
+    base = {"route": "/v1/realtime", "target": "mock", "team": "none"}
     assert value(m, "kt_sessions_total", close_code="1000", **base) == 1
     assert value(m, "kt_sessions_total", close_code="1008", **base) == 1
     assert value(m, "kt_sessions_total", close_code="4xxx", **base) == 2
@@ -181,5 +181,5 @@ def test_scrape_time_values_and_separate_registries() -> None:
 def test_metrics_without_config() -> None:
     m = Metrics()
     m.sink("s", ResponseUsage("s", "t", "m", TokenUsage(input_tokens=3)))
-    labels = {"gen_ai_token_type": "input", "gen_ai_request_model": "other", "target": "other"}
+    labels = {"gen_ai_token_type": "input", "gen_ai_request_model": "other", "target": "other", "team": "none"}
     assert value(m, "kt_gen_ai_client_token_usage_sum", **labels) == 3

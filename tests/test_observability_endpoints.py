@@ -63,14 +63,25 @@ async def test_event_stream_and_metrics_see_a_session() -> None:
         assert status == 200
         values = samples(body.decode())
         assert (
-            values[("kt_sessions_total", (("close_code", "1000"), ("route", "/v1/realtime"), ("target", "mock")))] == 1
+            values[
+                (
+                    "kt_sessions_total",
+                    (("close_code", "1000"), ("route", "/v1/realtime"), ("target", "mock"), ("team", "none")),
+                )
+            ]
+            == 1
         )
         assert values[("kt_messages_total", (("direction", "input"),))] == 2
         assert values[("kt_policy_decisions_total", (("action", "redact"), ("policy", "pii-detector")))] == 1
         assert values[("kt_sessions_active", ())] == 0
         token_count = (
             "kt_gen_ai_client_token_usage_count",
-            (("gen_ai_request_model", "gpt-realtime"), ("gen_ai_token_type", "input"), ("target", "mock")),
+            (
+                ("gen_ai_request_model", "gpt-realtime"),
+                ("gen_ai_token_type", "input"),
+                ("target", "mock"),
+                ("team", "none"),
+            ),
         )
         assert values[token_count] == 1
 

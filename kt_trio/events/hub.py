@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 import trio
 
 from kt_trio.events.messages import EVENT_TYPES, Publishable, encode, lagged_payload, to_events
+from kt_trio.records import SessionStarted, SessionSummary
 
 
 class Subscription:
@@ -33,12 +34,21 @@ class Subscription:
 
     `types`: the event types wanted (None: all). `session_id`: only events of that session (events
     that belong to no session, circuit breaker and system events, are then not delivered).
+    `team`: only events of that team's sessions (a team key's subscription, issue 7); events that
+    belong to no team, including circuit breaker and system events, are then not delivered.
     A `lagged` message is delivered whatever the filters: it says the view is incomplete.
     """
 
-    __slots__ = ("_buffer", "_closed", "_hub", "_missed", "_wakeup", "dropped", "session_id", "types")
+    __slots__ = ("_buffer", "_closed", "_hub", "_missed", "_wakeup", "dropped", "session_id", "team", "types")
 
-    def __init__(self, hub: EventHub, capacity: int, types: frozenset[str] | None, session_id: str | None) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        capacity: int,
+        types: frozenset[str] | None,
+        session_id: str | None,
+        team: str | None = None,
+    ) -> None:
         self._hub = hub
         # Bounded by `channel_capacity` (1024 by default): a subscriber that stops reading costs
         # at most that many shared strings, and eviction of the oldest is deque's own O(1) append.
@@ -49,9 +59,12 @@ class Subscription:
         self.dropped = 0  # dropped over the subscription's life, for tests and diagnostics
         self.types = types
         self.session_id = session_id
+        self.team = team
 
-    def wants(self, event_type: str, session_id: str | None) -> bool:
+    def wants(self, event_type: str, session_id: str | None, team: str | None = None) -> bool:
         if self.types is not None and event_type not in self.types:
+            return False
+        if self.team is not None and self.team != team:
             return False
         return self.session_id is None or self.session_id == session_id
 
@@ -123,12 +136,18 @@ class EventHub:
         self._closed = False
         self.dropped_total = 0  # every message any subscriber lost (kt_event_dropped_total)
         self.published_total = 0  # messages produced from records, before filtering
+        # The team of each live session that has one, from its SessionStarted to its
+        # SessionSummary: most records of a session (usage, decisions, budget) do not carry the
+        # team, and a team subscriber must still see them. One entry per live team session.
+        self._teams: dict[str, str] = {}
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, types: Iterable[str] | None = None, session_id: str | None = None) -> Subscription:
+    def subscribe(
+        self, types: Iterable[str] | None = None, session_id: str | None = None, team: str | None = None
+    ) -> Subscription:
         """A new subscription; close it (or use it as a context manager) when done.
 
         Unknown type names raise ValueError. After `close()`, the subscription is born closed.
@@ -139,7 +158,7 @@ class EventHub:
             unknown = wanted - EVENT_TYPES
             if unknown:
                 raise ValueError(f"unknown event type(s): {', '.join(sorted(unknown))}")
-        sub = Subscription(self, self.channel_capacity, wanted, session_id)
+        sub = Subscription(self, self.channel_capacity, wanted, session_id, team)
         if self._closed:
             sub._closed = True
         else:
@@ -152,15 +171,27 @@ class EventHub:
         if not events:
             return
         sid = session_id if session_id is not None else getattr(record, "session_id", None)
+        team = self._team_of(sid, record)
         now = self.clock()
         for event_type, payload in events:
             self.published_total += 1
             text: str | None = None
             for sub in self._subscribers:
-                if sub.wants(event_type, sid):
+                if sub.wants(event_type, sid, team):
                     if text is None:
                         text = encode(event_type, payload, now)  # once per publish, shared
                     sub._offer(text)
+
+    def _team_of(self, sid: str | None, record: Publishable) -> str | None:
+        team = getattr(record, "team", None)
+        if sid is None:
+            return team
+        if isinstance(record, SessionStarted):
+            if team is not None:
+                self._teams[sid] = team
+        elif isinstance(record, SessionSummary):
+            return self._teams.pop(sid, team)
+        return team if team is not None else self._teams.get(sid)
 
     def close(self) -> None:
         """Gateway shutdown: every subscription drains what it has, then ends."""

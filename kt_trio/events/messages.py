@@ -107,6 +107,8 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                     "model": record.model,
                     "response_id": record.response_id,
                     "kind": record.kind,
+                    "key_name": record.key_name,
+                    "team": record.team,
                     "usage": usage_payload(record.usage),
                 },
             )
@@ -178,6 +180,8 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                     "session_id": record.session_id,
                     "target": record.target,
                     "model": record.model,
+                    "key_name": record.key_name,
+                    "team": record.team,
                     "usage": usage_payload(record.usage),
                 },
             ),

@@ -5,7 +5,11 @@ replays those bytes (`kt_trio.server.replay_stream.ReplayStream`) and the parsed
 are plain HTTP written before any upgrade (DESIGN.md "Handshake refusals are plain HTTP"):
 
 - 404 when `features.websocket.enabled` is off; 400/426 for a malformed upgrade;
-- 401 when `require_auth` and neither `?token=` nor a `kt_session` cookie carries a configured token;
+- 401 when `require_auth` and neither `?token=` nor a `kt_session` cookie carries a configured token
+  or a gateway key with the `events` scope (issue 7; also accepted as `Authorization: Bearer`);
+  a key is checked whenever one is presented, so a bad key is refused even without `require_auth`;
+- 403 for a key without the `events` scope, or with it but with neither a team nor `admin`: a
+  team key sees only its team's events (`EventHub.subscribe(team=...)`), an admin key all;
 - 403 when the token came from the cookie and `Origin` is not in `allowed_origins`: a browser
   attaches cookies to a WebSocket opened by any site, so a cookie alone proves nothing about who
   is asking (cross-site WebSocket hijacking). A `?token=` is never sent implicitly by a browser,
@@ -23,16 +27,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
 from urllib.parse import parse_qs
 
 import trio
+from attrs import frozen
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from kt_trio.config.schema import EventStream
 from kt_trio.events.hub import EventHub, Subscription
 from kt_trio.events.messages import EVENT_TYPES
+from kt_trio.keys.store import KEY_PREFIX
 from kt_trio.wire.handshake import RequestHead, error_body, http_response
 
 log = logging.getLogger("kt_trio.events")
@@ -51,6 +58,8 @@ INCOMING_QUEUE = 4
 INCOMING_MAX_MESSAGE = 4096
 
 OnRefused = Callable[[str], None]
+# Gateway.check_key: (key info, None) or (None, (status, error type, code, message)).
+KeyCheck = Callable[..., Awaitable[tuple[Any, tuple[int, str, str, str] | None]]]
 
 
 class Refusal(Exception):
@@ -92,8 +101,24 @@ def _normal_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> tuple[frozenset[str] | None, str | None]:
-    """Pure checks of the head; returns the filters (types, session) or raises `Refusal`."""
+@frozen
+class StreamRequest:
+    """What a checked head asks for: the filters, and a gateway key still to check (async)."""
+
+    types: frozenset[str] | None
+    session: str | None
+    key: str | None = None
+
+
+def _bearer(head: RequestHead) -> str | None:
+    value = head.header("authorization")
+    if value is None or not value.lower().startswith("bearer "):
+        return None
+    return value[7:].strip() or None
+
+
+def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> StreamRequest:
+    """Pure checks of the head; returns what it asks for or raises `Refusal`."""
     if not settings.enabled:
         raise Refusal(404, "not_found", "the event stream is disabled")
     if not head.is_websocket_upgrade or not head.header("sec-websocket-key"):
@@ -101,19 +126,21 @@ def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> tu
     if head.header("sec-websocket-version") != "13":
         raise Refusal(426, "bad_request", "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),))
     query = parse_qs(head.query)
-    if settings.require_auth:
-        token = query.get("token", [None])[0]
-        via_cookie = False
-        if token is None:
-            token = _cookie(head, COOKIE_NAME)
-            via_cookie = token is not None
-        if token is None or not _token_matches(token, settings.tokens):
-            raise Refusal(401, "unauthorized", "a valid event stream token is required")
-        if via_cookie:
-            origin = head.header("origin")
-            allowed = {_normal_origin(o) for o in settings.allowed_origins}
-            if origin is None or _normal_origin(origin) not in allowed:
-                raise Refusal(403, "origin_not_allowed", "this Origin may not use the session cookie")
+    token = query.get("token", [None])[0] or _bearer(head)
+    via_cookie = False
+    if token is None:
+        token = _cookie(head, COOKIE_NAME)
+        via_cookie = token is not None
+    key: str | None = None
+    if token is not None and token.startswith(KEY_PREFIX):
+        key = token  # checked by the caller against the key store, whatever require_auth says
+    elif settings.require_auth and (token is None or not _token_matches(token, settings.tokens)):
+        raise Refusal(401, "unauthorized", "a valid event stream token is required")
+    if via_cookie and (settings.require_auth or key is not None):
+        origin = head.header("origin")
+        allowed = {_normal_origin(o) for o in settings.allowed_origins}
+        if origin is None or _normal_origin(origin) not in allowed:
+            raise Refusal(403, "origin_not_allowed", "this Origin may not use the session cookie")
     types: frozenset[str] | None = None
     if "types" in query:
         types = frozenset(t.strip() for v in query["types"] for t in v.split(",") if t.strip())
@@ -125,7 +152,25 @@ def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> tu
         raise Refusal(
             503, "too_many_subscribers", "the event stream is at its connection limit", (("Retry-After", "5"),)
         )
-    return types, session
+    return StreamRequest(types, session, key)
+
+
+async def team_of_key(check_key: KeyCheck | None, key: str) -> str | None:
+    """The team whose events a gateway key may see, None for an admin key (all events); raises
+    `Refusal` for a key that is not good for the stream."""
+    if check_key is None:
+        raise Refusal(401, "unauthorized", "gateway keys are not accepted here")
+    info, refusal = await check_key(key, scope="events")
+    if refusal is not None:
+        status, _, code, message = refusal
+        raise Refusal(status, code, message)
+    if info.is_admin:
+        return None
+    if not info.team:
+        # Without a team there is nothing to narrow the view to, and the whole stream is for
+        # admins: refuse rather than show everything or nothing.
+        raise Refusal(403, "key_scope", f"gateway key {info.name!r} has no team; only admin keys see every team")
+    return str(info.team)
 
 
 async def serve_event_stream(
@@ -135,16 +180,19 @@ async def serve_event_stream(
     head: RequestHead,
     *,
     on_refused: OnRefused | None = None,
+    check_key: KeyCheck | None = None,
 ) -> None:
     """Serves one `/ws/events` connection until either side ends it; always closes `stream`.
 
     `stream` must replay the request head (the front door's `ReplayStream`). `on_refused(code)`
     is called once per plain-HTTP refusal with a short reason (`unauthorized`, `origin_not_allowed`,
-    `too_many_subscribers`, ...), for `Metrics.handshake_rejected`.
+    `too_many_subscribers`, ...), for `Metrics.handshake_rejected`. `check_key` is the gateway's
+    key check, for subscribers that present a gateway key (`Gateway.check_key`).
     """
     try:
         try:
-            types, session = check_request(hub, settings, head)
+            request = check_request(hub, settings, head)
+            team = None if request.key is None else await team_of_key(check_key, request.key)
         except Refusal as refusal:
             log.info(
                 "event stream refused: status=%d reason=%s",
@@ -163,11 +211,17 @@ async def serve_event_stream(
         # Subscribed before the upgrade: the slot counts against max_connections from here (no
         # two clients can both pass the check above for the last slot), and nothing published
         # during the handshake is missed.
-        with hub.subscribe(types, session) as sub, trio.CancelScope() as scope:
+        types, session = request.types, request.session
+        with hub.subscribe(types, session, team) as sub, trio.CancelScope() as scope:
             async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
                 ws = await _accept(nursery, stream)
                 if ws is not None:
-                    log.info("event subscriber open types=%s session=%s", ",".join(sorted(types or ())), session)
+                    log.info(
+                        "event subscriber open types=%s session=%s team=%s",
+                        ",".join(sorted(types or ())),
+                        session,
+                        team,
+                    )
                     await _run(ws, sub, settings)
                 scope.cancel()  # the reader task, once our close is done or abandoned
     finally:

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
+import attrs
 import trio
 from attrs import frozen
 
@@ -36,7 +37,7 @@ from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.sniff import client_event_id, sniff_type
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
+from kt_trio.records import MessageSeen, PolicyDecision, Record, ResponseUsage, SessionStarted, SessionSummary
 from kt_trio.session.governor import KeyTokens, SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
@@ -233,6 +234,9 @@ class Session:
 
     def _emit(self, record: Record) -> None:
         if self._report is not None:
+            if isinstance(record, ResponseUsage) and self.key_name is not None:
+                # Usage is attributed to the key and team where it is reported (issue 7).
+                record = attrs.evolve(record, key_name=self.key_name, team=self.team)
             self._report(self.id, record)
         if self._audit is not None:
             self._pending.append(record)
