@@ -67,8 +67,10 @@ async def test_unchanged_messages_are_forwarded_byte_exact() -> None:
     async with running(chain=CHAIN) as gw:
         async with open_websocket_url(gw.ws_url()) as ws:
             await next_of(ws, "session.created")
-            original = '{"type":"conversation.item.create",  "item": {"type":"message","role":"user",' \
-                       '"content":[{"type":"input_text","text":"hello there"}]}}'
+            original = (
+                '{"type":"conversation.item.create",  "item": {"type":"message","role":"user",'
+                '"content":[{"type":"input_text","text":"hello there"}]}}'
+            )
             await ws.send_message(original)
             await next_of(ws, "conversation.item.added")
         assert gw.mock.connections[0].messages[0] == original

@@ -905,10 +905,7 @@ _ITEM_CREATE = re.compile(
         [
             _member(b"type", rb'"message"'),
             _member(b"role", rb'"[a-z]{1,16}"'),
-            _member(b"content", rb"\[\{")
-            + _member(b"type", rb'"[a-z_]{1,32}"')
-            + _C
-            + _member(b"text", rb'"'),
+            _member(b"content", rb"\[\{") + _member(b"type", rb'"[a-z_]{1,32}"') + _C + _member(b"text", rb'"'),
         ]
     )
 )
