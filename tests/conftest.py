@@ -95,7 +95,9 @@ async def _with_mock(
 
 
 @asynccontextmanager
-async def serve_process(*args: str, ready: bytes, cwd: Path | None = None) -> AsyncIterator[tuple[trio.Process, bytes]]:
+async def serve_process(
+    *args: str, ready: bytes, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[trio.Process, bytes]]:
     """`python -m kt_trio serve ARGS` as a user runs it; yields once its stdout shows `ready`.
 
     Killed on the way out if the test has not ended it (the test owns signals and exit codes).
@@ -105,6 +107,7 @@ async def serve_process(*args: str, ready: bytes, cwd: Path | None = None) -> As
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=cwd,
+        env=env,
     )
     try:
         assert proc.stdout is not None

@@ -77,3 +77,33 @@ async def test_demo_mode_round_trip_then_sigterm_drains_with_1001(tmp_path: Path
 def test_every_example_config_validates(path: Path) -> None:
     result = run_cli("validate", str(path), env={**os.environ, "EVENTS_TOKEN": "t"})
     assert result.returncode == 0, result.stderr
+
+
+PACKS = Path(__file__).parent.parent / "examples" / "packs"
+
+
+def test_validate_takes_a_directory_of_packs() -> None:
+    result = run_cli("validate", str(PACKS), env={**os.environ, "OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ok: pack ")[1].split()[0] for line in lines] == ["customer-facing", "research"]
+
+
+async def test_serve_runs_every_pack_of_a_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-never-printed"}
+    async with serve_process("--config", str(PACKS), "--port", "0", ready=b"health:", cwd=tmp_path, env=env) as (
+        proc,
+        out,
+    ):
+        assert b"serving packs customer-facing, research on" in out
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await proc.wait() == 0
+
+
+def test_serve_refuses_one_pack_given_twice_naming_both_files() -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-never-printed"}
+    research = str(PACKS / "20-research.yaml")
+    result = run_cli("serve", "--config", research, "--config", str(PACKS), "--port", "0", env=env)
+    assert result.returncode == 2
+    assert f"{research}:" in result.stderr and "already used by" in result.stderr
