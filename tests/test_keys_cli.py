@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+
+from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.keys import DB_NAME, KeyRing
+from tests.conftest import serve_process
 
 DAY = 86400.0
 
@@ -126,3 +134,35 @@ def test_state_dir_from_a_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "state" / DB_NAME).exists()
     assert "alice" in kt("list", "--config", str(config)).stdout
+
+
+async def test_create_and_revoke_through_the_cli_against_a_running_gateway(tmp_path: Path) -> None:
+    """The whole story as an operator runs it: `serve` in one process, `keys` in others."""
+    async with open_mock_upstream(MockBehaviour(mode="echo")) as mock:
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            f"gateway:\n  state_dir: {tmp_path / 'state'}\n  auth: {{require_keys: true}}\n"
+            f"providers:\n  targets:\n    - {{id: mock, provider: openai, model: gpt-realtime,"
+            f" base_url: '{mock.url}/v1/realtime'}}\n"
+        )
+        async with serve_process("--config", str(config), "--port", "0", ready=b"health:") as (proc, out):
+            url = re.search(rb"on ws://(\S+) ", out).group(1).decode() + "/v1/realtime"
+            key = create(tmp_path / "state", "live-app")  # created while the gateway runs
+            headers = [("Authorization", f"Bearer {key}")]
+            async with open_websocket_url(f"ws://{url}", extra_headers=headers) as ws:
+                await ws.send_message("hello")
+                assert await ws.get_message() == "hello"
+                revoked = await trio.to_thread.run_sync(
+                    lambda: kt("revoke", "live-app", "--terminate", "--state-dir", str(tmp_path / "state"))
+                )
+                assert revoked.returncode == 0, revoked.stderr
+                with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                    await ws.get_message()
+                assert (closed.value.reason.code, closed.value.reason.reason) == (1008, "key revoked")
+            with pytest.raises(ConnectionRejected) as refused:
+                async with open_websocket_url(f"ws://{url}", extra_headers=headers):
+                    pass
+            assert refused.value.status_code == 401 and b"revoked" in refused.value.body
+            proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(10):
+                assert await proc.wait() == 0
