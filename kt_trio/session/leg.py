@@ -49,6 +49,7 @@ class Leg:
         self.eof = False
         # Keepalive: when our unanswered ping was sent (trio time), None when none is pending.
         self.ping_sent_at: float | None = None
+        self.pongs_received = 0  # answers to our pings, for diagnostics and tests
 
     # -- reading -------------------------------------------------------------------------------
 

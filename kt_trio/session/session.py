@@ -392,6 +392,7 @@ class Session:
                     back.append(src.frame(Opcode.PONG, ev.payload))
                 elif type(ev) is Pong:
                     src.ping_sent_at = None
+                    src.pongs_received += 1
                 else:
                     closed = ev  # type: ignore[assignment]
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
