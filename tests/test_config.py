@@ -478,3 +478,13 @@ def test_config_is_frozen() -> None:
     config = load_config_text(MINIMAL, "c.yaml")
     with pytest.raises(AttributeError):
         config.pack = None  # type: ignore[misc]
+
+
+def test_an_unquoted_yaml_date_is_the_string_it_reads_as() -> None:
+    text = (
+        "providers:\n  targets:\n    - id: az\n      provider: azure-openai\n      model: gpt-4o\n"
+        "      base_url: https://example.openai.azure.com\n      api_version: 2024-10-21\n"
+    )
+    assert load_config_text(text).providers.targets[0].api_version == "2024-10-21"
+    with pytest.raises(ConfigError, match="put it in quotes"):
+        load_config_text(text.replace("2024-10-21", "2024-10-21T10:00:00"))

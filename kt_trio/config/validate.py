@@ -12,6 +12,7 @@ rules still run on what is left), so one run reports every problem in the file.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import ipaddress
 import re
@@ -162,6 +163,10 @@ class Validator:
         return out
 
     def check_scalar(self, value: Any, tp: type, path: str) -> Any:
+        if tp is str and type(value) is datetime.date:
+            # `api_version: 2024-10-21` unquoted is a YAML date; its ISO form is exactly what was
+            # written, so take it as the string the user meant (a timestamp is not: quote it).
+            return value.isoformat()
         ok = (
             (tp is bool and isinstance(value, bool))
             or (tp is int and isinstance(value, int) and not isinstance(value, bool))
@@ -171,7 +176,7 @@ class Validator:
         )
         if not ok:
             # `version: 1.0` is a YAML number; the fix is quotes, so say so.
-            quote = " (put it in quotes)" if tp is str and isinstance(value, (int, float)) else ""
+            quote = " (put it in quotes)" if tp is str and isinstance(value, (int, float, datetime.date)) else ""
             self.error(path, f"expected {_expected(tp)}, got {_describe(value)}{quote}")
             return _INVALID
         return float(value) if tp is float else value
