@@ -27,6 +27,11 @@ Modes (`MockBehaviour.mode`):
   carry a ``sequence_number`` instead of an ``event_id``, like the real API.
 * ``"echo"``: every message (text or binary) is sent back unchanged; nothing is sent on connect.
 
+Per connection, the query string can override the behaviour (a gateway passes the client's query
+string on to its upstream, so a client can steer the mock through a gateway; the conformance
+scenarios do): ``mock_mode=realtime|responses|echo``, ``mock_close_after=N`` with
+``mock_close_code=C`` and ``mock_close_reason=R``.
+
 Every realtime server event has an ``event_id`` unique within one mock server.
 
 Why not `trio_websocket.serve_websocket`: its connections always answer pings, and the
@@ -401,7 +406,7 @@ class MockUpstream:
                 self._notify()
 
     async def _handle_request(self, request: WebSocketRequest, ws: _MockWebSocket) -> None:
-        behaviour = self.behaviour
+        behaviour = _with_query_overrides(self.behaviour, request.path)
         self.handshake_count += 1
         self._notify()
         if behaviour.handshake_delay > 0:
@@ -828,6 +833,27 @@ def _reraise_bare(exc: BaseException) -> NoReturn:
     finally:
         exc.__context__ = context
         del exc, context
+
+
+def _with_query_overrides(behaviour: MockBehaviour, path: str) -> MockBehaviour:
+    """`behaviour` with the `mock_*` parameters of the request's query applied (module docstring)."""
+    query = parse_qs(urlsplit(path).query)
+    changes: dict[str, Any] = {}
+    mode = query.get("mock_mode", [None])[0]
+    if mode in ("realtime", "responses", "echo"):
+        changes["mode"] = mode
+    for name, key, convert in (
+        ("close_after", "mock_close_after", int),
+        ("close_code", "mock_close_code", int),
+        ("close_reason", "mock_close_reason", str),
+    ):
+        value = query.get(key, [None])[0]
+        if value is not None:
+            try:
+                changes[name] = convert(value)
+            except ValueError:
+                continue  # a malformed override is ignored, like an unknown parameter
+    return attrs.evolve(behaviour, **changes) if changes else behaviour
 
 
 def main(argv: list[str] | None = None) -> None:
