@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 import trio
 
 from kt_trio.events.messages import EVENT_TYPES, Publishable, encode, lagged_payload, to_events
-from kt_trio.records import SessionStarted, SessionSummary
+from kt_trio.records import MessageSeen, SessionStarted, SessionSummary
 
 
 class Subscription:
@@ -135,7 +135,6 @@ class EventHub:
         self._subscribers: dict[Subscription, None] = {}
         self._closed = False
         self.dropped_total = 0  # every message any subscriber lost (kt_event_dropped_total)
-        self.published_total = 0  # messages produced from records, before filtering
         # The team of each live session that has one, from its SessionStarted to its
         # SessionSummary: most records of a session (usage, decisions, budget) do not carry the
         # team, and a team subscriber must still see them. One entry per live team session.
@@ -167,14 +166,15 @@ class EventHub:
 
     def publish(self, session_id: str | None, record: Publishable) -> None:
         """The Reporter sink: sync, never awaits, O(subscribers) per message."""
-        events = to_events(session_id, record)
-        if not events:
-            return
+        if isinstance(record, MessageSeen):
+            return  # never on the stream (kt_trio.events.messages); one per relayed message
         sid = session_id if session_id is not None else getattr(record, "session_id", None)
-        team = self._team_of(sid, record)
+        team = self._team_of(sid, record)  # kept up to date even with nobody listening
+        if not self._subscribers:
+            return  # most of the time: building payloads nobody reads costs ~30 µs a record
+        events = to_events(session_id, record)
         now = self.clock()
         for event_type, payload in events:
-            self.published_total += 1
             text: str | None = None
             for sub in self._subscribers:
                 if sub.wants(event_type, sid, team):
