@@ -5,12 +5,14 @@ One ASGI app answers by path:
 * ``POST .../chat/completions`` (OpenAI; also Azure's
   ``/openai/deployments/{deployment}/chat/completions?api-version=...``): a chat completion,
   or with ``stream: true`` SSE chunks (a role chunk, one chunk per entry of
-  `HttpMockBehaviour.chunks`, the finish chunk, a usage chunk when
+  `HttpMockBehaviour.chunks`, the tool call's arguments in two pieces when `tool_call` is set
+  (cut at `tool_call_split`), the finish chunk, a usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``).
 * ``POST .../v1/messages`` (Anthropic Messages API): a message, or with ``stream: true`` the
   event sequence ``message_start``, ``content_block_start``, ``ping``, ``content_block_delta``...,
-  ``content_block_stop``, (a ``tool_use`` block with ``input_json_delta`` pieces when
-  `tool_call` is set), ``message_delta`` with the stop reason and usage, ``message_stop``.
+  ``content_block_stop``, (a ``tool_use`` block with two ``input_json_delta`` pieces when
+  `tool_call` is set, cut at `tool_call_split`), ``message_delta`` with the stop reason and
+  usage, ``message_stop``.
 * ``GET .../models``: a list.
 
 Faults: `status` answers every request with that status and `error_body` (in the provider's
@@ -58,6 +60,8 @@ class HttpMockBehaviour:
     error_body: dict[str, Any] | None = None
     fail_first: int = 0
     tool_call: tuple[str, str] | None = None  # (name, JSON arguments) the model "calls"
+    # Where streamed tool call arguments are cut in two (both providers); None: in the middle.
+    tool_call_split: int | None = None
     stream_error_after: int | None = None
 
 
@@ -162,7 +166,8 @@ class MockHttpUpstream:
         if b.tool_call:
             call = _oa_call(b.tool_call)
             yield chunk({"tool_calls": [{"index": 0, **call, "function": {**call["function"], "arguments": ""}}]})
-            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": b.tool_call[1]}}]})
+            for piece in _halves(b.tool_call[1], b.tool_call_split):
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
         yield chunk({}, "tool_calls" if b.tool_call else "stop")
         if include_usage:
             yield b"data: " + json.dumps({**base, "choices": [], "usage": self._usage()}).encode() + b"\n\n"
@@ -218,8 +223,7 @@ class MockHttpUpstream:
             name, args = b.tool_call
             block = {"type": "tool_use", "id": "toolu_mock1", "name": name, "input": {}}
             yield ev("content_block_start", {"index": 1, "content_block": block})
-            half = len(args) // 2
-            for piece in (args[:half], args[half:]):
+            for piece in _halves(args, b.tool_call_split):
                 yield ev(
                     "content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}}
                 )
@@ -230,6 +234,11 @@ class MockHttpUpstream:
             {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": b.completion_tokens}},
         )
         yield ev("message_stop", {})
+
+
+def _halves(text: str, at: int | None) -> tuple[str, str]:
+    cut = len(text) // 2 if at is None else at
+    return text[:cut], text[cut:]
 
 
 def _oa_call(tool_call: tuple[str, str]) -> dict[str, Any]:
