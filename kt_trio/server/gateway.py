@@ -122,7 +122,15 @@ class Gateway:
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self.chat = ChatApp(
-            config, secrets=self.secrets, health=self.health, report=self.reporter.emit, chain=self.chain
+            config,
+            secrets=self.secrets,
+            health=self.health,
+            report=self.reporter.emit,
+            chain=self.chain,
+            # Chat requests share each key's limits and budget with its sessions, and the audit log.
+            audit=lambda: self.audit,
+            key_limiter=self._key_limiter,
+            key_tokens=self._key_tokens,
         )
         self._http_app = ASGIWrapper(
             HttpApp(
@@ -453,13 +461,20 @@ class Gateway:
                     per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types
                 )
             )
-        if key_info is not None and key_info.messages_per_minute:
-            # One bucket per key, shared by its sessions; bounded by the number of keys in use.
-            shared = self._key_limiters.get(key_info.name)
-            if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
-                shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
+        shared = self._key_limiter(key_info)
+        if shared is not None:
             limiters.append(shared)
         return limiters
+
+    def _key_limiter(self, key_info: KeyInfo | None) -> MessageRateLimiter | None:
+        """One bucket per key, shared by its sessions and chat requests; bounded by the number of
+        keys in use."""
+        if key_info is None or not key_info.messages_per_minute:
+            return None
+        shared = self._key_limiters.get(key_info.name)
+        if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
+            shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
+        return shared
 
     async def _key_tokens(self, key_info: KeyInfo | None) -> KeyTokenBudget | None:
         if key_info is None or not key_info.daily_tokens or self.keys is None:
