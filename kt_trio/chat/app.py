@@ -1,10 +1,11 @@
 """The ASGI handler for `POST /v1/chat/completions` and `GET /v1/models` (issue 8).
 
-The only module of `kt_trio.chat` that does I/O: it reads the client's request, asks the
-policies (`kt_trio.chat.policy`), picks a target and its fallbacks through `UpstreamHealth`,
-speaks to the provider with one pooled `httpx.AsyncClient`, and writes the response. A streamed
-response is written chunk by chunk as the upstream's chunks arrive: nothing is buffered beyond
-the PII tail the split-safe redactor must hold.
+With `kt_trio.chat.passthrough` (every other `/v1/*` request) and `kt_trio.chat.exchange` (the
+records one request leaves), the only modules of `kt_trio.chat` that do I/O: it reads the
+client's request, asks the policies (`kt_trio.chat.policy`), picks a target and its fallbacks
+through `UpstreamHealth`, speaks to the provider with one pooled `httpx.AsyncClient`, and writes
+the response. A streamed response is written chunk by chunk as the upstream's chunks arrive:
+nothing is buffered beyond the PII tail the split-safe redactor must hold.
 
 `handles(scope)` says whether a request is ours, so the gateway's `HttpApp` can chain to it.
 """
@@ -25,6 +26,7 @@ import trio
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.exchange import CLIENT_CLOSED, Exchange
+from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
 from kt_trio.config.schema import GatewayConfig, Target
@@ -123,10 +125,14 @@ class ChatApp:
         self._client_factory = http_client_factory or default_http_client
         self._client: httpx.AsyncClient | None = None
         self.http_targets = tuple(t for t in config.providers.targets if t.effective_transport == "http")
+        self.passthrough = Passthrough(config, secrets=secrets, health=health, client=lambda: self.client)
 
     @staticmethod
     def handles(scope: Scope) -> bool:
-        return scope.get("type") == "http" and scope.get("path") in (CHAT_PATH, MODELS_PATH)
+        """Chat completions, models, and every other `/v1/*` request (passed through)."""
+        return scope.get("type") == "http" and (
+            scope.get("path") in (CHAT_PATH, MODELS_PATH) or Passthrough.handles(scope)
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -151,6 +157,9 @@ class ChatApp:
                 await self._chat(scope, receive, send, key)
             elif path in (MODELS_PATH, CHAT_PATH):
                 raise _error(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
+            elif Passthrough.handles(scope):
+                await self.admit(key)
+                await self.passthrough(scope, receive, send)
             else:
                 raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
         except _Refusal as r:
