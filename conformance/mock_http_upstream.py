@@ -5,13 +5,22 @@ One ASGI app answers by path:
 * ``POST .../chat/completions`` (OpenAI; also Azure's
   ``/openai/deployments/{deployment}/chat/completions?api-version=...``): a chat completion,
   or with ``stream: true`` SSE chunks (a role chunk, one chunk per entry of
-  `HttpMockBehaviour.chunks`, the finish chunk, a usage chunk when
+  `HttpMockBehaviour.chunks`, the tool call's arguments in two pieces when `tool_call` is set
+  (cut at `tool_call_split`), the finish chunk, a usage chunk when
   ``stream_options.include_usage`` is set, then ``data: [DONE]``).
 * ``POST .../v1/messages`` (Anthropic Messages API): a message, or with ``stream: true`` the
   event sequence ``message_start``, ``content_block_start``, ``ping``, ``content_block_delta``...,
-  ``content_block_stop``, (a ``tool_use`` block with ``input_json_delta`` pieces when
-  `tool_call` is set), ``message_delta`` with the stop reason and usage, ``message_stop``.
+  ``content_block_stop``, (a ``tool_use`` block with two ``input_json_delta`` pieces when
+  `tool_call` is set, cut at `tool_call_split`), ``message_delta`` with the stop reason and
+  usage, ``message_stop``.
 * ``GET .../models``: a list.
+* For the gateway's `/v1/*` passthrough: ``POST .../embeddings`` (float embeddings, one per
+  input), ``GET .../files/{id}`` (a file object) and ``GET .../files/{id}/content``
+  (`file_size` bytes of a known pattern, `file_content(n)`, in 64 KiB chunks; with
+  `hold_after_first_chunk` set, the rest waits for that event, so a test can prove the first
+  chunk reached the client before the upstream finished). Any other POST to ``.../files``
+  (an upload) answers with the size of the body it received. `body_started` is set when the
+  first request body bytes arrive (a test can hold back the rest of an upload until then).
 
 Faults: `status` answers every request with that status and `error_body` (in the provider's
 shape unless given); `fail_first` answers only the first N requests that way; `chunk_delay`
@@ -46,6 +55,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @define
@@ -58,13 +68,18 @@ class HttpMockBehaviour:
     error_body: dict[str, Any] | None = None
     fail_first: int = 0
     tool_call: tuple[str, str] | None = None  # (name, JSON arguments) the model "calls"
+    # Where streamed tool call arguments are cut in two (both providers); None: in the middle.
+    tool_call_split: int | None = None
     stream_error_after: int | None = None
+    file_size: int = 1024
+    hold_after_first_chunk: trio.Event | None = None
 
 
 class MockHttpUpstream:
     def __init__(self, behaviour: HttpMockBehaviour | None = None) -> None:
         self.behaviour = behaviour or HttpMockBehaviour()
         self.requests: list[RecordedRequest] = []
+        self.body_started = trio.Event()
         self.url = ""  # set once serving: http://127.0.0.1:PORT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,7 +96,10 @@ class MockHttpUpstream:
         raw = b""
         while True:
             msg = await receive()
-            raw += msg.get("body", b"")
+            chunk = msg.get("body", b"")
+            if chunk:
+                self.body_started.set()
+            raw += chunk
             if not msg.get("more_body"):
                 break
         try:
@@ -91,7 +109,7 @@ class MockHttpUpstream:
         path = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         self.requests.append(
-            RecordedRequest(scope["method"], path, scope["query_string"].decode("latin-1"), headers, body)
+            RecordedRequest(scope["method"], path, scope["query_string"].decode("latin-1"), headers, body, raw)
         )
         anthropic_style = path.endswith("/messages")
         b = self.behaviour
@@ -100,6 +118,15 @@ class MockHttpUpstream:
             return
         if path.endswith("/models"):
             await _json(send, 200, {"object": "list", "data": [{"id": "mock-model", "object": "model"}]})
+            return
+        if "/files" in path:
+            await self._files(scope["method"], path, raw, send)
+            return
+        if path.endswith("/embeddings") and isinstance(body, dict):
+            inputs = body.get("input") if isinstance(body.get("input"), list) else [body.get("input")]
+            data = [{"object": "embedding", "index": i, "embedding": [0.5, -0.25, 0.125]} for i in range(len(inputs))]
+            usage = {"prompt_tokens": b.prompt_tokens, "total_tokens": b.prompt_tokens}
+            await _json(send, 200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
             return
         if not isinstance(body, dict):
             await _json(send, 400, _error_body(400, anthropic_style))
@@ -118,6 +145,28 @@ class MockHttpUpstream:
                 await _json(send, 200, self._openai_completion(model))
         else:
             await _json(send, 404, _error_body(404, anthropic_style))
+
+    # -- passthrough ----------------------------------------------------------------------------
+
+    async def _files(self, method: str, path: str, raw: bytes, send: Send) -> None:
+        if method == "POST":
+            await _json(send, 200, {"id": "file-up", "object": "file", "bytes": len(raw), "status": "uploaded"})
+            return
+        file_id = path.split("/files/", 1)[-1].removesuffix("/content")
+        if not path.endswith("/content"):
+            info = {"id": file_id, "object": "file", "bytes": self.behaviour.file_size, "created_at": 0}
+            await _json(send, 200, {**info, "filename": "data.jsonl", "purpose": "batch", "status": "processed"})
+            return
+        size = self.behaviour.file_size
+        headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        content = file_content(size)
+        step = 64 * 1024
+        for start in range(0, size, step):
+            await send({"type": "http.response.body", "body": content[start : start + step], "more_body": True})
+            if start == 0 and self.behaviour.hold_after_first_chunk is not None:
+                await self.behaviour.hold_after_first_chunk.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     # -- OpenAI ---------------------------------------------------------------------------------
 
@@ -162,7 +211,8 @@ class MockHttpUpstream:
         if b.tool_call:
             call = _oa_call(b.tool_call)
             yield chunk({"tool_calls": [{"index": 0, **call, "function": {**call["function"], "arguments": ""}}]})
-            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": b.tool_call[1]}}]})
+            for piece in _halves(b.tool_call[1], b.tool_call_split):
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
         yield chunk({}, "tool_calls" if b.tool_call else "stop")
         if include_usage:
             yield b"data: " + json.dumps({**base, "choices": [], "usage": self._usage()}).encode() + b"\n\n"
@@ -218,8 +268,7 @@ class MockHttpUpstream:
             name, args = b.tool_call
             block = {"type": "tool_use", "id": "toolu_mock1", "name": name, "input": {}}
             yield ev("content_block_start", {"index": 1, "content_block": block})
-            half = len(args) // 2
-            for piece in (args[:half], args[half:]):
+            for piece in _halves(args, b.tool_call_split):
                 yield ev(
                     "content_block_delta", {"index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}}
                 )
@@ -230,6 +279,22 @@ class MockHttpUpstream:
             {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": b.completion_tokens}},
         )
         yield ev("message_stop", {})
+
+
+def file_content(size: int) -> bytes:
+    """`size` bytes that differ from chunk to chunk, so a lost or repeated chunk shows."""
+    block = bytes(range(256)) * 256  # 64 KiB
+    out = bytearray()
+    n = 0
+    while len(out) < size:
+        out += n.to_bytes(4, "big") + block[4:]
+        n += 1
+    return bytes(out[:size])
+
+
+def _halves(text: str, at: int | None) -> tuple[str, str]:
+    cut = len(text) // 2 if at is None else at
+    return text[:cut], text[cut:]
 
 
 def _oa_call(tool_call: tuple[str, str]) -> dict[str, Any]:

@@ -12,8 +12,9 @@ Label values are bounded so a client cannot grow the series set:
 - `close_code`: the exact code for the ones that mean something distinct here (`1000` normal,
   `1001` going away/idle/shutdown, `1005` no code, `1006` abnormal, `1008` policy, `1009` too
   big, `1011` gateway error, `1013` upstream unavailable), otherwise its range: `1xxx` (other
-  RFC 6455 codes), `3xxx` (IANA-registered), `4xxx` (application-private), `other`.
-  At most 12 values.
+  RFC 6455 codes), `3xxx` (IANA-registered), `4xxx` (application-private), `other`; a chat
+  request's "session" ends with an HTTP status (`kt_trio.chat.exchange`), counted by its class
+  (`2xx`, `4xx`, `5xx`, ...). At most 17 values.
 - `policy`, `reason`: names from our own code, still capped at `_MAX_FREE_LABELS` distinct values
   each (then `other`) so a bug cannot explode the series set.
 - `team`: the gateway key's team (issue 7), `none` for clients without a team; teams are made by
@@ -87,6 +88,8 @@ def close_code_class(code: int) -> str:
         return "3xxx"
     if 4000 <= code <= 4999:
         return "4xxx"
+    if 100 <= code <= 599:  # an HTTP status: a chat request's end
+        return f"{code // 100}xx"
     return OTHER
 
 

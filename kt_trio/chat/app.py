@@ -1,10 +1,11 @@
 """The ASGI handler for `POST /v1/chat/completions` and `GET /v1/models` (issue 8).
 
-The only module of `kt_trio.chat` that does I/O: it reads the client's request, asks the
-policies (`kt_trio.chat.policy`), picks a target and its fallbacks through `UpstreamHealth`,
-speaks to the provider with one pooled `httpx.AsyncClient`, and writes the response. A streamed
-response is written chunk by chunk as the upstream's chunks arrive: nothing is buffered beyond
-the PII tail the split-safe redactor must hold.
+With `kt_trio.chat.passthrough` (every other `/v1/*` request) and `kt_trio.chat.exchange` (the
+records one request leaves), the only modules of `kt_trio.chat` that do I/O: it reads the
+client's request, asks the policies (`kt_trio.chat.policy`), picks a target and its fallbacks
+through `UpstreamHealth`, speaks to the provider with one pooled `httpx.AsyncClient`, and writes
+the response. A streamed response is written chunk by chunk as the upstream's chunks arrive:
+nothing is buffered beyond the PII tail the split-safe redactor must hold.
 
 `handles(scope)` says whether a request is ours, so the gateway's `HttpApp` can chain to it.
 """
@@ -13,23 +14,29 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import httpx
 import trio
 
 from kt_trio.chat import anthropic, openai, sse
+from kt_trio.chat.exchange import CLIENT_CLOSED, Exchange
+from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
+from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, build_chain
-from kt_trio.records import PolicyDecision, Record, ResponseUsage, TokenUsage
+from kt_trio.records import PolicyDecision, Record
+from kt_trio.session.governor import KeyTokens
+from kt_trio.session.session import AuditSink
 
 log = logging.getLogger("kt_trio.chat")
 
@@ -37,6 +44,10 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Report = Callable[[str | None, Record], None]
+# What the gateway lends ChatApp (see `ChatApp.__init__`).
+AuditSource = Callable[[], AuditSink | None]
+KeyLimiter = Callable[[KeyInfo], MessageRateLimiter | None]
+KeyBudget = Callable[[KeyInfo], Awaitable[KeyTokens | None]]
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -64,15 +75,26 @@ def chain_of(config: GatewayConfig) -> PolicyChain:
 class _Refusal(Exception):
     """An answer to give the client instead of a completion."""
 
-    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        origin: Literal["gateway", "upstream"] = "gateway",
+        reason: str = "upstream_error",
+    ) -> None:
         self.status = status
         self.body = body
         self.headers = headers or []
+        # Who answered and why, for the audit record's `closed_by` and `close_reason`.
+        self.origin = origin
+        self.reason = reason
 
 
 def _error(status: int, err_type: str, code: str, message: str, **headers: str) -> _Refusal:
     body = dumps({"error": {"type": err_type, "code": code, "message": message, "param": None}})
-    return _Refusal(status, body, [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()])
+    encoded = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    return _Refusal(status, body, encoded, reason=code)
 
 
 class ChatApp:
@@ -85,19 +107,32 @@ class ChatApp:
         report: Report,
         http_client_factory: Callable[[], httpx.AsyncClient] | None = None,
         chain: PolicyChain | None = None,
+        audit: AuditSource | None = None,
+        key_limiter: KeyLimiter | None = None,
+        key_tokens: KeyBudget | None = None,
     ) -> None:
+        """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
+        after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
+        its WebSocket sessions use. `key_tokens`: a key's daily token budget, refreshed."""
         self.config = config
         self.secrets = secrets
         self.health = health
         self.report = report
         self.chain = chain if chain is not None else chain_of(config)
+        self._audit = audit or (lambda: None)
+        self._key_limiter = key_limiter
+        self._key_tokens = key_tokens
         self._client_factory = http_client_factory or default_http_client
         self._client: httpx.AsyncClient | None = None
         self.http_targets = tuple(t for t in config.providers.targets if t.effective_transport == "http")
+        self.passthrough = Passthrough(config, secrets=secrets, health=health, client=lambda: self.client)
 
     @staticmethod
     def handles(scope: Scope) -> bool:
-        return scope.get("type") == "http" and scope.get("path") in (CHAT_PATH, MODELS_PATH)
+        """Chat completions, models, and every other `/v1/*` request (passed through)."""
+        return scope.get("type") == "http" and (
+            scope.get("path") in (CHAT_PATH, MODELS_PATH) or Passthrough.handles(scope)
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -119,9 +154,12 @@ class ChatApp:
             if path == MODELS_PATH and method in ("GET", "HEAD"):
                 await _respond(send, 200, dumps(self.models()))
             elif path == CHAT_PATH and method == "POST":
-                await self._chat(scope, receive, send)
+                await self._chat(scope, receive, send, key)
             elif path in (MODELS_PATH, CHAT_PATH):
                 raise _error(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
+            elif Passthrough.handles(scope):
+                await self.admit(key)
+                await self.passthrough(scope, receive, send)
             else:
                 raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
         except _Refusal as r:
@@ -147,7 +185,38 @@ class ChatApp:
 
     # -- one completion -------------------------------------------------------------------------
 
-    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def admit(self, key: KeyInfo | None) -> KeyTokens | None:
+        """The key's per-minute limit (one request is one message) and daily token budget, as its
+        WebSocket sessions have them; refuses with 429. Returns the budget to charge, if any."""
+        if key is None:
+            return None
+        limiter = self._key_limiter(key) if self._key_limiter is not None else None
+        if limiter is not None:
+            now = trio.current_time()
+            decision = limiter.check(None, now)
+            if decision.action == "reject":
+                per_minute = limiter.bucket.rate_per_sec * 60
+                wait = max(1, math.ceil(limiter.bucket.delay_until(now) - now))
+                raise _error(
+                    429,
+                    "rate_limit_exceeded",
+                    "rate_limit_exceeded",
+                    f"Rate limit of {per_minute:g} requests per minute exceeded for this key.",
+                    retry_after=str(wait),
+                )
+            if decision.action == "delay" and decision.until is not None:
+                await trio.sleep_until(decision.until)  # backpressure: this request waits its turn
+        budget = await self._key_tokens(key) if self._key_tokens is not None else None
+        if budget is not None and budget.exhausted:
+            raise _error(
+                429,
+                "budget_exceeded",
+                "budget_exceeded",
+                "Daily token budget of this key exceeded; no new responses can be created with this key today.",
+            )
+        return budget
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:
         body = await _read_body(receive)
         try:
             request = json.loads(body)
@@ -160,45 +229,71 @@ class ChatApp:
             raise _error(
                 404, "invalid_request_error", "model_not_found", f"The model {request.get('model')!r} does not exist."
             )
-        session_id = "chat_" + uuid.uuid4().hex
+        budget = await self.admit(key)
+        client = scope.get("client")
+        ex = Exchange(
+            session_id="chat_" + uuid.uuid4().hex,
+            route=CHAT_PATH,
+            target=primary,
+            client_ip=client[0] if client else "",
+            key=key,
+            user_agent=_header(scope, b"user-agent"),
+            report=self.report,
+            audit=self._audit(),
+            key_tokens=budget,
+        )
+        send = ex.wrap(send)
+        try:
+            ex.start(len(body))
+            await self._judged_chat(ex, request, receive, send)
+        finally:
+            if not ex.finished:
+                # The client went away (or a bug): the request still ends in the audit log, and
+                # tokens already reported are charged, even though we are being cancelled.
+                ex.ended_by("client", "client went away")
+                with trio.CancelScope(shield=True):
+                    await ex.finish(CLIENT_CLOSED)
+
+    async def _judged_chat(self, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
         policies = ChatPolicies(self.chain)
         decisions: list[PolicyDecision] = []
         try:
             policies.judge_request(request, decisions)
         except Stop as stop:
-            raise _error(400, "policy_violation", stop.policy, stop.reason) from None
-        finally:
-            self._decisions(session_id, decisions)
+            ex.request_seen(None, tuple(decisions))
+            ex.decisions(decisions)
+            ex.ended_by("gateway", f"policy_violation: {stop.policy}")
+            r = _error(400, "policy_violation", stop.policy, stop.reason)
+            await _respond(send, r.status, r.body, r.headers)
+            return
+        ex.request_seen(dumps(request), tuple(decisions))
+        ex.decisions(decisions)
+        await ex.write()  # nothing goes upstream unaudited
         async with trio.open_nursery() as nursery:
             # The client going away cancels the upstream request (and its stream) at once.
             nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
             try:
-                await self._complete(session_id, primary, request, policies, send)
+                await self._complete(ex, request, policies, send)
             except _Refusal as r:  # answered here: the nursery would wrap it in an ExceptionGroup
+                ex.ended_by(r.origin, r.reason)
                 await _respond(send, r.status, r.body, r.headers)
             finally:
                 nursery.cancel_scope.cancel()
-
-    def _decisions(self, session_id: str, decisions: list[PolicyDecision]) -> None:
-        for d in decisions:
-            self.report(session_id, d)
-        decisions.clear()
 
     def _candidates(self, primary: Target) -> list[Target]:
         """The primary, other targets of its model, then its `providers.fallback`: HTTP ones only."""
         return [t for t in self.config.candidate_targets(primary) if t.effective_transport == "http"]
 
-    async def _complete(
-        self, session_id: str, primary: Target, request: dict[str, Any], policies: ChatPolicies, send: Send
-    ) -> None:
-        candidates = self._candidates(primary)
+    async def _complete(self, ex: Exchange, request: dict[str, Any], policies: ChatPolicies, send: Send) -> None:
+        candidates = self._candidates(ex.target)
         last: _Refusal | None = None
         for target in candidates:
             permit = self.health.acquire(target.id, trio.current_time())
             if permit is None:
                 continue
             try:
-                await self._try_target(session_id, target, permit, request, policies, send)
+                ex.target = target
+                await self._try_target(ex, target, permit, request, policies, send)
                 return
             except _Retry as retry:
                 last = retry.refusal
@@ -215,7 +310,7 @@ class ChatApp:
 
     async def _try_target(
         self,
-        session_id: str,
+        ex: Exchange,
         target: Target,
         permit: Permit,
         request: dict[str, Any],
@@ -265,9 +360,9 @@ class ChatApp:
                 raise refusal
             self.health.record_success(permit, trio.current_time())
             if stream:
-                await self._relay_stream(session_id, target, resp, policies, send, client_wants_usage)
+                await self._relay_stream(ex, target, resp, policies, send, client_wants_usage)
             else:
-                await self._relay_whole(session_id, target, resp, policies, send)
+                await self._relay_whole(ex, target, resp, policies, send)
 
     def _upstream_error(self, target: Target, resp: httpx.Response, raw: bytes) -> _Refusal:
         headers = []
@@ -280,18 +375,18 @@ class ChatApp:
             except ValueError:
                 parsed = None
             status, body = anthropic.error_of(resp.status_code, parsed)
-            return _Refusal(status, dumps(body), headers)
+            return _Refusal(status, dumps(body), headers, "upstream")
         try:
             ok = isinstance(json.loads(raw).get("error"), dict)
         except (ValueError, AttributeError):
             ok = False
         if ok:  # already OpenAI-shaped: pass it through
-            return _Refusal(resp.status_code, raw, headers)
+            return _Refusal(resp.status_code, raw, headers, "upstream")
         body = {"error": {"type": "upstream_error", "code": f"http_{resp.status_code}", "message": "upstream error"}}
-        return _Refusal(502 if resp.status_code >= 500 else resp.status_code, dumps(body), headers)
+        return _Refusal(502 if resp.status_code >= 500 else resp.status_code, dumps(body), headers, "upstream")
 
     async def _relay_whole(
-        self, session_id: str, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send
+        self, ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send
     ) -> None:
         raw = await _read_limited(resp)
         try:
@@ -312,15 +407,17 @@ class ChatApp:
             if isinstance(obj, dict) and policies.judge_response(obj, decisions):
                 changed = True
         except Stop as stop:
-            raise _error(400, "policy_violation", stop.policy, stop.reason) from None
+            refusal = _error(400, "policy_violation", stop.policy, stop.reason)
+            refusal.reason = f"policy_violation: {stop.policy}"
+            raise refusal from None
         finally:
-            self._decisions(session_id, decisions)
-            self._usage(session_id, target, usage, obj.get("id") if isinstance(obj, dict) else None)
+            ex.decisions(decisions)
+            ex.usage(target, usage, obj.get("id") if isinstance(obj, dict) else None)
         await _respond(send, 200, dumps(obj) if changed else raw)
 
     async def _relay_stream(
         self,
-        session_id: str,
+        ex: Exchange,
         target: Target,
         resp: httpx.Response,
         policies: ChatPolicies,
@@ -353,7 +450,7 @@ class ChatApp:
             nonlocal usage_reported
             if filt.usage is not None and not usage_reported:
                 usage_reported = True
-                self._usage(session_id, target, filt.usage, filt.response_id)
+                ex.usage(target, filt.usage, filt.response_id)
 
         try:
             async for chunk in resp.aiter_bytes():
@@ -370,7 +467,7 @@ class ChatApp:
                         continue
                     for obj in translator.feed(event):
                         out.extend(filt.on_chunk(obj, None))
-                self._decisions(session_id, filt.decisions)
+                ex.decisions(filt.decisions)
                 if filt.done:
                     break
                 if out:
@@ -380,23 +477,20 @@ class ChatApp:
             policies.after_stream(filt.decisions)
             end = b"".join(out)
         except Stop as stop:
+            ex.ended_by("gateway", f"policy_violation: {stop.policy}")
             end = error_chunk("policy_violation", stop.policy, stop.reason) + sse.DONE
         except anthropic.StreamError as err:
             e = err.body["error"]
+            ex.ended_by("upstream", "upstream_error")
             end = error_chunk(e["type"], e["code"], e["message"]) + sse.DONE
         except (httpx.HTTPError, sse.SseProtocolError) as exc:
             message = f"The upstream stream broke ({type(exc).__name__})."
+            ex.ended_by("upstream", "stream_interrupted")
             end = error_chunk("upstream_error", "stream_interrupted", message) + sse.DONE
         finally:
-            self._decisions(session_id, filt.decisions)
+            ex.decisions(filt.decisions)
             report_usage()
         await send({"type": "http.response.body", "body": end, "more_body": False})
-
-    def _usage(self, session_id: str, target: Target, usage: TokenUsage | None, response_id: Any) -> None:
-        if usage is None:
-            return
-        rid = response_id if isinstance(response_id, str) else None
-        self.report(session_id, ResponseUsage(session_id, target.id, target.model, usage, response_id=rid))
 
 
 class _ClientGone(Exception):
@@ -444,6 +538,13 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
         if message["type"] == "http.disconnect":
             scope.cancel()
             return
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k.lower() == name:
+            return v.decode("latin-1")
+    return None
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -8,10 +8,26 @@ pure entry points (`PiiDetector.find`, `inspect(TextView)`, `StreamScanner`); no
 Streamed output follows `SessionPolicies._on_delta`: per choice, a `StreamScanner` holds back
 only the tail that could still become PII, scoring policies read a sliding window, and a block
 stops the stream (the caller ends it with an error chunk and `[DONE]`).
+
+Tool calls. A tool call's `function.arguments` is a string holding JSON (usually), and the
+policies see it both ways: in the request's assistant messages and in responses. Redaction keeps
+it a string, and valid JSON where it was:
+
+- whole texts (a request, a non-streamed completion): arguments that parse as JSON are judged
+  as their string and number values; a redacted value is written back as a string
+  (`"[REDACTED:PHONE]"`, a number becoming a string) and the arguments re-serialised only when
+  something changed. Arguments that are not JSON are judged and redacted as plain text.
+- streamed arguments (`delta.tool_calls[].function.arguments` fragments): the fragments of one
+  tool call of one choice are one stream through their own split-safe redactor. Partial JSON
+  cannot be parsed, so the scanner reads the raw text with JSON escapes masked to spaces
+  (`\n` would otherwise glue its `n` to the next word and hide a phone number from the
+  patterns' word boundaries); a match inside a JSON string is replaced in place, one outside a
+  string (a bare number) by a quoted `"[REDACTED:KIND]"`, so the JSON stays valid.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +44,13 @@ Slot = tuple[Any, Any]  # (container, key): container[key] is a str
 # delta that the safety filter's trigger check reads (the longest trigger word is 12).
 _WINDOW = 128
 _TRIGGER_CONTEXT = 24
-# Choices per completion a stream may open (`n`); bounds what a bad upstream can make us hold.
-MAX_CHOICES = 128
+# Text streams one completion may open: choices (`n`) and their tool calls. Bounds what a bad
+# upstream can make us hold (each holds at most a scanner's tail and a `_WINDOW` of text).
+MAX_PARTS = 128
+
+# A stream part: a choice's content (its index) or one of its tool calls' arguments
+# (choice index, tool call index).
+PartKey = int | tuple[int, int]
 
 
 class Stop(Exception):
@@ -41,8 +62,60 @@ class Stop(Exception):
         self.reason = reason
 
 
-def message_slots(messages: Any) -> list[Slot]:
-    """The text slots of a chat request's messages (system, user, assistant, tool results)."""
+class ToolArguments:
+    """The judgeable text of one tool call's `function.arguments` (see the module docstring).
+
+    `slots` are what the policies read and rewrite; `commit()` writes a redaction back into
+    the call as a string (valid JSON when the arguments were JSON).
+    """
+
+    __slots__ = ("_boxes", "_fn", "_parsed", "slots")
+
+    def __init__(self, fn: dict[str, Any]) -> None:
+        self._fn = fn
+        self._boxes: list[tuple[Any, Any, list[str], str]] = []  # (parent, key, box, original)
+        self.slots: list[Slot] = [(fn, "arguments")]
+        try:
+            self._parsed: Any = json.loads(fn["arguments"])
+            if isinstance(self._parsed, dict | list):
+                self._collect(self._parsed)
+                self.slots = [(box, 0) for _, _, box, _ in self._boxes]
+                return
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than we walk
+            pass
+        # Not JSON, or a bare JSON scalar: judged as the text it is.
+        self._parsed = None
+        self._boxes.clear()
+
+    def _collect(self, node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                self._collect(value)
+            elif isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+                text = value if isinstance(value, str) else json.dumps(value)
+                self._boxes.append((node, key, [text], text))
+
+    def commit(self) -> None:
+        changed = False
+        for parent, key, box, original in self._boxes:
+            if box[0] != original:
+                parent[key] = box[0]
+                changed = True
+        if changed:
+            self._fn["arguments"] = json.dumps(self._parsed, ensure_ascii=False)
+
+
+def _tool_arguments(tool_calls: Any, into: list[ToolArguments]) -> None:
+    for call in tool_calls if isinstance(tool_calls, list) else ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str) and fn["arguments"]:
+            into.append(ToolArguments(fn))
+
+
+def message_slots(messages: Any, tool_args: list[ToolArguments] | None = None) -> list[Slot]:
+    """The text slots of a chat request's messages (system, user, assistant, tool results);
+    with `tool_args`, also the arguments of assistant tool calls (collected there for `commit`)."""
     slots: list[Slot] = []
     if not isinstance(messages, list):
         return slots
@@ -56,7 +129,27 @@ def message_slots(messages: Any) -> list[Slot]:
             for part in content:
                 if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
                     slots.append((part, "text"))
+        if tool_args is not None and "tool_calls" in msg:
+            start = len(tool_args)
+            _tool_arguments(msg["tool_calls"], tool_args)
+            for args in tool_args[start:]:
+                slots.extend(args.slots)
     return slots
+
+
+def _judge_with_tools(
+    slots: list[Slot],
+    tool_args: list[ToolArguments],
+    policies: Sequence[Any],
+    direction: Direction,
+    decisions: list[PolicyDecision],
+) -> bool:
+    try:
+        return judge_slots(slots, policies, direction, decisions)
+    finally:
+        # Even when a later policy blocks, what was redacted is written back consistently.
+        for args in tool_args:
+            args.commit()
 
 
 def judge_slots(
@@ -103,6 +196,8 @@ def judge_slots(
 
 
 class _Part:
+    """One text stream: a choice's content."""
+
     __slots__ = ("armed_until", "fired", "pos", "scanner", "text", "window")
 
     def __init__(self) -> None:
@@ -111,51 +206,147 @@ class _Part:
         self.fired: set[str] = set()
         self.pos = 0
         self.armed_until = -1
-        self.text: list[str] = []  # the raw text, for the whole-text pass after the stream
+        self.text: list[str] = []  # the text the policies read, for the whole-text pass after the stream
+
+    def read(self, fragment: str) -> str:
+        """What the policies read of an arriving fragment."""
+        return fragment
+
+    def release(self, text: str, spans: Sequence[Span] | None) -> str:
+        """What goes to the client for `text` (a prefix of what was read and not yet released),
+        with `spans` (relative to it) redacted when given."""
+        return redact(text, spans) if spans else text
+
+
+class _ToolPart(_Part):
+    """One tool call's streamed arguments: the policies read them with JSON escapes masked, the
+    client gets the raw fragments, redacted JSON-aware (see the module docstring)."""
+
+    __slots__ = ("_arriving", "_leaving", "_raw")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._arriving = _JsonLexer()  # over fragments as they arrive (masking)
+        self._leaving = _JsonLexer()  # over what was released (is a span inside a string?)
+        # Raw text read but not yet released: the same length as what the scanner holds, since
+        # masking keeps every character's position.
+        self._raw = ""
+
+    def read(self, fragment: str) -> str:
+        self._raw += fragment
+        return self._arriving.mask(fragment)
+
+    def release(self, text: str, spans: Sequence[Span] | None) -> str:
+        raw, self._raw = self._raw[: len(text)], self._raw[len(text) :]
+        if not spans:
+            self._leaving.mask(raw)
+            return raw
+        out: list[str] = []
+        last = 0
+        for s in spans:
+            out.append(raw[last : s.start])
+            self._leaving.mask(raw[last : s.start])
+            in_string = self._leaving.in_string
+            self._leaving.mask(raw[s.start : s.end])
+            label = f"[REDACTED:{s.kind}]"
+            out.append(label if in_string else f'"{label}"')
+            last = s.end
+        out.append(raw[last:])
+        self._leaving.mask(raw[last:])
+        return "".join(out)
+
+
+class _JsonLexer:
+    """Where a stream of JSON text is (inside a string, inside an escape), one character at a
+    time; `mask` returns the text with every escape sequence turned into spaces (same length)."""
+
+    __slots__ = ("_after_backslash", "_hex_left", "in_string")
+
+    def __init__(self) -> None:
+        self.in_string = False
+        self._after_backslash = False
+        self._hex_left = 0  # hex digits of a `\\uXXXX` escape still to come
+
+    def mask(self, text: str) -> str:
+        if not (self.in_string or self._after_backslash or self._hex_left) and '"' not in text:
+            return text  # outside strings nothing is masked: the common case of `{`, `:` or digits
+        out = list(text)
+        for i, ch in enumerate(text):
+            if self._after_backslash:
+                out[i] = " "
+                self._after_backslash = False
+                if ch == "u":
+                    self._hex_left = 4
+            elif self._hex_left:
+                out[i] = " "
+                self._hex_left -= 1
+            elif self.in_string:
+                if ch == "\\":
+                    out[i] = " "
+                    self._after_backslash = True
+                elif ch == '"':
+                    self.in_string = False
+            elif ch == '"':
+                self.in_string = True
+        return "".join(out)
 
 
 class ChatPolicies:
-    """The chain as one chat completion sees it: input judging, and streamed output per choice."""
+    """The chain as one chat completion sees it: input judging, and streamed output per part
+    (a choice's content, or one of its tool calls' arguments)."""
 
     def __init__(self, chain: PolicyChain) -> None:
         self.input_policies = chain.input_text_policies
         self.output_policies = chain.output_policies
-        self._parts: dict[int, _Part] = {}
+        self._parts: dict[PartKey, _Part] = {}
 
     def judge_request(self, body: dict[str, Any], decisions: list[PolicyDecision]) -> bool:
-        """Input policies over the request's messages; True when redaction rewrote it."""
+        """Input policies over the request's messages (tool call arguments and tool results
+        included); True when redaction rewrote it."""
         if not self.input_policies:
             return False
-        slots = message_slots(body.get("messages"))
+        tool_args: list[ToolArguments] = []
+        slots = message_slots(body.get("messages"), tool_args)
         if not slots:
             return False
-        return judge_slots(slots, self.input_policies, "input", decisions)
+        return _judge_with_tools(slots, tool_args, self.input_policies, "input", decisions)
 
     def judge_response(self, body: dict[str, Any], decisions: list[PolicyDecision]) -> bool:
-        """Output policies over a whole (non-streamed) completion's choices."""
+        """Output policies over a whole (non-streamed) completion's choices: content and tool
+        call arguments."""
         if not self.output_policies:
             return False
         slots: list[Slot] = []
+        tool_args: list[ToolArguments] = []
         for choice in body.get("choices") or ():
             msg = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+            if not isinstance(msg, dict):
+                continue
+            if isinstance(msg.get("content"), str):
                 slots.append((msg, "content"))
+            start = len(tool_args)
+            _tool_arguments(msg.get("tool_calls"), tool_args)
+            for args in tool_args[start:]:
+                slots.extend(args.slots)
         if not slots:
             return False
-        return judge_slots(slots, self.output_policies, "output", decisions)
+        return _judge_with_tools(slots, tool_args, self.output_policies, "output", decisions)
 
-    def feed(self, index: int, delta: str, decisions: list[PolicyDecision]) -> str:
-        """The text of choice `index` that may go to the client now (redacted), given its next delta."""
+    def feed(self, key: PartKey, delta: str, decisions: list[PolicyDecision]) -> str:
+        """What part `key` may send the client now (redacted), given its next delta: `key` is a
+        choice index for its content, (choice index, tool call index) for a tool call's arguments."""
         policies = self.output_policies
         if not policies:
             return delta
-        part = self._parts.get(index)
+        part = self._parts.get(key)
         if part is None:
-            if len(self._parts) >= MAX_CHOICES:
-                raise Stop("gateway", "too many choices in one stream")
-            part = self._parts[index] = _Part()
+            if len(self._parts) >= MAX_PARTS:
+                raise Stop("gateway", "too many choices or tool calls in one stream")
+            part = self._parts[key] = _ToolPart() if isinstance(key, tuple) else _Part()
+        delta = part.read(delta)
         part.text.append(delta)
         emit = delta
+        to_redact: list[Span] | None = None
         start = part.pos
         end = start + len(delta)
         window = part.window + delta
@@ -170,7 +361,7 @@ class ChatPolicies:
                         continue
                     finding, action = _pii_finding(spans), pol.settings.action
                     if action == "redact":
-                        emit = redact(emit, spans)
+                        to_redact = spans
                 else:
                     if isinstance(pol, SafetyFilter):
                         if pol.may_match(TextView(window[-(len(delta) + _TRIGGER_CONTEXT) :])):
@@ -200,26 +391,34 @@ class ChatPolicies:
                 raise Stop(pol.name, finding.reason)
         part.window = window[-_WINDOW:]
         part.pos = end
-        return emit
+        return part.release(emit, to_redact)
 
-    def flush(self, index: int, decisions: list[PolicyDecision]) -> str:
-        """What choice `index` still holds (its stream is done), redacted as the action says."""
-        part = self._parts.get(index)
+    def flush(self, key: PartKey, decisions: list[PolicyDecision]) -> str:
+        """What part `key` still holds (its stream is done), redacted as the action says."""
+        part = self._parts.get(key)
         if part is None or part.scanner is None:
             return ""
         tail, spans = part.scanner.flush()
         if not spans:
-            return tail
+            return part.release(tail, None)
         pii = part.scanner._pii
         action = pii.settings.action
         if action != "allow":
             decisions.append(_decision(pii.name, action, "output", _pii_finding(spans)))
         if action in ("block", "close"):
             raise Stop(pii.name, _pii_finding(spans).reason)
-        return redact(tail, spans) if action == "redact" else tail
+        return part.release(tail, spans if action == "redact" else None)
 
-    def open_choices(self) -> list[int]:
-        return [i for i, p in self._parts.items() if p.scanner is not None and p.scanner.held]
+    def parts_of(self, index: int) -> list[PartKey]:
+        """The parts of choice `index` that hold text back (its content, its tool calls)."""
+        return [
+            k
+            for k, p in self._parts.items()
+            if (k == index or (isinstance(k, tuple) and k[0] == index)) and p.scanner is not None and p.scanner.held
+        ]
+
+    def open_parts(self) -> list[PartKey]:
+        return [k for k, p in self._parts.items() if p.scanner is not None and p.scanner.held]
 
     def after_stream(self, decisions: list[PolicyDecision]) -> None:
         """Issue 8: after the stream, output policies see the complete text. Nothing can be

@@ -3,8 +3,10 @@
 Each upstream chunk goes out as soon as it arrived: a chunk no policy changed leaves as the
 very SSE bytes it came in as; a delta whose tail could still be the start of PII (a phone number
 split across two chunks) is sent without that tail, which follows with the next chunk or, when
-the choice finishes, inside its `finish_reason` chunk. A block raises `policy.Stop`; the caller
-ends the stream with `error_chunk` and `[DONE]`.
+the choice finishes, inside its `finish_reason` chunk. Tool call arguments
+(`delta.tool_calls[].function.arguments`) go through the same redactor, one stream per tool call
+of each choice. A block raises `policy.Stop`; the caller ends the stream with `error_chunk` and
+`[DONE]`.
 
 Usage: the gateway asks for `stream_options.include_usage` itself; when the client did not, the
 final usage chunk (empty `choices`) is read and not forwarded.
@@ -16,7 +18,7 @@ import json
 from typing import Any
 
 from kt_trio.chat import sse
-from kt_trio.chat.policy import ChatPolicies
+from kt_trio.chat.policy import ChatPolicies, PartKey
 from kt_trio.records import PolicyDecision, TokenUsage
 
 
@@ -72,7 +74,7 @@ class ChunkFilter:
                 continue
             index = choice.get("index", 0)
             delta = choice.get("delta")
-            if not isinstance(delta, dict):
+            if not isinstance(delta, dict) or not isinstance(index, int):
                 continue
             content = delta.get("content")
             if isinstance(content, str) and content:
@@ -80,22 +82,50 @@ class ChunkFilter:
                 if emit != content:
                     delta["content"] = emit
                     changed = True
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                args = fn.get("arguments") if isinstance(fn, dict) else None
+                if isinstance(args, str) and args and isinstance(call.get("index"), int):
+                    emit = self.policies.feed((index, call["index"]), args, self.decisions)
+                    if emit != args:
+                        fn["arguments"] = emit
+                        changed = True
             if choice.get("finish_reason") is not None:
-                tail = self.policies.flush(index, self.decisions)
-                if tail:
-                    delta["content"] = (delta.get("content") or "") + tail
-                    changed = True
+                for key in self.policies.parts_of(index):
+                    tail = self.policies.flush(key, self.decisions)
+                    if tail:
+                        _append(delta, key, tail)
+                        changed = True
         if raw is not None and not changed:
             return [raw]
         return [sse.encode(dumps(obj))]
 
     def flush(self) -> list[bytes]:
-        """Tails of choices that never sent a `finish_reason` (an interrupted stream)."""
+        """Tails of parts whose choice never sent a `finish_reason` (an interrupted stream)."""
         out: list[bytes] = []
-        for index in self.policies.open_choices():
-            tail = self.policies.flush(index, self.decisions)
+        for key in self.policies.open_parts():
+            tail = self.policies.flush(key, self.decisions)
             if tail:
                 chunk = {**(self._template or {"object": "chat.completion.chunk"})}
-                chunk["choices"] = [{"index": index, "delta": {"content": tail}, "finish_reason": None}]
+                delta: dict[str, Any] = {}
+                _append(delta, key, tail)
+                index = key[0] if isinstance(key, tuple) else key
+                chunk["choices"] = [{"index": index, "delta": delta, "finish_reason": None}]
                 out.append(sse.encode(dumps(chunk)))
         return out
+
+
+def _append(delta: dict[str, Any], key: PartKey, tail: str) -> None:
+    """Adds held-back text to a chunk's delta: to its content, or to tool call `key[1]`'s arguments."""
+    if not isinstance(key, tuple):
+        delta["content"] = (delta.get("content") or "") + tail
+        return
+    calls = delta.get("tool_calls")
+    if not isinstance(calls, list):
+        calls = delta["tool_calls"] = []
+    for call in calls:
+        if isinstance(call, dict) and call.get("index") == key[1] and isinstance(call.get("function"), dict):
+            fn = call["function"]
+            fn["arguments"] = (fn.get("arguments") or "") + tail
+            return
+    calls.append({"index": key[1], "function": {"arguments": tail}})

@@ -105,7 +105,10 @@ class Gateway:
         self.metrics.bind_event_hub(self.hub)
         self.reporter.add_sink(self.hub.publish)
         self.reporter.add_sink(self.metrics.sink)
-        self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit)
+        # Chat requests share each key's limits and budget with its sessions, and the audit log
+        # (opened in `serve`, after this: hence a callable).
+        chat_hooks = {"audit": lambda: self.audit, "key_limiter": self._key_limiter, "key_tokens": self._key_tokens}
+        self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
         for pack_config, pack_secrets in more_packs:
             if pack_config.pack.name in self.packs:
@@ -118,7 +121,9 @@ class Gateway:
                     config.pack.name,
                 )
             pack_config = with_gateway_settings_of(config, pack_config)
-            self.packs[pack_config.pack.name] = PackRuntime.build(pack_config, pack_secrets, self.reporter.emit)
+            self.packs[pack_config.pack.name] = PackRuntime.build(
+                pack_config, pack_secrets, self.reporter.emit, **chat_hooks
+            )
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
@@ -493,13 +498,20 @@ class Gateway:
                     per_connection.messages_per_minute, per_connection.mode, per_connection.exclude_types
                 )
             )
-        if key_info is not None and key_info.messages_per_minute:
-            # One bucket per key, shared by its sessions; bounded by the number of keys in use.
-            shared = self._key_limiters.get(key_info.name)
-            if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
-                shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
+        shared = self._key_limiter(key_info)
+        if shared is not None:
             limiters.append(shared)
         return limiters
+
+    def _key_limiter(self, key_info: KeyInfo | None) -> MessageRateLimiter | None:
+        """One bucket per key, shared by its sessions and chat requests; bounded by the number of
+        keys in use."""
+        if key_info is None or not key_info.messages_per_minute:
+            return None
+        shared = self._key_limiters.get(key_info.name)
+        if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
+            shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
+        return shared
 
     async def _key_tokens(self, key_info: KeyInfo | None) -> KeyTokenBudget | None:
         if key_info is None or not key_info.daily_tokens or self.keys is None:

@@ -1,6 +1,8 @@
 """The ASGI app hypercorn serves behind the front door: every non-WebSocket HTTP request.
 
-Health, readiness and `/metrics`; `/v1/chat/completions` and `/v1/models` go to `kt_trio.chat`.
+Health, readiness and `/metrics`; `/v1/chat/completions`, `/v1/models` and every other `/v1/*`
+request (passed through to the default OpenAI target) go to `kt_trio.chat`, after the same key
+check (scope `chat`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ Everything under `providers` and `policies` is the pack's own, so each pack has 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 from attrs import define
@@ -36,8 +37,14 @@ class PackRuntime:
 
     @classmethod
     def build(
-        cls, config: GatewayConfig, secrets: Mapping[str, str], report: Callable[[str | None, Record], None]
+        cls,
+        config: GatewayConfig,
+        secrets: Mapping[str, str],
+        report: Callable[[str | None, Record], None],
+        **chat_hooks: Any,
     ) -> PackRuntime:
+        """`chat_hooks`: the gateway's `audit`, `key_limiter` and `key_tokens` for `ChatApp`; the
+        audit hook is dropped for a pack whose chain has no `audit-logger`, as for its sessions."""
         breaker = config.providers.circuit_breaker
         health = UpstreamHealth(
             breaker.failure_threshold,
@@ -45,7 +52,9 @@ class PackRuntime:
             on_transition=lambda transition: report(None, transition),
         )
         chain = policy_chain(config)
-        chat = ChatApp(config, secrets=secrets, health=health, report=report, chain=chain)
+        if AUDIT_LOGGER not in config.policies.chain:
+            chat_hooks.pop("audit", None)
+        chat = ChatApp(config, secrets=secrets, health=health, report=report, chain=chain, **chat_hooks)
         return cls(config=config, secrets=secrets, chain=chain, health=health, chat=chat)
 
     @property

@@ -1,0 +1,249 @@
+"""One chat request as audit, events, metrics and budgets see it: a session of one message.
+
+The records are the sessions' own vocabulary (`kt_trio.records`), so the audit log, the event
+stream and the metrics need nothing new: `SessionStarted` when the request is accepted, its
+`PolicyDecision`s, `MessageSeen` for the request and the response (with
+`audit-logger.log_all_access`), `ResponseUsage`, `BudgetAlert`s of the key's daily budget, and
+a `SessionSummary` whose `close_code` is the HTTP status the client got (499 when the client went
+away first, as nginx logs it) and whose `close_reason` says why.
+
+Like `Session._emit` and `Session._write_audit`, every record goes to the reporter at once
+(events, metrics) and, when the audit log is on, into a pending list handed to the log with an
+awaited `write_many` before the next bytes leave: before the request goes upstream, and before
+each write to the client (`wrap(send)`). With `durability: strict` that hand-off waits for the
+commit, so the client never holds an answer the audit log could still lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Literal
+
+from kt_trio.config.schema import Target
+from kt_trio.governance.budget import tokens_of
+from kt_trio.keys import KeyInfo
+from kt_trio.records import (
+    MessageSeen,
+    PolicyDecision,
+    Record,
+    ResponseUsage,
+    SessionStarted,
+    SessionSummary,
+    TokenUsage,
+)
+from kt_trio.session.governor import KeyTokens
+from kt_trio.session.session import AuditSink
+
+log = logging.getLogger("kt_trio.chat")
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Report = Callable[[str | None, Record], None]
+
+# With `include_content`, the response is kept for its `MessageSeen` record up to this size (the
+# sessions' default `max_message_size_bytes`); a longer one is cut there and marked as cut.
+MAX_AUDIT_CONTENT = 1024 * 1024
+EVENT_TYPE = "chat.completion"
+# The HTTP status recorded for a request whose client disconnected before its answer was sent.
+CLIENT_CLOSED = 499
+
+
+class Exchange:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        route: str,
+        target: Target,
+        client_ip: str,
+        key: KeyInfo | None,
+        user_agent: str | None,
+        report: Report,
+        audit: AuditSink | None,
+        key_tokens: KeyTokens | None,
+    ) -> None:
+        self.id = session_id
+        self.route = route
+        self.target = target  # the target that answered, once one did (fallback may change it)
+        self.client_ip = client_ip
+        self.key = key
+        self.user_agent = user_agent
+        self._report = report
+        self._audit = audit
+        self._key_tokens = key_tokens
+        # One request's records between two hand-offs: its decisions, usage and alerts, bounded
+        # by the policies in the chain and the parts of one completion (`policy.MAX_PARTS`).
+        self._pending: list[Record] = []
+        self._log_messages = audit is not None and audit.settings.log_all_access
+        keep_content = self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
+        self._content: bytearray | None = bytearray() if keep_content else None
+        self.started_at = time.time()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.writes_out = 0
+        self.status = 0
+        self.closed_by: Literal["client", "upstream", "gateway"] = "upstream"
+        self.reason = "ok"
+        self.total = TokenUsage()
+        self._unsettled = 0  # tokens not yet added to the key's daily count
+        self.finished = False
+
+    # -- records --------------------------------------------------------------------------------
+
+    def emit(self, record: Record) -> None:
+        self._report(self.id, record)
+        if self._audit is not None:
+            self._pending.append(record)
+
+    def start(self, bytes_in: int) -> None:
+        self.bytes_in = bytes_in
+        self.emit(
+            SessionStarted(
+                session_id=self.id,
+                route=self.route,
+                target=self.target.id,
+                model=self.target.model,
+                client_ip=self.client_ip,
+                started_at=self.started_at,
+                user_agent=self.user_agent,
+                key_name=self.key.name if self.key is not None else None,
+                team=self.key.team if self.key is not None else None,
+            )
+        )
+
+    def decisions(self, decisions: list[PolicyDecision]) -> None:
+        for d in decisions:
+            self.emit(d)
+        decisions.clear()
+
+    def request_seen(self, forwarded: bytes | None, decisions: tuple[PolicyDecision, ...]) -> None:
+        """The client's request, as it went upstream (after redaction) or None when refused."""
+        if not self._log_messages:
+            return
+        content = forwarded.decode("utf-8", "replace") if self._content is not None and forwarded else None
+        self.emit(
+            MessageSeen(
+                session_id=self.id,
+                seq=1,
+                direction="input",
+                event_type=EVENT_TYPE,
+                event_id=None,
+                size=self.bytes_in,
+                forwarded=forwarded is not None,
+                decisions=decisions,
+                content=content,
+            )
+        )
+
+    def usage(self, target: Target, usage: TokenUsage | None, response_id: Any) -> None:
+        if usage is None:
+            return
+        rid = response_id if isinstance(response_id, str) else None
+        key = self.key
+        record = ResponseUsage(
+            self.id,
+            target.id,
+            target.model,
+            usage,
+            response_id=rid,
+            key_name=key.name if key is not None else None,
+            team=key.team if key is not None else None,
+        )
+        self.emit(record)
+        self.total = self.total + usage
+        if self._key_tokens is not None:
+            self._unsettled += tokens_of(usage)
+
+    def ended_by(self, closed_by: Literal["client", "upstream", "gateway"], reason: str) -> None:
+        """Why the exchange ends, when not simply with the upstream's answer."""
+        self.closed_by = closed_by
+        self.reason = reason
+
+    # -- hand-offs ------------------------------------------------------------------------------
+
+    async def write(self) -> None:
+        """Hands the pending records to the audit log (waits in strict durability)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            await self._audit.write_many(self.id, pending)  # type: ignore[union-attr]
+
+    async def finish(self, status: int | None = None) -> None:
+        """Charges the key's daily budget, records the end, and writes it all."""
+        if self.finished:
+            return
+        self.finished = True
+        if status is not None:
+            self.status = status
+        if self._key_tokens is not None and self._unsettled:
+            tokens, self._unsettled = self._unsettled, 0
+            try:
+                for alert in await self._key_tokens.add(tokens, self.id):
+                    self.emit(alert)
+            except Exception:  # the key store failed: the request is still recorded
+                log.exception(
+                    "chat %s: could not add %d tokens to key %s", self.id, tokens, self.key.name if self.key else None
+                )
+        if self._log_messages:
+            content = None
+            if self._content is not None:
+                content = self._content[:MAX_AUDIT_CONTENT].decode("utf-8", "replace")
+                if len(self._content) > MAX_AUDIT_CONTENT:
+                    content += "[truncated]"
+            self.emit(
+                MessageSeen(
+                    session_id=self.id,
+                    seq=2,
+                    direction="output",
+                    event_type=EVENT_TYPE,
+                    event_id=None,
+                    size=self.bytes_out,
+                    forwarded=True,
+                    content=content,
+                )
+            )
+        self.emit(
+            SessionSummary(
+                session_id=self.id,
+                route=self.route,
+                target=self.target.id,
+                model=self.target.model,
+                client_ip=self.client_ip,
+                started_at=self.started_at,
+                duration_secs=time.time() - self.started_at,
+                messages_in=1,
+                messages_out=self.writes_out,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                close_code=self.status,
+                close_reason=self.reason,
+                closed_by=self.closed_by,
+                usage=self.total,
+                key_name=self.key.name if self.key is not None else None,
+                team=self.key.team if self.key is not None else None,
+            )
+        )
+        await self.write()
+
+    def wrap(self, send: Send) -> Send:
+        """`send` that writes pending records first, and ends the exchange before the last bytes."""
+
+        async def audited_send(message: MutableMapping[str, Any]) -> None:
+            kind = message.get("type")
+            if kind == "http.response.start":
+                self.status = message["status"]
+                if self.status >= 400 and self.closed_by == "upstream" and self.reason == "ok":
+                    self.reason = "error"
+            elif kind == "http.response.body":
+                body = message.get("body", b"")
+                if body:
+                    self.writes_out += 1
+                    self.bytes_out += len(body)
+                    if self._content is not None and len(self._content) <= MAX_AUDIT_CONTENT:
+                        self._content += body[: MAX_AUDIT_CONTENT + 1 - len(self._content)]
+                if not message.get("more_body"):
+                    await self.finish()
+            await self.write()
+            await send(message)
+
+        return audited_send

@@ -1,0 +1,232 @@
+"""Every other `/v1/*` HTTP request, passed through to the default OpenAI-compatible target.
+
+Issue 8: "Any other /v1/* request passes through to the default OpenAI-compatible target with
+the credentials swapped (streamed both ways, not buffered)." So `/v1/embeddings`, `/v1/files`,
+`/v1/audio/...`, `/v1/responses` over HTTP and whatever OpenAI adds next work through the gateway
+with only `base_url` and `api_key` changed in the SDK.
+
+- The default target is the first `transport: http` target whose provider is `openai`. Not
+  `azure-openai`: Azure names deployments in its paths (`/openai/deployments/{d}/...`) and wants
+  `api-version`, so an OpenAI path has no faithful Azure equivalent; Anthropic speaks another API.
+- The URL is the target's HTTP base URL (OpenAI's ends in `/v1`) plus the client's path after
+  `/v1`, plus its query string as sent.
+- Headers pass as sent except hop-by-hop ones (RFC 9110 §7.6.1), `Host` (the target's own), and
+  the client's credentials, which never leave the gateway (DESIGN.md): the target's secret goes
+  as `Authorization: Bearer`.
+- Bodies stream both ways: the request body goes upstream as ASGI delivers it, the response comes
+  back in the chunks it arrives in, as raw bytes (compressed stays compressed). Memory per
+  request is one chunk each way; a slow reader slows the upstream read (backpressure).
+- The circuit breaker is the chat's (`UpstreamHealth`): an unreachable target, a 5xx or a 429
+  counts as a failure. There is no fallback to another target: a body streamed once cannot be
+  replayed.
+- Bodies are not parsed, so the policies do not judge them and no usage is counted; the key's
+  per-minute limit and an exhausted daily budget still apply (`ChatApp.admit`).
+
+Answers of our own: 404 (no OpenAI target), 503 with `Retry-After` (circuit open), 502 (target
+unreachable), all OpenAI-shaped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+import httpx
+import trio
+
+from kt_trio.config.schema import GatewayConfig, Target
+from kt_trio.governance.breaker import UpstreamHealth
+
+log = logging.getLogger("kt_trio.chat")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+PREFIX = "/v1/"
+# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded by a proxy; `host` is the
+# target's; the rest carry the client's credentials for the gateway (DESIGN.md: never forwarded).
+_DROP_REQUEST = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"authorization",
+        b"api-key",
+        b"x-api-key",
+    }
+)
+_DROP_RESPONSE = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+
+class _ClientGone(Exception):
+    """The client disconnected while its request body was being sent upstream."""
+
+
+def default_target(config: GatewayConfig) -> Target | None:
+    return next(
+        (t for t in config.providers.targets if t.effective_transport == "http" and t.provider == "openai"), None
+    )
+
+
+class Passthrough:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        secrets: Mapping[str, str],
+        health: UpstreamHealth,
+        client: Callable[[], httpx.AsyncClient],
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.health = health
+        self._client = client  # the chat's pool, shared
+        self.target = default_target(config)
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        return scope.get("type") == "http" and str(scope.get("path", "")).startswith(PREFIX)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = self.target
+        if target is None:
+            await _error(
+                send, 404, "invalid_request_error", "not_found", "No OpenAI target is configured for this path."
+            )
+            return
+        now = trio.current_time()
+        permit = self.health.acquire(target.id, now)
+        if permit is None:
+            retry_after = self.health.retry_after([target.id], now)
+            message = "The upstream is unavailable; retry later."
+            await _error(send, 503, "upstream_unavailable", "circuit_open", message, retry_after=str(retry_after))
+            return
+        client = self._client()
+        settings = self.config.session_settings(target)
+        request = client.build_request(
+            scope["method"],
+            self._url(target, scope),
+            headers=self._headers(target, scope),
+            content=_request_body(receive) if _has_body(scope) else None,
+            timeout=httpx.Timeout(settings.idle_timeout_secs, connect=settings.connect_timeout_secs),
+        )
+        try:
+            resp = await client.send(request, stream=True)
+        except _ClientGone:
+            self.health.abandon(permit)
+            return
+        except httpx.HTTPError as exc:
+            self.health.record_failure(permit, trio.current_time(), f"passthrough: {type(exc).__name__}")
+            message = f"The upstream could not be reached ({type(exc).__name__})."
+            await _error(send, 502, "upstream_error", "upstream_unreachable", message)
+            return
+        except BaseException:
+            self.health.abandon(permit)
+            raise
+        try:
+            if resp.status_code >= 500 or resp.status_code == 429:
+                self.health.record_failure(permit, trio.current_time(), f"passthrough: HTTP {resp.status_code}")
+            else:
+                self.health.record_success(permit, trio.current_time())
+            headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in _DROP_RESPONSE]
+            await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+            async with trio.open_nursery() as nursery:
+                # The body was sent whole before the answer came, so `receive` is free to tell us
+                # the client left: then the upstream read stops at once.
+                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+                # Raw bytes: what the upstream sent, compressed or not, chunk by chunk. An error
+                # mid-body propagates, so the server drops the connection and the client sees a
+                # broken response rather than a silently short one.
+                async for chunk in resp.aiter_raw():
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await resp.aclose()
+
+    def _url(self, target: Target, scope: Scope) -> str:
+        raw_path = scope.get("raw_path") or str(scope["path"]).encode()
+        rest = raw_path.decode("latin-1")[len(PREFIX) - 1 :]  # "/v1/files/x" -> "/files/x"
+        query = scope.get("query_string") or b""
+        url = target.http_base_url.rstrip("/") + rest
+        return url + "?" + query.decode("latin-1") if query else url
+
+    def _headers(self, target: Target, scope: Scope) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = []
+        named_by_connection: set[bytes] = set()
+        for k, v in scope.get("headers", ()):
+            if k.lower() == b"connection":  # RFC 9110 §7.6.1: and every header it names
+                named_by_connection.update(t.strip().lower() for t in v.split(b","))
+        for k, v in scope.get("headers", ()):
+            name = k.lower()
+            if name not in _DROP_REQUEST and name not in named_by_connection:
+                headers.append((k, v))
+        secret = self.secrets.get(target.id)
+        if secret:
+            headers.append((b"authorization", f"Bearer {secret}".encode()))
+        return headers
+
+
+def _has_body(scope: Scope) -> bool:
+    for k, v in scope.get("headers", ()):
+        name = k.lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and v.strip() not in (b"", b"0")):
+            return True
+    return False
+
+
+async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
+    """The client's body as ASGI delivers it: each chunk goes upstream before the next is read."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body"):
+            return
+
+
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _error(send: Send, status: int, err_type: str, code: str, message: str, **headers: str) -> None:
+    body = json.dumps({"error": {"type": err_type, "code": code, "message": message, "param": None}}).encode()
+    extra = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
