@@ -19,7 +19,7 @@ from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, 
 from kt_trio.audit.reader import verify
 from kt_trio.audit.store import db_path
 from kt_trio.config import load_config_text
-from kt_trio.records import BudgetAlert, Record
+from kt_trio.records import BudgetAlert, Record, SessionSummary
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config, in_thread
@@ -37,12 +37,17 @@ AUDIT = """policy:
 
 @asynccontextmanager
 async def chat_gateway(
-    state_dir: Path, chain: list[str], *, extra: str = "", behaviour: HttpMockBehaviour | None = None
+    state_dir: Path,
+    chain: list[str],
+    *,
+    extra: str = "",
+    behaviour: HttpMockBehaviour | None = None,
+    gateway_extra: str = "",
 ) -> AsyncIterator[tuple[RunningGateway, MockHttpUpstream, list[Record]]]:
     records: list[Record] = []
     with trio.fail_after(30):
         async with open_mock_http_upstream(behaviour) as mock:
-            yaml = chat_config(mock.url, chain, extra) + f"gateway:\n  state_dir: {state_dir}\n"
+            yaml = chat_config(mock.url, chain, extra) + f"gateway:\n  state_dir: {state_dir}\n" + gateway_extra
             gateway = Gateway(load_config_text(yaml, "chat.yaml"), secrets=SECRETS)
             gateway.reporter.add_sink(lambda sid, rec: records.append(rec))
             async with serve_gateway(gateway) as gw:
@@ -177,3 +182,29 @@ async def test_key_messages_per_minute_counts_chat_requests(tmp_path: Path) -> N
         )
         assert 1 <= int(err.response.headers["retry-after"]) <= 10
         assert len(mock.requests) == 1
+
+
+async def test_chat_client_ip_honours_trusted_proxies_like_sessions(tmp_path: Path) -> None:
+    trusted = "  trusted_proxies: [127.0.0.1/32]\n"
+    async with chat_gateway(tmp_path, [], extra="") as (gw, _, records):
+        async with chat_gateway(tmp_path / "proxied", [], gateway_extra=trusted) as (
+            proxied,
+            _,
+            proxied_records,
+        ):
+            for g in (gw, proxied):
+                c = openai.OpenAI(
+                    base_url=f"{g.base_url}/v1",
+                    api_key="anything",
+                    max_retries=0,
+                    default_headers={"X-Forwarded-For": "203.0.113.9"},
+                )
+                await in_thread(
+                    lambda c=c: c.chat.completions.create(
+                        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                    )
+                )
+    direct = [r for r in records if isinstance(r, SessionSummary)]
+    behind_proxy = [r for r in proxied_records if isinstance(r, SessionSummary)]
+    assert [r.client_ip for r in direct] == ["127.0.0.1"]  # the header is not believed from anyone
+    assert [r.client_ip for r in behind_proxy] == ["203.0.113.9"]

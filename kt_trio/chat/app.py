@@ -110,10 +110,13 @@ class ChatApp:
         audit: AuditSource | None = None,
         key_limiter: KeyLimiter | None = None,
         key_tokens: KeyBudget | None = None,
+        client_ip: Callable[[str, str | None], str] | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
         after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
-        its WebSocket sessions use. `key_tokens`: a key's daily token budget, refreshed."""
+        its WebSocket sessions use. `key_tokens`: a key's daily token budget, refreshed.
+        `client_ip(peer, x_forwarded_for)`: the client's address as sessions see it (the header
+        is believed only from `gateway.trusted_proxies`); by default the TCP peer."""
         self.config = config
         self.secrets = secrets
         self.health = health
@@ -122,6 +125,7 @@ class ChatApp:
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
         self._key_tokens = key_tokens
+        self._client_ip = client_ip or (lambda peer, _forwarded: peer)
         self._client_factory = http_client_factory or default_http_client
         self._client: httpx.AsyncClient | None = None
         self.http_targets = tuple(t for t in config.providers.targets if t.effective_transport == "http")
@@ -235,7 +239,7 @@ class ChatApp:
             session_id="chat_" + uuid.uuid4().hex,
             route=CHAT_PATH,
             target=primary,
-            client_ip=client[0] if client else "",
+            client_ip=self._client_ip(client[0] if client else "", _header(scope, b"x-forwarded-for")),
             key=key,
             user_agent=_header(scope, b"user-agent"),
             report=self.report,

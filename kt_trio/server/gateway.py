@@ -107,7 +107,12 @@ class Gateway:
         self.reporter.add_sink(self.metrics.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
-        chat_hooks = {"audit": lambda: self.audit, "key_limiter": self._key_limiter, "key_tokens": self._key_tokens}
+        chat_hooks = {
+            "audit": lambda: self.audit,
+            "key_limiter": self._key_limiter,
+            "key_tokens": self._key_tokens,
+            "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
+        }
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
         for pack_config, pack_secrets in more_packs:
