@@ -106,6 +106,16 @@ def test_name_split_across_the_cue_and_the_name():
             assert stream(text, [i, j])[0] == want
 
 
+def test_cue_after_a_non_ascii_letter_is_held_as_the_whole_text_scan_reads_it():
+    # `_scan_names` takes only ASCII word characters for "inside a word", so 'call me' after 'é'
+    # is a cue; the tail rules once used `\w` there and released it before the name arrived.
+    for text in ("écall me Bob now", "Ørsted called Jane Doe", "ça, my name is Ada"):
+        want = whole(text)
+        assert "[REDACTED:NAME]" in want
+        for i in range(1, len(text)):
+            assert stream(text, [i])[0] == want, (text[:i], text[i:])
+
+
 def test_benign_text_is_not_held_beyond_the_current_word():
     sc = StreamScanner(PII)
     emit, _ = sc.feed("The weather is lovely today, ")

@@ -307,7 +307,10 @@ _TAIL_WINDOW = 160
 _NAME_TAIL_R = r"(?:(?:[\w'’-]{0,45}[ \t]{1,2}){0,2}[\w'’-]{0,45})?"
 _CUES_R = [c[::-1] for c in _CUES]
 _CUE_PREFIXES_R = sorted({c[:k][::-1] for c in _CUES for k in range(1, len(c) + 1)})
-_NOT_WORD_NEXT = r"(?![\w'’])"  # reversed: the character before the cue is not a word character
+# Reversed: the character before the cue is not one of `_WORDISH` (what `_scan_names` takes for a
+# word character before a cue). Not `\w`: that also refuses non-ASCII letters, so 'écall me '
+# was released although the whole-text scan takes 'call me' there for a cue.
+_NOT_WORD_NEXT = r"(?![A-Za-z0-9_'’])"
 _S = r"\s{1,3}"
 # digits and their separators: phone, card, SSN, IPv4 (a start must be a digit, '+' or '(')
 _TAIL_DIGITS = re.compile(r"[\d ().+/-]*[+(\d]")
