@@ -206,6 +206,7 @@ def test_policy_error_with_on_error_allow_forwards():
 def test_policy_error_on_output_stream():
     ch = build_chain(["pii-detector"], {})
     ch.policies[0].scan = _explode  # type: ignore[method-assign]
+    ch.policies[0].plain_tail_start = _explode  # type: ignore[method-assign]  (plain text's shortcut)
     s = ch.new_session(session_id="s", user_agent="ua", client_ip="1.1.1.1")
     v = s.on_upstream_message(delta("hello"), True, 1.0)
     assert v.forward is None and v.decisions[0].action == "block"
