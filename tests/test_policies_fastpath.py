@@ -250,7 +250,7 @@ def test_delta_layout_equals_the_parsing_path(t, chain_names):
         got_a, got_b = [], []
         for i, p in enumerate(pieces):
             a, b = _delta_fast(t, p, i, rid), _delta_slow(t, p, i, rid)
-            assert chain._GA_DELTA.match(a) is not None and chain._GA_DELTA.match(b) is None
+            assert chain._GA_DELTA.match(a.decode()) is not None and chain._GA_DELTA.match(b.decode()) is None
             va, vb = fast_s.on_upstream_message(a, True, 1.0), slow_s.on_upstream_message(b, True, 1.0)
             sa, sb = _summary(va, a), _summary(vb, b)
             assert (sa[0] == "same") == (sb[0] == "same"), (text, p)

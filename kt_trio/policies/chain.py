@@ -439,11 +439,9 @@ class SessionPolicies:
         if t is not None and t not in _OUTPUT_INTERESTING:
             return _verdict(data, t)
         if t in _GA_DELTA_TYPES:
-            m = _GA_DELTA.match(data)
-            if m is not None:
-                v = self._fast_delta(data, t, m)
-                if v is not None:
-                    return v
+            v = self._fast_delta(data, t)
+            if v is not None:
+                return v
         try:
             obj = loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -513,26 +511,32 @@ class SessionPolicies:
             key = (key[0], rid, key[2], key[3])
         return self._delta(data, t, field, delta, rid, iid, key, policies, direction, obj, _event_id(obj), None)
 
-    def _fast_delta(self, data: bytes, t: str, m: re.Match[bytes]) -> Verdict | None:
+    def _fast_delta(self, data: bytes, t: str) -> Verdict | None:
         """A delta in the GA layout (`_GA_DELTA`), judged without parsing it: the same as
-        `_on_delta` on the parsed event. None when its text does not decode (the caller then
-        takes the parsing path, which decides)."""
+        `_on_delta` on the parsed event. None when it is not in that layout or its text does
+        not decode (the caller then takes the parsing path, which decides)."""
+        try:
+            # One decode serves the layout match, the ids and the text (the match covers only
+            # ASCII, so its offsets are byte offsets as well).
+            text = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+        m = _GA_DELTA.match(text)
+        if m is None:
+            return None
         start = m.end()
-        delta = _final_string(data, start, b"}")
+        delta = _final_str(text, start, "}")
         if delta is None:
             return None
-        rid = m.group(2).decode("ascii")
-        iid = m.group(3).decode("ascii")
+        eid, rid, iid, index = m.group(1, 2, 3, 4)
         if (self._blocked_responses or self._blocked_items) and self._is_blocked(rid, iid):
             return DROP
         family, field = STREAM_DELTA[t]
         policies, direction = self._policies_for(family)
         if not policies:
             return _verdict(data, t)
-        key = (family, rid, iid, int(m.group(4)))
-        return self._delta(
-            data, t, field, delta, rid, iid, key, policies, direction, None, m.group(1).decode("ascii"), start
-        )
+        key = (family, rid, iid, int(index))
+        return self._delta(data, t, field, delta, rid, iid, key, policies, direction, None, eid, start)
 
     def _delta(
         self,
@@ -586,7 +590,7 @@ class SessionPolicies:
                         # Only read the window while a trigger word can be in it: one arrived
                         # (judged on the new text and a little context before it, so a word
                         # split across deltas is seen whole) no more than _WINDOW characters ago.
-                        if pol.may_match(TextView(window[-(len(delta) + _TRIGGER_CONTEXT) :])):
+                        if pol.may_match_text(window[-(len(delta) + _TRIGGER_CONTEXT) :]):
                             part.armed_until = end + _WINDOW
                         if pos > part.armed_until:
                             continue
@@ -629,6 +633,9 @@ class SessionPolicies:
         decisions = tuple(out.decisions) if out is not None else ()
         if emit == delta and not extra:
             return _verdict(data, t, decisions)
+        if emit and start is not None and not extra:
+            # The common rewrite (part of the text held back, or redacted): one message.
+            return _verdict(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")), t, decisions)
         msgs = extra or []
         if emit:
             if start is not None:
@@ -871,19 +878,22 @@ def _optional(pattern: bytes) -> bytes:
     return rb"(?:" + pattern + rb")?"
 
 
+# Matched on the decoded message (str), see `_fast_delta`.
 _GA_DELTA = re.compile(
-    rb"\{"
-    + (rb"," + _SP).join(
-        [
-            _member(b"type", rb'"(?:' + _TYPES_ALT + rb')"'),
-            _member(b"event_id", rb'"' + _ID + rb'"'),
-            _member(b"response_id", rb'"' + _ID + rb'"'),
-            _member(b"item_id", rb'"' + _ID + rb'"'),
-            _member(b"output_index", _INT),
-            _member(b"content_index", rb"(" + _INT + rb")"),
-            _member(b"delta", rb'"'),
-        ]
-    )
+    (
+        rb"\{"
+        + (rb"," + _SP).join(
+            [
+                _member(b"type", rb'"(?:' + _TYPES_ALT + rb')"'),
+                _member(b"event_id", rb'"' + _ID + rb'"'),
+                _member(b"response_id", rb'"' + _ID + rb'"'),
+                _member(b"item_id", rb'"' + _ID + rb'"'),
+                _member(b"output_index", _INT),
+                _member(b"content_index", rb"(" + _INT + rb")"),
+                _member(b"delta", rb'"'),
+            ]
+        )
+    ).decode("ascii")
 )
 
 
@@ -929,6 +939,18 @@ def _final_string(data: bytes, start: int, suffix: bytes) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return value if end == len(seg) else None
+
+
+def _final_str(text: str, start: int, suffix: str) -> str | None:
+    """`_final_string` for a message already decoded: the same answers (`scanstring` must stop
+    at the quote right before `suffix`, the message's end)."""
+    if not text.endswith(suffix):
+        return None
+    try:
+        value, end = scanstring(text, start)
+    except ValueError:
+        return None
+    return value if end == len(text) - len(suffix) else None
 
 
 def _event_id(obj: dict[str, Any]) -> str | None:
