@@ -415,7 +415,7 @@ class PiiDetector:
             chars += b":"
         if self._names:
             chars += _CONTROLS
-        self._quiet = Quiet(_CUE_FIRST | _TITLE_WORDS if self._names else frozenset(), chars)
+        self.quiet: Quiet = Quiet(_CUE_FIRST | _TITLE_WORDS if self._names else frozenset(), chars)
         # When two kinds overlap at one start, the longer wins, then the stricter validator.
         self._priority = {
             k: i for i, k in enumerate(["EMAIL", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "PHONE", "NAME"])
@@ -537,7 +537,7 @@ class PiiDetector:
         return out
 
     def find(self, text: str, view: TextView | None = None) -> list[Span]:
-        if view is not None and view.text is text and view.is_quiet(self._quiet):
+        if view is not None and view.text is text and view.is_quiet(self.quiet):
             return []
         return self.scan(text, 0, view)[0]
 

@@ -503,7 +503,9 @@ class PromptInjection:
         # What `score` needs to find anything: a trigger word (or its rot13), a '[' or '<' for
         # the template tokens, a long word (encoded payloads), four one-letter words (spaced
         # letters), or non-ASCII text. Without any, the score is 0: below any threshold > 0.
-        self._quiet = Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS, b"[<", short_words=True) if self.threshold > 0 else None
+        self.quiet: Quiet | None = (
+            Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS, b"[<", short_words=True) if self.threshold > 0 else None
+        )
 
     def score(self, view: TextView) -> tuple[float, dict[str, float]]:
         """The combined score and the score of each signal that fired."""
@@ -555,7 +557,7 @@ class PromptInjection:
             _add(signals, name, -1.0, -1.0, w)
 
     def inspect(self, view: TextView) -> Finding | None:
-        if self._quiet is not None and view.is_quiet(self._quiet):
+        if self.quiet is not None and view.is_quiet(self.quiet):
             return None
         score, signals = self.score(view)
         if score < self.threshold:

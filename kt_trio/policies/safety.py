@@ -220,7 +220,7 @@ class SafetyFilter:
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         self._triggers = frozenset().union(*(_TRIGGERS[c] for c in self.categories))
         # `classify` finds nothing without a trigger word (after folding leetspeak symbols).
-        self._quiet = Quiet(self._triggers, _LEET_BYTES)
+        self.quiet: Quiet = Quiet(self._triggers, _LEET_BYTES)
 
     def may_match(self, view: TextView) -> bool:
         """The pre-filter of `classify` alone: False when no rule can match in this text, because
@@ -276,7 +276,7 @@ class SafetyFilter:
         return hits
 
     def inspect(self, view: TextView, new_from: int = 0) -> Finding | None:
-        if view.is_quiet(self._quiet):
+        if view.is_quiet(self.quiet):
             return None
         hits = [h for h in self.classify(view, new_from) if h[1] >= self.threshold]
         if not hits:
