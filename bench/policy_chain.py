@@ -8,7 +8,11 @@ over three messages and prints microseconds per message:
 - a 64 KiB `input_audio_buffer.append` (recognised by its type, never parsed);
 - a `response.output_text.delta` carrying one token (provider → client, through the streaming
   redactor). Its text is a few bytes; with the GA envelope (event, response and item ids,
-  indices) the event is ~160 bytes, as on the wire.
+  indices) the event is ~160 bytes, as on the wire;
+- the same kind of `conversation.item.create` with a 40-character URL in its text
+  (`https://example.com/docs/troubleshooting`): a word over 11 characters sends the text through
+  prompt-injection's encoded-payload check, and the URL's path is a base64-looking run it tries
+  to decode.
 
 Usage: python bench/policy_chain.py [--iterations N]   (default 20000; bounded, single-threaded)
 For scale it also prints `json.loads` of the same 300-byte event and the no-op floor (a Verdict).
@@ -32,12 +36,19 @@ TEXT = (
 )
 
 
-def item_create(i: int) -> bytes:
+# ~300 bytes as an event, like TEXT's; 40 characters of URL, no digits (no PII candidate).
+URL_TEXT = (
+    "Hi! The setup page at https://example.com/docs/troubleshooting fails for the team. Could you "
+    "summarise what it says and list the three open action items? Keep it short, please."
+)
+
+
+def item_create(i: int, text: str = TEXT) -> bytes:
     return json.dumps(
         {
             "type": "conversation.item.create",
             "event_id": f"evt_{i:012d}",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": TEXT}]},
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
         },
         separators=(",", ":"),
     ).encode()
@@ -104,7 +115,11 @@ def main() -> None:
     items = [item_create(i) for i in range(64)]
     audio = [audio_append()]
     deltas = [text_delta(i) for i in range(len(WORDS) * 8)]
-    sizes = f"item.create {len(items[0])} B, audio append {len(audio[0])} B, delta event ~{len(deltas[1])} B"
+    url_items = [item_create(i, URL_TEXT) for i in range(64)]
+    sizes = (
+        f"item.create {len(items[0])} B, audio append {len(audio[0])} B, delta event ~{len(deltas[1])} B, "
+        f"item.create with URL {len(url_items[0])} B"
+    )
     print(f"sizes: {sizes}; best of 5 rounds of {n // 5} messages")
 
     # One session for all three measurements, with a browser user agent (see `per_message` for
@@ -115,12 +130,15 @@ def main() -> None:
         "input_audio_buffer.append (64 KiB)": per_message(s.on_client_message, audio, n),
         "response.output_text.delta (1 token)": per_message(s.on_upstream_message, deltas, n),
     }
+    # A session of its own, so its items are not the first one's repeats (same cadence).
+    s = chain.new_session(session_id="bench-url", user_agent="Mozilla/5.0", client_ip="127.0.0.1")
+    results["item.create with a 40-char URL (~300 B)"] = per_message(s.on_client_message, url_items, n)
     for name, us in results.items():
-        print(f"{name:40s} {us:8.2f} µs/message")
+        print(f"{name:42s} {us:8.2f} µs/message")
 
     raw = items[0]
-    print(f"{'(scale) json.loads of the item.create':40s} {per_call(lambda: json.loads(raw), n):8.2f} µs")
-    print(f"{'(floor) constructing a Verdict':40s} {per_call(lambda: Verdict(raw), n):8.2f} µs")
+    print(f"{'(scale) json.loads of the item.create':42s} {per_call(lambda: json.loads(raw), n):8.2f} µs")
+    print(f"{'(floor) constructing a Verdict':42s} {per_call(lambda: Verdict(raw), n):8.2f} µs")
 
 
 if __name__ == "__main__":

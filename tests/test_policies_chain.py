@@ -178,13 +178,17 @@ def _explode(*_a, **_k):
     raise Boom("policy bug")
 
 
+_READ_BY_ALL = "hello 1337, ignore that"
+
+
 @pytest.mark.parametrize("policy", ["prompt-injection", "pii-detector", "safety-filter"])
 def test_policy_error_fails_closed_by_default(policy):
     ch = build_chain([policy], {})
     p = ch.policies[0]
     object.__setattr__(p, "inspect" if policy != "pii-detector" else "find", _explode)
     s = ch.new_session(session_id="s", user_agent="ua", client_ip="1.1.1.1")
-    v = s.on_client_message(item("hello"), True, 1.0)
+    # A text every policy must read (a digit, a trigger word): a quiet one is never handed to them.
+    v = s.on_client_message(item(_READ_BY_ALL), True, 1.0)
     assert v.forward is None and json.loads(v.to_client[0])["error"]["code"] == policy
     (d,) = v.decisions
     assert d.action == "block" and "Boom" in d.reason and "policy bug" not in d.reason
@@ -194,7 +198,7 @@ def test_policy_error_with_on_error_allow_forwards():
     ch = build_chain(["prompt-injection", "safety-filter"], {"prompt-injection": {"on_error": "allow"}})
     ch.policies[0].inspect = _explode  # type: ignore[method-assign]
     s = ch.new_session(session_id="s", user_agent="ua", client_ip="1.1.1.1")
-    raw = item("hello")
+    raw = item(_READ_BY_ALL)
     v = s.on_client_message(raw, True, 1.0)
     assert v.forward is raw
     (d,) = v.decisions
@@ -206,6 +210,7 @@ def test_policy_error_with_on_error_allow_forwards():
 def test_policy_error_on_output_stream():
     ch = build_chain(["pii-detector"], {})
     ch.policies[0].scan = _explode  # type: ignore[method-assign]
+    ch.policies[0].plain_tail_start = _explode  # type: ignore[method-assign]  (plain text's shortcut)
     s = ch.new_session(session_id="s", user_agent="ua", client_ip="1.1.1.1")
     v = s.on_upstream_message(delta("hello"), True, 1.0)
     assert v.forward is None and v.decisions[0].action == "block"

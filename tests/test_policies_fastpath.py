@@ -147,6 +147,22 @@ def test_pii_find_with_a_view_equals_without():
         assert pii.find(text, TextView(text)) == pii.find(text), text
 
 
+def test_the_chains_union_quiet_holds_only_where_every_policy_finds_nothing():
+    ch = build_chain(ALL, {})
+    assert ch.input_quiet is not None
+    pi, pii, safety = ch.input_text_policies
+    texts = [*_random_texts(), "ignore that", "kill him", "my name is Ann", "Dr. Who", "i g n o r e x y z", "a" * 40]
+    quiet = 0
+    for text in texts:
+        if not TextView(text).is_quiet(ch.input_quiet):
+            continue
+        quiet += 1
+        for p in ch.input_text_policies:
+            assert TextView(text).is_quiet(p.quiet), (text, p.name)
+        assert pi.score(TextView(text))[0] == 0.0 and pii.find(text) == [] and safety.classify(TextView(text)) == []
+    assert quiet > 50  # the check is not vacuous
+
+
 # --- the chain's byte-level layouts equal the parsing path -------------------------------------
 
 
@@ -200,7 +216,7 @@ def test_item_create_layout_equals_the_parsing_path(settings):
 
     for i, text in enumerate(TEXTS * 2):
         a, b = _item_fast(text, i), _item_slow(text, i)
-        assert chain._ITEM_CREATE.match(a) is not None and chain._ITEM_CREATE.match(b) is None
+        assert chain._ITEM_CREATE.match(a.decode()) is not None and chain._ITEM_CREATE.match(b.decode()) is None
         va, vb = fast_s.on_client_message(a, True, i * 0.7), slow_s.on_client_message(b, True, i * 0.7)
         sa, sb = _summary(va, a), _summary(vb, b)
         if sa[0] not in (None, "same"):  # a rewritten message: same content, keys in its own order
@@ -250,7 +266,7 @@ def test_delta_layout_equals_the_parsing_path(t, chain_names):
         got_a, got_b = [], []
         for i, p in enumerate(pieces):
             a, b = _delta_fast(t, p, i, rid), _delta_slow(t, p, i, rid)
-            assert chain._GA_DELTA.match(a) is not None and chain._GA_DELTA.match(b) is None
+            assert chain._GA_DELTA.match(a.decode()) is not None and chain._GA_DELTA.match(b.decode()) is None
             va, vb = fast_s.on_upstream_message(a, True, 1.0), slow_s.on_upstream_message(b, True, 1.0)
             sa, sb = _summary(va, a), _summary(vb, b)
             assert (sa[0] == "same") == (sb[0] == "same"), (text, p)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from attrs import frozen
@@ -156,6 +156,16 @@ class Quiet:
         # make it answer "quiet" wrongly.
         if not all(c in _SPECIAL for c in self.chars) or not self.words <= _vocabulary:
             raise ValueError("Quiet: characters outside _SPECIAL or words never registered")
+
+    @staticmethod
+    def union(quiets: Sequence[Quiet]) -> Quiet:
+        """A `Quiet` that holds only where every one of `quiets` does (their characters and words
+        together, `short_words` if any asks for it): one check for a whole chain of policies."""
+        return Quiet(
+            frozenset().union(*(q.words for q in quiets)),
+            bytes(sorted(set(b"".join(q.chars for q in quiets)))),
+            any(q.short_words for q in quiets),
+        )
 
 
 class TextView:

@@ -40,7 +40,7 @@ from json.decoder import scanstring
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
-from kt_trio.policies.base import Finding, Span, TextView
+from kt_trio.policies.base import Finding, Quiet, Span, TextView
 from kt_trio.policies.bot import BotDetector, BotSession
 from kt_trio.policies.pii import PiiDetector, redact
 from kt_trio.policies.prompt_injection import PromptInjection
@@ -149,6 +149,13 @@ class PolicyChain:
             p for p in policies if "output" in p.settings.directions and not isinstance(p, BotDetector)
         )
         self.input_text_policies = tuple(p for p in self.input_policies if not isinstance(p, BotDetector))
+        # Where every input text policy states its pre-filters (`quiet`), one check of their union
+        # tells that none of them can find anything: the common benign message then costs one
+        # check instead of one per policy.
+        quiets = [getattr(p, "quiet", None) for p in self.input_text_policies]
+        self.input_quiet: Quiet | None = (
+            Quiet.union(quiets) if quiets and all(q is not None for q in quiets) else None  # type: ignore[arg-type]
+        )
         self.bot = next((p for p in self.input_policies if isinstance(p, BotDetector)), None)
 
     @property
@@ -235,11 +242,9 @@ class SessionPolicies:
                 return _verdict(data, t)
             return self._bot_only(data, t, now)
         if t == "conversation.item.create":
-            m = _ITEM_CREATE.match(data)
-            if m is not None:
-                v = self._fast_item_create(data, t, m, now)
-                if v is not None:
-                    return v
+            v = self._fast_item_create(data, t, now)
+            if v is not None:
+                return v
         try:
             obj = loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
@@ -277,21 +282,31 @@ class SessionPolicies:
         forward = errors.dumps(obj) if out.changed else data
         return _verdict(forward, t, tuple(out.decisions) if out.decisions else ())
 
-    def _fast_item_create(self, data: bytes, t: str, m: re.Match[bytes], now: float) -> Verdict | None:
+    def _fast_item_create(self, data: bytes, t: str, now: float) -> Verdict | None:
         """A one-text `conversation.item.create` in the common layout (`_ITEM_CREATE`), judged
         without parsing it. Only the outcome "nothing fired" is decided here (then the bot
         detector runs, as on the parsing path); if any text policy has something to say (or
-        the text does not decode), None: the caller takes the parsing path, which judges the
-        same text again (text policies are pure) and does everything else as before."""
-        text = _final_string(data, m.end(), b"}]}}")
+        the message is not in that layout or does not decode), None: the caller takes the
+        parsing path, which judges the same text again (text policies are pure) and does
+        everything else as before."""
+        try:
+            raw = data.decode("utf-8", "surrogatepass")  # one decode for the match and the text
+        except UnicodeDecodeError:
+            return None
+        m = _ITEM_CREATE.match(raw)
+        if m is None:
+            return None
+        text = _final_str(raw, m.end(), "}]}}")
         if text is None:
             return None
-        eid = m.group(1).decode("ascii") if m.group(1) is not None else None
-        box = [text]
+        eid = m.group(1)
         out = _Outcome()
-        self._judge(out, [(box, 0)], self.chain.input_text_policies, "input", t, eid)
-        if out.decisions or out.changed or out.stop is not None:
-            return None
+        view = TextView(text)
+        quiet = self.chain.input_quiet
+        if quiet is None or not view.is_quiet(quiet):
+            self._judge(out, [([text], 0)], self.chain.input_text_policies, "input", t, eid, view)
+            if out.decisions or out.changed or out.stop is not None:
+                return None
         if self._bot is not None:
             self._judge_bot(out, now, text, t, eid)
             if out.stop is not None:
@@ -380,9 +395,10 @@ class SessionPolicies:
         direction: Direction,
         t: str | None,
         eid: str | None,
+        view: TextView | None = None,
     ) -> None:
-        """Run `policies` in order over whole texts; redactions rewrite the slots in place."""
-        view: TextView | None = None
+        """Run `policies` in order over whole texts; redactions rewrite the slots in place.
+        `view`: a `TextView` of the one slot's text, when the caller has one."""
         for pol in policies:
             try:
                 if isinstance(pol, PiiDetector):
@@ -439,11 +455,9 @@ class SessionPolicies:
         if t is not None and t not in _OUTPUT_INTERESTING:
             return _verdict(data, t)
         if t in _GA_DELTA_TYPES:
-            m = _GA_DELTA.match(data)
-            if m is not None:
-                v = self._fast_delta(data, t, m)
-                if v is not None:
-                    return v
+            v = self._fast_delta(data, t)
+            if v is not None:
+                return v
         try:
             obj = loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -513,26 +527,32 @@ class SessionPolicies:
             key = (key[0], rid, key[2], key[3])
         return self._delta(data, t, field, delta, rid, iid, key, policies, direction, obj, _event_id(obj), None)
 
-    def _fast_delta(self, data: bytes, t: str, m: re.Match[bytes]) -> Verdict | None:
+    def _fast_delta(self, data: bytes, t: str) -> Verdict | None:
         """A delta in the GA layout (`_GA_DELTA`), judged without parsing it: the same as
-        `_on_delta` on the parsed event. None when its text does not decode (the caller then
-        takes the parsing path, which decides)."""
+        `_on_delta` on the parsed event. None when it is not in that layout or its text does
+        not decode (the caller then takes the parsing path, which decides)."""
+        try:
+            # One decode serves the layout match, the ids and the text (the match covers only
+            # ASCII, so its offsets are byte offsets as well).
+            text = data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+        m = _GA_DELTA.match(text)
+        if m is None:
+            return None
         start = m.end()
-        delta = _final_string(data, start, b"}")
+        delta = _final_str(text, start, "}")
         if delta is None:
             return None
-        rid = m.group(2).decode("ascii")
-        iid = m.group(3).decode("ascii")
+        eid, rid, iid, index = m.group(1, 2, 3, 4)
         if (self._blocked_responses or self._blocked_items) and self._is_blocked(rid, iid):
             return DROP
         family, field = STREAM_DELTA[t]
         policies, direction = self._policies_for(family)
         if not policies:
             return _verdict(data, t)
-        key = (family, rid, iid, int(m.group(4)))
-        return self._delta(
-            data, t, field, delta, rid, iid, key, policies, direction, None, m.group(1).decode("ascii"), start
-        )
+        key = (family, rid, iid, int(index))
+        return self._delta(data, t, field, delta, rid, iid, key, policies, direction, None, eid, start)
 
     def _delta(
         self,
@@ -586,7 +606,7 @@ class SessionPolicies:
                         # Only read the window while a trigger word can be in it: one arrived
                         # (judged on the new text and a little context before it, so a word
                         # split across deltas is seen whole) no more than _WINDOW characters ago.
-                        if pol.may_match(TextView(window[-(len(delta) + _TRIGGER_CONTEXT) :])):
+                        if pol.may_match_text(window[-(len(delta) + _TRIGGER_CONTEXT) :]):
                             part.armed_until = end + _WINDOW
                         if pos > part.armed_until:
                             continue
@@ -629,6 +649,9 @@ class SessionPolicies:
         decisions = tuple(out.decisions) if out is not None else ()
         if emit == delta and not extra:
             return _verdict(data, t, decisions)
+        if emit and start is not None and not extra:
+            # The common rewrite (part of the text held back, or redacted): one message.
+            return _verdict(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")), t, decisions)
         msgs = extra or []
         if emit:
             if start is not None:
@@ -845,7 +868,7 @@ def _sequence(msgs: list[bytes], decisions: tuple[PolicyDecision, ...], t: str |
 # A text or transcript delta as the Realtime GA (and beta) server sends it: these members in this
 # order, compact or with `json.dumps`' single spaces, ids of printable ASCII without quote or
 # backslash, JSON integers, and the text a valid JSON string (no raw control characters, valid
-# escapes; `_GA_DELTA` matches up to the text's opening quote, `_final_string` checks the rest).
+# escapes; `_GA_DELTA` matches up to the text's opening quote, `_final_str` checks the rest).
 # Such a message parses to exactly these seven members, so the chain can judge it from the match
 # alone and rewrite the text in place. Anything else (other layouts, other
 # whitespace, Responses-mode deltas) is parsed.
@@ -871,19 +894,22 @@ def _optional(pattern: bytes) -> bytes:
     return rb"(?:" + pattern + rb")?"
 
 
+# Matched on the decoded message (str), see `_fast_delta`.
 _GA_DELTA = re.compile(
-    rb"\{"
-    + (rb"," + _SP).join(
-        [
-            _member(b"type", rb'"(?:' + _TYPES_ALT + rb')"'),
-            _member(b"event_id", rb'"' + _ID + rb'"'),
-            _member(b"response_id", rb'"' + _ID + rb'"'),
-            _member(b"item_id", rb'"' + _ID + rb'"'),
-            _member(b"output_index", _INT),
-            _member(b"content_index", rb"(" + _INT + rb")"),
-            _member(b"delta", rb'"'),
-        ]
-    )
+    (
+        rb"\{"
+        + (rb"," + _SP).join(
+            [
+                _member(b"type", rb'"(?:' + _TYPES_ALT + rb')"'),
+                _member(b"event_id", rb'"' + _ID + rb'"'),
+                _member(b"response_id", rb'"' + _ID + rb'"'),
+                _member(b"item_id", rb'"' + _ID + rb'"'),
+                _member(b"output_index", _INT),
+                _member(b"content_index", rb"(" + _INT + rb")"),
+                _member(b"delta", rb'"'),
+            ]
+        )
+    ).decode("ascii")
 )
 
 
@@ -893,39 +919,40 @@ _GA_DELTA = re.compile(
 # message has exactly one text slot (`events.input_slots`): that part's `text`.
 _C = rb"," + _SP
 _ANY_ID = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+# Matched on the decoded message (str), like `_GA_DELTA`.
 _ITEM_CREATE = re.compile(
-    rb"\{"
-    + _member(b"type", rb'"conversation\.item\.create"')
-    + _optional(_C + _member(b"event_id", rb'"' + _ID + rb'"'))
-    + _optional(_C + _member(b"previous_item_id", rb"(?:null|" + _ANY_ID + rb")"))
-    + _C
-    + _member(b"item", rb"\{")
-    + _optional(_member(b"id", _ANY_ID) + _C)
-    + _C.join(
-        [
-            _member(b"type", rb'"message"'),
-            _member(b"role", rb'"[a-z]{1,16}"'),
-            _member(b"content", rb"\[\{") + _member(b"type", rb'"[a-z_]{1,32}"') + _C + _member(b"text", rb'"'),
-        ]
-    )
+    (
+        rb"\{"
+        + _member(b"type", rb'"conversation\.item\.create"')
+        + _optional(_C + _member(b"event_id", rb'"' + _ID + rb'"'))
+        + _optional(_C + _member(b"previous_item_id", rb"(?:null|" + _ANY_ID + rb")"))
+        + _C
+        + _member(b"item", rb"\{")
+        + _optional(_member(b"id", _ANY_ID) + _C)
+        + _C.join(
+            [
+                _member(b"type", rb'"message"'),
+                _member(b"role", rb'"[a-z]{1,16}"'),
+                _member(b"content", rb"\[\{") + _member(b"type", rb'"[a-z_]{1,32}"') + _C + _member(b"text", rb'"'),
+            ]
+        )
+    ).decode("ascii")
 )
 
 
-def _final_string(data: bytes, start: int, suffix: bytes) -> str | None:
+def _final_str(text: str, start: int, suffix: str) -> str | None:
     """The JSON string whose characters begin at `start` when it is the message's last value:
     its closing quote followed by exactly `suffix` and nothing else. None when the message does
     not end so or that is not one valid JSON string (`scanstring`, strict like `json.loads`,
     must stop at exactly that quote: an unescaped quote, a raw control character or a bad
     escape inside all make it refuse)."""
-    q = len(data) - len(suffix) - 1
-    if q < start or not data.endswith(suffix) or data[q] != 0x22:
+    if not text.endswith(suffix):
         return None
     try:
-        seg = data[start : q + 1].decode("utf-8", "surrogatepass")
-        value, end = scanstring(seg, 0)
-    except (ValueError, UnicodeDecodeError):
+        value, end = scanstring(text, start)
+    except ValueError:
         return None
-    return value if end == len(seg) else None
+    return value if end == len(text) - len(suffix) else None
 
 
 def _event_id(obj: dict[str, Any]) -> str | None:

@@ -36,6 +36,7 @@ import base64
 import binascii
 import codecs
 import re
+import string
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -400,7 +401,30 @@ _META = re.compile(
 _DAMP = 0.5
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+# Hex: pairs of hex digits, each maybe followed by one ' ' or ':', or '\\x' escapes. Without
+# '\\x' in the text only the first form can match, and only inside the runs its pre-filter
+# finds (below), so sre no longer tries the alternation at every position of every text that
+# has a long word (~10 µs on 150 characters). The lookahead is implied by what follows it (ten
+# pairs are 20 or more of those characters); sre gives up sooner with it.
+_HEX_PAIRS = re.compile(r"(?=[0-9A-Fa-f :]{20})(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])")
+# Both forms in one scan, as the check always read them: where '\\x' occurs they can touch (the
+# pairs of '\\x73' then begin a run '7374...'), and the first to match in text order wins.
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){8,}")
+
+# Cheap, sound pre-filters for `_decoded_payloads`, on the text's UTF-8 bytes mapped to classes
+# by one `translate` (the regexes read ASCII characters only; any other byte is in no class):
+# - `_B64` needs a run of 16 base64 characters: 'x' * 16 in the base64 map;
+# - `_HEX_PAIRS` needs ten pairs: two with no separator between them ('hhhh' in the hex map) or
+#   all ten separated ('hhs' * 9 + 'hh');
+# - `_HEX` (with escapes) needs a backslash-x.
+# A text sent here for a long word usually passes none: an English word is a base64 run of 16
+# only when it has 16 letters, and English seldom has four hex digits in a row.
+_B64_MAP = bytes(0x78 if chr(i) in string.ascii_letters + string.digits + "+/" else 0x20 for i in range(256))
+_HEX_MAP = bytes(0x68 if chr(i) in string.hexdigits else 0x73 if chr(i) in " :" else 0x2E for i in range(256))
+_B64_RUN = b"x" * 16
+_HEX_ADJACENT = b"hhhh"
+_HEX_SPACED = b"hhs" * 9 + b"hh"
+_HEX_RUN = re.compile(rb"[hs]{20,}")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_]){3,}[a-z]\b")
 
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad\u034f\u180e]")
@@ -464,28 +488,95 @@ def _phrase_signals(
 def _printable_ratio(s: str) -> float:
     if not s:
         return 0.0
+    if s.isprintable():  # the common answer, without a Python step per character
+        return 1.0
     return sum(1 for c in s if c.isprintable() or c in "\n\t") / len(s)
 
 
+def _utf8(b: bytes) -> str | None:
+    """`b.decode("utf-8")`, or None where that raises: most candidates are not text, and
+    decoding with replacement marks them without the cost of an exception (~0.8 µs). Only
+    bytes that hold an encoded U+FFFD themselves take the strict decode to tell."""
+    s = b.decode("utf-8", "replace")
+    if "\ufffd" not in s:
+        return s
+    if b"\xef\xbf\xbd" not in b:
+        return None
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _b64_matches(text: str, raw: bytes) -> list[re.Match[str]]:
+    """`_B64.finditer(text)`, trying only the runs of 16 or more base64 characters."""
+    b64 = raw.translate(_B64_MAP)
+    i = b64.find(_B64_RUN)
+    if i < 0:
+        return []
+    if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
+        return list(_B64.finditer(text))
+    out: list[re.Match[str]] = []
+    while i >= 0:
+        # A match begins where a run begins (the lookbehind refuses any later start) and ends
+        # where it ends (with its '=' padding), so one anchored try per run finds it.
+        m = _B64.match(text, i)
+        if m is not None:
+            out.append(m)
+        end = b64.find(b" ", i)
+        if end < 0:
+            break
+        i = b64.find(_B64_RUN, end)
+    return out
+
+
+def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
+    """`_HEX.finditer(text)`: without a '\\x' in the text, `_HEX_PAIRS` tried only inside long
+    runs of hex digits and separators that hold two adjacent pairs or ten separated ones."""
+    if "\\x" in text:
+        return list(_HEX.finditer(text))
+    out: list[re.Match[str]] = []
+    hexes = raw.translate(_HEX_MAP)
+    if _HEX_ADJACENT in hexes or _HEX_SPACED in hexes:
+        if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
+            out.extend(_HEX_PAIRS.finditer(text))
+        else:
+            # Every match lies inside one run of 20 or more hex digits and separators, and holds
+            # two adjacent pairs or ten separated ones: search only such runs.
+            for run in _HEX_RUN.finditer(hexes):
+                lo, hi = run.span()
+                if _HEX_ADJACENT in run.group() or _HEX_SPACED in run.group():
+                    out.extend(_HEX_PAIRS.finditer(text, lo, hi))
+    return out
+
+
 def _decoded_payloads(text: str) -> list[str]:
+    """The printable UTF-8 texts that the base64 runs of `text`, then its hex runs (each in
+    text order), decode to.
+
+    Each regex is tried only where its pre-filter (above) says it can match. Work stays linear
+    in the text: every candidate is decoded (a cap on their number would let decoys hide a
+    payload behind them).
+    """
     out: list[str] = []
-    for m in _B64.finditer(text):
+    raw = text.encode("utf-8", "surrogatepass")
+    for m in _b64_matches(text, raw):
         tok = m.group()
         if tok.isalpha() and (tok.islower() or tok.isupper()):
             continue  # a long plain word, not base64
         try:
-            s = base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            s = _utf8(base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False))
+        except (binascii.Error, ValueError):
             continue
-        if _printable_ratio(s) > 0.9:
+        if s is not None and _printable_ratio(s) > 0.9:
             out.append(s)
-    for m in _HEX.finditer(text):
+    for m in _hex_matches(text, raw):
         tok = re.sub(r"\\x|[ :]", "", m.group())
         try:
-            s = bytes.fromhex(tok).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            s = _utf8(bytes.fromhex(tok))
+        except ValueError:
             continue
-        if _printable_ratio(s) > 0.9:
+        if s is not None and _printable_ratio(s) > 0.9:
             out.append(s)
     return out
 
@@ -503,7 +594,9 @@ class PromptInjection:
         # What `score` needs to find anything: a trigger word (or its rot13), a '[' or '<' for
         # the template tokens, a long word (encoded payloads), four one-letter words (spaced
         # letters), or non-ASCII text. Without any, the score is 0: below any threshold > 0.
-        self._quiet = Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS, b"[<", short_words=True) if self.threshold > 0 else None
+        self.quiet: Quiet | None = (
+            Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS, b"[<", short_words=True) if self.threshold > 0 else None
+        )
 
     def score(self, view: TextView) -> tuple[float, dict[str, float]]:
         """The combined score and the score of each signal that fired."""
@@ -555,7 +648,7 @@ class PromptInjection:
             _add(signals, name, -1.0, -1.0, w)
 
     def inspect(self, view: TextView) -> Finding | None:
-        if self._quiet is not None and view.is_quiet(self._quiet):
+        if self.quiet is not None and view.is_quiet(self.quiet):
             return None
         score, signals = self.score(view)
         if score < self.threshold:

@@ -47,6 +47,18 @@ class StreamScanner:
 
     def feed(self, delta: str) -> tuple[str, list[Span]]:
         """The raw text that may be sent now, and the spans found in it (relative to it)."""
+        held = self._held
+        text = held + delta if held else delta
+        # The common case, plain text: nothing can be found in held + delta, only begin at its
+        # end (`PiiDetector.plain_tail_start`), so neither `scan` nor the full tail rules run.
+        h = self._pii.plain_tail_start(text) if text else -1
+        if h >= 0:
+            if h == 0:
+                self._held = text
+                return "", []
+            self._held = text[h:]
+            self._ctx = text[h - _CTX : h] if h >= _CTX else (self._ctx + text[:h])[-_CTX:]
+            return text[:h], []
         ctx = self._ctx
         base = len(ctx)
         buf = ctx + self._held + delta
