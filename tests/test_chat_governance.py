@@ -208,3 +208,33 @@ async def test_chat_client_ip_honours_trusted_proxies_like_sessions(tmp_path: Pa
     behind_proxy = [r for r in proxied_records if isinstance(r, SessionSummary)]
     assert [r.client_ip for r in direct] == ["127.0.0.1"]  # the header is not believed from anyone
     assert [r.client_ip for r in behind_proxy] == ["203.0.113.9"]
+
+
+async def test_shutdown_closes_an_idle_keep_alive_connection_after_a_chat_call_at_once(tmp_path: Path) -> None:
+    """hypercorn restarts a connection's idle timer inside the app's last `send`; a disconnect
+    watcher that cancelled it there left the connection never idle, so shutdown waited out
+    `shutdown_timeout_secs` (here 30 s, far beyond this test's bound) for a client doing nothing."""
+    async with chat_gateway(tmp_path, [], gateway_extra="  shutdown_timeout_secs: 30\n") as (gw, _, _):
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        await stream.send_all(head.encode() + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _content_length(answer):
+            answer += await stream.receive_some(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        gw.gateway.shutdown()
+        with trio.fail_after(5):
+            assert await stream.receive_some(65536) == b""  # closed by the gateway, not timed out
+        await stream.aclose()
+
+
+def _content_length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30

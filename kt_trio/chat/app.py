@@ -25,6 +25,7 @@ import httpx
 import trio
 
 from kt_trio.chat import anthropic, openai, sse
+from kt_trio.chat.asgi_io import shield_last_body, watch_disconnect
 from kt_trio.chat.exchange import CLIENT_CLOSED, Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
@@ -153,6 +154,7 @@ class ChatApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, *, key: KeyInfo | None = None) -> None:
         """`key`: the client's gateway key once `HttpApp` accepted it; None for an anonymous client."""
+        send = shield_last_body(send)
         path, method = scope.get("path"), scope.get("method")
         try:
             if path == MODELS_PATH and method in ("GET", "HEAD"):
@@ -275,7 +277,7 @@ class ChatApp:
         await ex.write()  # nothing goes upstream unaudited
         async with trio.open_nursery() as nursery:
             # The client going away cancels the upstream request (and its stream) at once.
-            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
             try:
                 await self._complete(ex, request, policies, send)
             except _Refusal as r:  # answered here: the nursery would wrap it in an ExceptionGroup
@@ -534,14 +536,6 @@ async def _read_limited(resp: httpx.Response) -> bytes:
             raise _error(502, "upstream_error", "upstream_response_too_large", "The upstream's answer is too large.")
         parts.append(chunk)
     return b"".join(parts)
-
-
-async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 import trio
 
+from kt_trio.chat.asgi_io import watch_disconnect
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 
@@ -154,7 +155,7 @@ class Passthrough:
             async with trio.open_nursery() as nursery:
                 # The body was sent whole before the answer came, so `receive` is free to tell us
                 # the client left: then the upstream read stops at once.
-                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
                 # Raw bytes: what the upstream sent, compressed or not, chunk by chunk. An error
                 # mid-body propagates, so the server drops the connection and the client sees a
                 # broken response rather than a silently short one.
@@ -208,14 +209,6 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
         if chunk:
             yield chunk
         if not message.get("more_body"):
-            return
-
-
-async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
             return
 
 
