@@ -17,6 +17,7 @@ from kt_trio.config import load_config_text
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config, in_thread
+from tests.test_audit_sessions import rows
 from tests.test_keys_sessions import make_key
 
 # A provider key an SDK sends by habit to an anonymous gateway: ignored, and never forwarded.
@@ -161,3 +162,30 @@ async def test_passthrough_needs_a_key_with_the_chat_scope_when_keys_are_require
             assert (await client.get(url, headers={"authorization": f"Bearer {chat_key}"})).status_code == 200
         assert len(mock.requests) == 1
         assert all(chat_key not in v for v in mock.requests[0].headers.values())
+
+
+async def test_passed_through_requests_are_audited_without_their_bodies(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "files-app", scopes=["chat"], team="data")
+    audit = "policy:\n  audit-logger: {log_all_access: true, include_content: true, durability: strict}\n"
+    behaviour = HttpMockBehaviour(file_size=4096)
+    async with open_mock_http_upstream(behaviour) as mock:
+        text = chat_config(mock.url, ["audit-logger"], audit) + f"gateway:\n  state_dir: {tmp_path}\n"
+        async with serve_gateway(Gateway(load_config_text(text), secrets=SECRETS)) as gw:
+            client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=key, max_retries=0)
+            content = await in_thread(lambda: client.files.content("file-abc").read())
+            assert content == file_content(4096)
+            # Strict durability: the request's start was committed before it went upstream. Its
+            # end follows the last bytes (a passed-through body's last chunk is known only at
+            # its end), so it is read once the gateway has stopped.
+            assert rows(tmp_path)[0][0] == "session_start"
+    records = rows(tmp_path)
+    kinds = [kind for kind, _, _ in records]
+    assert kinds[0] == "session_start" and kinds[-1] == "session_end"
+    start, end = records[0][2], records[-1][2]
+    assert start["route"] == "/v1/files/file-abc/content" and (start["key_name"], start["team"]) == (
+        "files-app",
+        "data",
+    )
+    assert end["close_code"] == 200 and end["bytes_out"] == 4096
+    assert all(data.get("content") is None for kind, _, data in records if kind == "message")
+    assert records[0][1].startswith("http_")

@@ -26,7 +26,7 @@ import trio
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import shield_last_body, watch_disconnect
-from kt_trio.chat.exchange import CLIENT_CLOSED, Exchange
+from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
@@ -165,7 +165,7 @@ class ChatApp:
                 raise _error(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
             elif Passthrough.handles(scope):
                 await self.admit(key)
-                await self.passthrough(scope, receive, send)
+                await self._passthrough(scope, receive, send, key)
             else:
                 raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
         except _Refusal as r:
@@ -236,29 +236,49 @@ class ChatApp:
                 404, "invalid_request_error", "model_not_found", f"The model {request.get('model')!r} does not exist."
             )
         budget = await self.admit(key)
+        ex = self._exchange("chat_", CHAT_PATH, primary, scope, key, key_tokens=budget)
+        async with ex.until_finished():
+            ex.start(len(body))
+            await self._judged_chat(ex, request, receive, ex.wrap(send))
+
+    def _exchange(
+        self,
+        id_prefix: str,
+        route: str,
+        target: Target,
+        scope: Scope,
+        key: KeyInfo | None,
+        *,
+        key_tokens: KeyTokens | None = None,
+        keep_content: bool = True,
+    ) -> Exchange:
         client = scope.get("client")
-        ex = Exchange(
-            session_id="chat_" + uuid.uuid4().hex,
-            route=CHAT_PATH,
-            target=primary,
+        return Exchange(
+            session_id=id_prefix + uuid.uuid4().hex,
+            route=route,
+            target=target,
             client_ip=self._client_ip(client[0] if client else "", _header(scope, b"x-forwarded-for")),
             key=key,
             user_agent=_header(scope, b"user-agent"),
             report=self.report,
             audit=self._audit(),
-            key_tokens=budget,
+            key_tokens=key_tokens,
+            keep_content=keep_content,
         )
-        send = ex.wrap(send)
-        try:
-            ex.start(len(body))
-            await self._judged_chat(ex, request, receive, send)
-        finally:
-            if not ex.finished:
-                # The client went away (or a bug): the request still ends in the audit log, and
-                # tokens already reported are charged, even though we are being cancelled.
-                ex.ended_by("client", "client went away")
-                with trio.CancelScope(shield=True):
-                    await ex.finish(CLIENT_CLOSED)
+
+    async def _passthrough(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:
+        """Another `/v1/*` request, audited (start and end, no content: the bodies, maybe files,
+        are streamed unread) and on the event stream like a chat request."""
+        target = self.passthrough.target
+        if target is None:
+            await self.passthrough(scope, receive, send)  # its 404, like any refusal not audited
+            return
+        ex = self._exchange("http_", str(scope.get("path", "")), target, scope, key, keep_content=False)
+        async with ex.until_finished():
+            length = _header(scope, b"content-length")
+            ex.start(int(length) if length and length.isdigit() else 0)
+            await ex.write()  # nothing goes upstream unaudited
+            await self.passthrough(scope, receive, ex.wrap(send))
 
     async def _judged_chat(self, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
         policies = ChatPolicies(self.chain)

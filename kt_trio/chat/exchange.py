@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any, Literal
+
+import trio
 
 from kt_trio.config.schema import Target
 from kt_trio.governance.budget import tokens_of
@@ -62,7 +65,10 @@ class Exchange:
         report: Report,
         audit: AuditSink | None,
         key_tokens: KeyTokens | None,
+        keep_content: bool = True,
     ) -> None:
+        """`keep_content=False`: never keep the bodies for the audit log, whatever
+        `include_content` says (passed-through requests: their bodies are not read as text)."""
         self.id = session_id
         self.route = route
         self.target = target  # the target that answered, once one did (fallback may change it)
@@ -76,7 +82,7 @@ class Exchange:
         # by the policies in the chain and the parts of one completion (`policy.MAX_PARTS`).
         self._pending: list[Record] = []
         self._log_messages = audit is not None and audit.settings.log_all_access
-        keep_content = self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
+        keep_content = keep_content and self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
         self._content: bytearray | None = bytearray() if keep_content else None
         self.started_at = time.time()
         self.bytes_in = 0
@@ -161,6 +167,19 @@ class Exchange:
         self.reason = reason
 
     # -- hand-offs ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def until_finished(self) -> AsyncIterator[None]:
+        """Runs the exchange; one that has not finished when the block is left (the client went
+        away, or a bug) still ends in the audit log, and tokens already reported are charged,
+        even though we are being cancelled."""
+        try:
+            yield
+        finally:
+            if not self.finished:
+                self.ended_by("client", "client went away")
+                with trio.CancelScope(shield=True):
+                    await self.finish(CLIENT_CLOSED)
 
     async def write(self) -> None:
         """Hands the pending records to the audit log (waits in strict durability)."""
