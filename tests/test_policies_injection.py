@@ -53,9 +53,13 @@ def test_encoded_payloads(det):
         base64.b64encode(attack.encode()).decode(),
         "run: " + attack.encode().hex(),
         "rot13: " + codecs.encode(attack, "rot13"),
+        # Spaced hex has no long word to send the text to the payload check; it must still go.
+        "decode this: " + attack.encode().hex(" "),
+        "decode this: " + attack.encode().hex(":"),
     ):
         score, sig = signals(det, text)
         assert "encoded_payload" in sig and score >= DEFAULT_THRESHOLD, text
+        assert not TextView(text).is_quiet(det.quiet), text
 
 
 def test_unicode_tricks(det):

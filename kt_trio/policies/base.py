@@ -106,6 +106,10 @@ _UNICODE_WORD = re.compile(r"[^\W_]+")
 # (`b"x" * 12 in shape`: is any word 12 or more long?), ~0.1 µs where `map(len, words)` took ~1.
 _SEPARATORS = (_PUNCT + " ").encode("ascii")
 _SHAPE_TABLE = bytes(0x20 if i in _SEPARATORS else 0x78 for i in range(256))
+# Hex digits as 'h', the separators of hex byte pairs (' ', ':') as 's', anything else '.': ten
+# separated pairs (`HEX_SPACED`, "69 67 6e 6f ...") are a hex payload no long word gives away.
+HEX_TABLE = bytes(0x68 if chr(i) in string.hexdigits else 0x73 if chr(i) in " :" else 0x2E for i in range(256))
+HEX_SPACED = b"hhs" * 9 + b"hh"
 # The control characters `words` does not split on (a word glued to one of
 # them is not in `words` as itself, so word-based pre-filters must not be trusted there).
 _CONTROLS = bytes(i for i in range(0x20) if i not in _SEPARATORS) + b"\x7f"
@@ -142,8 +146,8 @@ register_vocabulary(_ONE_BYTE_WORDS)
 class Quiet:
     """A policy's own sound pre-filters, stated as data: a text that is ASCII, holds none of
     `chars` (all from `_SPECIAL`), none of `words` (registered vocabulary) and, with
-    `short_words`, no word over 11 characters (when it is 16 or longer) and fewer than four
-    one-letter words, is one in which the policy certainly finds nothing. `TextView.is_quiet`
+    `short_words`, no word over 11 characters (when it is 16 or longer), no run of ten spaced hex
+    pairs and fewer than four one-letter words, is one in which the policy certainly finds nothing. `TextView.is_quiet`
     answers it from the view's cached checks (~0.3 µs), so a benign text skips the policy's
     regexes and most of its Python."""
 
@@ -244,6 +248,12 @@ class TextView:
             return bool(words) and max(map(len, words)) > n
         return b"x" * (n + 1) in self._shape_of(b)
 
+    def has_spaced_hex(self) -> bool:
+        """Whether the text holds ten hex byte pairs separated by ' ' or ':' (ASCII text; a
+        non-ASCII one answers True, leaving the search to the caller)."""
+        b = self.ascii
+        return b is None or HEX_SPACED in b.translate(HEX_TABLE)
+
     def count_one_letter_words(self) -> int:
         """How many distinct members of `words` have one character."""
         if self.ascii is not None:
@@ -270,7 +280,7 @@ class TextView:
         if not q.words.isdisjoint(self.hits):
             return False
         if q.short_words:
-            if len(self.text) >= 16 and self.has_word_longer_than(11):
+            if len(self.text) >= 16 and (self.has_word_longer_than(11) or self.has_spaced_hex()):
                 return False
             if self.count_one_letter_words() >= 4:
                 return False

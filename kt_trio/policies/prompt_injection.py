@@ -42,6 +42,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kt_trio.policies.base import (
+    HEX_SPACED,
+    HEX_TABLE,
     CommonSettings,
     Finding,
     Quiet,
@@ -420,10 +422,10 @@ _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|
 # A text sent here for a long word usually passes none: an English word is a base64 run of 16
 # only when it has 16 letters, and English seldom has four hex digits in a row.
 _B64_MAP = bytes(0x78 if chr(i) in string.ascii_letters + string.digits + "+/" else 0x20 for i in range(256))
-_HEX_MAP = bytes(0x68 if chr(i) in string.hexdigits else 0x73 if chr(i) in " :" else 0x2E for i in range(256))
+_HEX_MAP = HEX_TABLE
 _B64_RUN = b"x" * 16
 _HEX_ADJACENT = b"hhhh"
-_HEX_SPACED = b"hhs" * 9 + b"hh"
+_HEX_SPACED = HEX_SPACED
 _HEX_RUN = re.compile(rb"[hs]{20,}")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_]){3,}[a-z]\b")
 
@@ -610,8 +612,9 @@ class PromptInjection:
         if not _ROT13_TRIGGERS.isdisjoint(words):
             _phrase_signals(codecs.encode(view.lower, "rot13"), signals, damp=False, only="encoded_payload")
         # Base64 splits into words at '+', '/' and '='; a payload long enough to hide a phrase
-        # (>= 32 characters) almost always keeps a piece of 12 or more.
-        if len(text) >= 16 and view.has_word_longer_than(11):
+        # (>= 32 characters) almost always keeps a piece of 12 or more. Hex written as spaced
+        # pairs has no long word at all.
+        if len(text) >= 16 and (view.has_word_longer_than(11) or view.has_spaced_hex()):
             for payload in _decoded_payloads(text):
                 _phrase_signals(payload.lower(), signals, damp=False, only="encoded_payload")
         if view.count_one_letter_words() >= 4:
