@@ -112,13 +112,38 @@ def canonical_json(value: Any) -> str:
 
 def row_hash(prev_hash: str, seq: int, ts: str, kind: str, session_id: str | None, data: Any) -> str:
     """The chain hash of one row; `data` is the decoded record (a dict)."""
-    content = canonical_json({"seq": seq, "ts": ts, "kind": kind, "session_id": session_id, "data": data})
+    return row_hash_of_json(prev_hash, seq, ts, kind, session_id, canonical_json(data))
+
+
+# json's own string encoder (C), as `canonical_json` uses it with ensure_ascii=False.
+_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def row_hash_of_json(prev_hash: str, seq: int, ts: str, kind: str, session_id: str | None, data_json: str) -> str:
+    """`row_hash` from the row's data already in canonical JSON (the writer has it for the
+    `data` column): the hashed content is assembled around it, byte for byte what
+    `canonical_json` gives for the whole row (keys sorted: data, kind, seq, session_id, ts),
+    instead of serialising the record a second time."""
+    sid = "null" if session_id is None else _json_str(session_id)
+    content = f'{{"data":{data_json},"kind":{_json_str(kind)},"seq":{seq:d},"session_id":{sid},"ts":{_json_str(ts)}}}'
     return hashlib.sha256((prev_hash + content).encode()).hexdigest()
+
+
+_ts_second = -1
+_ts_prefix = ""
 
 
 def format_ts(epoch: float) -> str:
     """Fixed-width RFC 3339 UTC, so text order is time order (retention and export compare text)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    global _ts_second, _ts_prefix
+    second = int(epoch)
+    if second != _ts_second:  # one strftime a second, not one a record (~3 µs each)
+        _ts_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ts_second = second
+    micros = round((epoch - second) * 1e6)
+    if micros >= 1_000_000:  # rounding reached the next second: let that second's prefix say so
+        return format_ts(float(second + 1))
+    return f"{_ts_prefix}.{micros:06d}Z"
 
 
 def record_data(record: Record, *, include_content: bool) -> tuple[str, dict[str, Any]]:
@@ -191,8 +216,9 @@ class AuditStore:
         params = []
         for ts, kind, session_id, data in rows:
             seq += 1
-            digest = row_hash(prev, seq, ts, kind, session_id, data)
-            params.append((seq, ts, kind, session_id, canonical_json(data), prev, digest))
+            data_json = canonical_json(data)
+            digest = row_hash_of_json(prev, seq, ts, kind, session_id, data_json)
+            params.append((seq, ts, kind, session_id, data_json, prev, digest))
             prev = digest
         self._conn.executemany(
             "INSERT INTO audit_records (seq, ts, kind, session_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",

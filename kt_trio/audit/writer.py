@@ -129,10 +129,24 @@ class AuditLog:
             return
         last = len(records) - 1
         waiter = _Waiter() if self._strict else None
+        ts = format_ts(self._clock())  # handed over together: one moment for the batch
+        send = self._send
+        waited = False
         for i, record in enumerate(records):
-            await self._put(_Entry(session_id, record, format_ts(self._clock()), waiter if i == last else None))
+            entry = _Entry(session_id, record, ts, waiter if i == last else None)
+            # Without a yield per record while the queue has room (a checkpoint each cost more
+            # than the rest of the hand-off); a full queue still makes the session wait.
+            try:
+                send.send_nowait(entry)
+            except trio.WouldBlock:
+                await self._put(entry)
+                waited = True
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise self._closed_error() from None
         if waiter is not None:
             await waiter.wait()
+        elif not waited:
+            await trio.lowlevel.checkpoint()
 
     def write_nowait(self, session_id: str | None, record: Record) -> None:
         """Queue one record without a checkpoint, for batch durability's hot path. Raises
@@ -225,9 +239,26 @@ class AuditLog:
                     batch.append(entry)
                     if entry.waiter is not None:
                         break
+                    # What queued up meanwhile (a session hands over several at once) is taken
+                    # without a yield per record.
+                    if self._drain_until_waiter():
+                        break
         # Everything queued by now joins this commit.
         self._drain()
         return True
+
+    def _drain_until_waiter(self) -> bool:
+        """Like `_drain`, but stops after an entry someone waits on; returns whether it met one."""
+        batch = self._batch
+        while len(batch) < self._max_batch:
+            try:
+                entry = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return False
+            batch.append(entry)
+            if entry.waiter is not None:
+                return True
+        return False
 
     def _drain(self) -> int:
         """Move what is queued into the batch (up to its size); returns the batch's length."""
