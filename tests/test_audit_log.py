@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ import trio.testing
 
 from kt_trio.audit import AuditError, db_path, open_audit_log
 from kt_trio.audit.reader import verify
+from kt_trio.audit.store import canonical_json, format_ts, row_hash
 from kt_trio.config import AuditLoggerSettings
 from kt_trio.records import (
     BreakerTransition,
@@ -247,3 +251,19 @@ async def test_records_queued_when_cancelled_are_still_committed(tmp_path: Path)
             await trio.sleep_forever()
     assert count(tmp_path) == 5
     assert verify(db_path(tmp_path)).ok
+
+
+def test_the_writers_hash_and_timestamps_equal_their_plain_definitions() -> None:
+    """The writer's shortcuts (hash assembled around the row's JSON, one strftime a second) must
+    give exactly what the chain's definition and strftime give, or old rows stop verifying."""
+    rng = random.Random(7)
+    for i in range(2000):
+        data = {"text": rng.choice(['é\u2028"q\\', "plain", ""]), "n": rng.randint(-9, 9), "l": [1, None, {"z": "ü"}]}
+        sid = rng.choice([None, "séssion", "s1"])
+        content = canonical_json(
+            {"seq": i, "ts": "2026-11-23T12:00:00.000001Z", "kind": "message", "session_id": sid, "data": data}
+        )
+        expected = hashlib.sha256(("0" * 64 + content).encode()).hexdigest()
+        assert row_hash("0" * 64, i, "2026-11-23T12:00:00.000001Z", "message", sid, data) == expected
+        epoch = rng.uniform(0, 4e9)
+        assert format_ts(epoch) == datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
