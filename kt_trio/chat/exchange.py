@@ -102,21 +102,26 @@ class Exchange:
         if self._audit is not None:
             self._pending.append(record)
 
+    def _attribution(self) -> dict[str, str | None]:
+        """The gateway key's name (never the key) and team, for every record that names them."""
+        key = self.key
+        return {"key_name": key.name if key is not None else None, "team": key.team if key is not None else None}
+
+    def _session_fields(self) -> dict[str, Any]:
+        """What the start and the end records both say of the exchange."""
+        return {
+            "session_id": self.id,
+            "route": self.route,
+            "target": self.target.id,
+            "model": self.target.model,
+            "client_ip": self.client_ip,
+            "started_at": self.started_at,
+            **self._attribution(),
+        }
+
     def start(self, bytes_in: int) -> None:
         self.bytes_in = bytes_in
-        self.emit(
-            SessionStarted(
-                session_id=self.id,
-                route=self.route,
-                target=self.target.id,
-                model=self.target.model,
-                client_ip=self.client_ip,
-                started_at=self.started_at,
-                user_agent=self.user_agent,
-                key_name=self.key.name if self.key is not None else None,
-                team=self.key.team if self.key is not None else None,
-            )
-        )
+        self.emit(SessionStarted(user_agent=self.user_agent, **self._session_fields()))
 
     def decisions(self, decisions: list[PolicyDecision]) -> None:
         for d in decisions:
@@ -146,17 +151,7 @@ class Exchange:
         if usage is None:
             return
         rid = response_id if isinstance(response_id, str) else None
-        key = self.key
-        record = ResponseUsage(
-            self.id,
-            target.id,
-            target.model,
-            usage,
-            response_id=rid,
-            key_name=key.name if key is not None else None,
-            team=key.team if key is not None else None,
-        )
-        self.emit(record)
+        self.emit(ResponseUsage(self.id, target.id, target.model, usage, response_id=rid, **self._attribution()))
         self.total = self.total + usage
         if self._key_tokens is not None:
             self._unsettled += tokens_of(usage)
@@ -223,12 +218,6 @@ class Exchange:
             )
         self.emit(
             SessionSummary(
-                session_id=self.id,
-                route=self.route,
-                target=self.target.id,
-                model=self.target.model,
-                client_ip=self.client_ip,
-                started_at=self.started_at,
                 duration_secs=time.time() - self.started_at,
                 messages_in=1,
                 messages_out=self.writes_out,
@@ -238,8 +227,7 @@ class Exchange:
                 close_reason=self.reason,
                 closed_by=self.closed_by,
                 usage=self.total,
-                key_name=self.key.name if self.key is not None else None,
-                team=self.key.team if self.key is not None else None,
+                **self._session_fields(),
             )
         )
         await self.write()
