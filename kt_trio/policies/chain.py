@@ -230,10 +230,12 @@ class SessionPolicies:
 
     # ------------------------------------------------------------------ client → provider
 
-    def on_client_message(self, data: bytes, is_text: bool, now: float) -> Verdict:
+    def on_client_message(self, data: bytes, is_text: bool, now: float, sniffed: str | None = None) -> Verdict:
+        """`sniffed`: the type the caller already sniffed from these bytes (`event_type`), so the
+        per-message sniff is not done twice; None: sniffed here."""
         if not is_text:
             return _verdict(data, None)
-        t = event_type(data)
+        t = sniffed if sniffed is not None else event_type(data)
         if t in AUDIO_TYPES:
             return _verdict(data, t)
         bot = self._bot
@@ -444,10 +446,11 @@ class SessionPolicies:
 
     # ------------------------------------------------------------------ provider → client
 
-    def on_upstream_message(self, data: bytes, is_text: bool, now: float) -> Verdict:
+    def on_upstream_message(self, data: bytes, is_text: bool, now: float, sniffed: str | None = None) -> Verdict:
+        """`sniffed` as for `on_client_message`."""
         if not is_text:
             return _verdict(data, None)
-        t = event_type(data)
+        t = sniffed if sniffed is not None else event_type(data)
         if t in AUDIO_TYPES:
             if self._blocked_responses and self._audio_of_blocked(data):
                 return DROP

@@ -35,7 +35,8 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
-from kt_trio.protocol.sniff import client_event_id, sniff_type
+from kt_trio.protocol.fast import event_type as sniffed_type
+from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
 from kt_trio.records import MessageSeen, PolicyDecision, Record, ResponseUsage, SessionStarted, SessionSummary
 from kt_trio.session.governor import KeyTokens, SessionGovernor
@@ -351,7 +352,7 @@ class Session:
                         if self._log_messages:
                             self._log_message(from_client, None, ev, ev.payload(), ())
                         continue
-                    event_type = sniff_type(ev.head())
+                    event_type = sniffed_type(ev.head())
                     if event_type is None and ev.size <= PARSE_TO_TYPE_LIMIT:
                         event_type = parsed_event_type(ev.payload())
                     if from_client:
@@ -381,7 +382,7 @@ class Session:
                             forwarded = ev.raw if ev.raw is not None else ev.payload()
                             out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, forwarded))
                     else:
-                        verdict = self._govern(policies, ev, from_client, src, dst, out, back)
+                        verdict = self._govern(policies, ev, event_type, from_client, src, dst, out, back)
                         stop = verdict.close or stop
                         forwarded, decisions = verdict.forward, verdict.decisions
                     if self._log_messages:
@@ -418,6 +419,7 @@ class Session:
         self,
         policies: SessionPolicies,
         msg: Message,
+        event_type: str | None,
         from_client: bool,
         src: Leg,
         dst: Leg,
@@ -432,9 +434,9 @@ class Session:
         data = msg.payload()
         try:
             if from_client:
-                verdict = policies.on_client_message(data, True, trio.current_time())
+                verdict = policies.on_client_message(data, True, trio.current_time(), event_type)
             else:
-                verdict = policies.on_upstream_message(data, True, trio.current_time())
+                verdict = policies.on_upstream_message(data, True, trio.current_time(), event_type)
         except Exception:
             # The chain catches each policy's errors itself (on_error); this is a bug in the
             # chain. Fail closed for this message and keep the session.
