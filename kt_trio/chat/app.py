@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from kt_trio.chat import anthropic, openai, sse
-from kt_trio.chat.asgi_io import shield_last_body, watch_disconnect
+from kt_trio.chat.asgi_io import ClientGone, shield_last_body, watch_disconnect
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
@@ -170,7 +170,7 @@ class ChatApp:
                 raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
         except _Refusal as r:
             await _respond(send, r.status, r.body, r.headers)
-        except _ClientGone:
+        except ClientGone:
             pass
 
     def models(self) -> dict[str, Any]:
@@ -292,7 +292,7 @@ class ChatApp:
             r = _error(400, "policy_violation", stop.policy, stop.reason)
             await _respond(send, r.status, r.body, r.headers)
             return
-        ex.request_seen(dumps(request), tuple(decisions))
+        ex.request_seen(request, tuple(decisions))
         ex.decisions(decisions)
         await ex.write()  # nothing goes upstream unaudited
         async with trio.open_nursery() as nursery:
@@ -519,10 +519,6 @@ class ChatApp:
         await send({"type": "http.response.body", "body": end, "more_body": False})
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its request was read."""
-
-
 class _Retry(Exception):
     """This target failed in a way another target may not (unreachable, 5xx, 429)."""
 
@@ -537,7 +533,7 @@ async def _read_body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_REQUEST_BYTES:

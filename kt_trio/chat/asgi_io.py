@@ -11,6 +11,10 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request body was read whole."""
+
+
 async def watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
     """Cancels `scope` when the client goes away, so an upstream request stops at once."""
     while True:

@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 import trio
 
+from kt_trio.chat.policy import EVENT_TYPE
 from kt_trio.config.schema import Target
 from kt_trio.governance.budget import tokens_of
 from kt_trio.keys import KeyInfo
+from kt_trio.protocol.errors import dumps
 from kt_trio.records import (
     MessageSeen,
     PolicyDecision,
@@ -47,7 +49,6 @@ Report = Callable[[str | None, Record], None]
 # With `include_content`, the response is kept for its `MessageSeen` record up to this size (the
 # sessions' default `max_message_size_bytes`); a longer one is cut there and marked as cut.
 MAX_AUDIT_CONTENT = 1024 * 1024
-EVENT_TYPE = "chat.completion"
 # The HTTP status recorded for a request whose client disconnected before its answer was sent.
 CLIENT_CLOSED = 499
 
@@ -128,11 +129,14 @@ class Exchange:
             self.emit(d)
         decisions.clear()
 
-    def request_seen(self, forwarded: bytes | None, decisions: tuple[PolicyDecision, ...]) -> None:
-        """The client's request, as it went upstream (after redaction) or None when refused."""
+    def request_seen(self, forwarded: dict[str, Any] | None, decisions: tuple[PolicyDecision, ...]) -> None:
+        """The client's request, as it went upstream (after redaction) or None when refused;
+        serialised only when its content is kept (a request with inline images is megabytes)."""
         if not self._log_messages:
             return
-        content = forwarded.decode("utf-8", "replace") if self._content is not None and forwarded else None
+        content = None
+        if self._content is not None and forwarded is not None:
+            content = dumps(forwarded).decode("utf-8", "replace")
         self.emit(
             MessageSeen(
                 session_id=self.id,

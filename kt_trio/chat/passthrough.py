@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import trio
 
-from kt_trio.chat.asgi_io import watch_disconnect
+from kt_trio.chat.asgi_io import ClientGone, watch_disconnect
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 
@@ -78,10 +78,6 @@ _DROP_RESPONSE = frozenset(
         b"upgrade",
     }
 )
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its request body was being sent upstream."""
 
 
 def default_target(config: GatewayConfig) -> Target | None:
@@ -134,7 +130,7 @@ class Passthrough:
         )
         try:
             resp = await client.send(request, stream=True)
-        except _ClientGone:
+        except ClientGone:
             self.health.abandon(permit)
             return
         except httpx.HTTPError as exc:
@@ -204,7 +200,7 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise _ClientGone
+            raise ClientGone
         chunk = message.get("body", b"")
         if chunk:
             yield chunk

@@ -47,6 +47,12 @@ _TRIGGER_CONTEXT = 24
 # Text streams one completion may open: choices (`n`) and their tool calls. Bounds what a bad
 # upstream can make us hold (each holds at most a scanner's tail and a `_WINDOW` of text).
 MAX_PARTS = 128
+# The event type chat records and decisions carry (a chat request is one message of this type).
+EVENT_TYPE = "chat.completion"
+# What the whole-text pass after a stream reads of each part: a completion's text is far below
+# this; a stream that goes on past it is judged on its first 4 Mi characters rather than kept
+# whole in memory (the non-streamed path reads at most `app.MAX_RESPONSE_BYTES` the same way).
+MAX_AFTER_STREAM_CHARS = 4 * 1024 * 1024
 
 # A stream part: a choice's content (its index) or one of its tool calls' arguments
 # (choice index, tool call index).
@@ -198,7 +204,7 @@ def judge_slots(
 class _Part:
     """One text stream: a choice's content."""
 
-    __slots__ = ("armed_until", "fired", "pos", "scanner", "text", "window")
+    __slots__ = ("armed_until", "fired", "kept", "pos", "scanner", "text", "window")
 
     def __init__(self) -> None:
         self.scanner: StreamScanner | None = None
@@ -207,6 +213,7 @@ class _Part:
         self.pos = 0
         self.armed_until = -1
         self.text: list[str] = []  # the text the policies read, for the whole-text pass after the stream
+        self.kept = 0  # characters in `text`, at most MAX_AFTER_STREAM_CHARS
 
     def read(self, fragment: str) -> str:
         """What the policies read of an arriving fragment."""
@@ -298,6 +305,9 @@ class ChatPolicies:
     def __init__(self, chain: PolicyChain) -> None:
         self.input_policies = chain.input_text_policies
         self.output_policies = chain.output_policies
+        # The policies of the pass after a stream (PII redacts as the text streams, not after):
+        # with none, a stream's text is not kept at all.
+        self._after_stream = tuple(p for p in self.output_policies if not isinstance(p, PiiDetector))
         self._parts: dict[PartKey, _Part] = {}
 
     def judge_request(self, body: dict[str, Any], decisions: list[PolicyDecision]) -> bool:
@@ -344,7 +354,9 @@ class ChatPolicies:
                 raise Stop("gateway", "too many choices or tool calls in one stream")
             part = self._parts[key] = _ToolPart() if isinstance(key, tuple) else _Part()
         delta = part.read(delta)
-        part.text.append(delta)
+        if self._after_stream and part.kept < MAX_AFTER_STREAM_CHARS:
+            part.text.append(delta[: MAX_AFTER_STREAM_CHARS - part.kept])
+            part.kept += len(part.text[-1])
         emit = delta
         to_redact: list[Span] | None = None
         start = part.pos
@@ -364,7 +376,7 @@ class ChatPolicies:
                         to_redact = spans
                 else:
                     if isinstance(pol, SafetyFilter):
-                        if pol.may_match(TextView(window[-(len(delta) + _TRIGGER_CONTEXT) :])):
+                        if pol.may_match_text(window[-(len(delta) + _TRIGGER_CONTEXT) :]):
                             part.armed_until = end + _WINDOW
                         if start > part.armed_until:
                             continue
@@ -428,8 +440,8 @@ class ChatPolicies:
             if not text:
                 continue
             view = TextView(text)
-            for pol in self.output_policies:
-                if isinstance(pol, PiiDetector) or pol.name in part.fired:
+            for pol in self._after_stream:
+                if pol.name in part.fired:
                     continue
                 try:
                     finding = pol.inspect(view)
@@ -453,7 +465,7 @@ def _decision(policy: str, action: Any, direction: Direction, finding: Finding) 
         reason=finding.reason,
         score=finding.score,
         redacted_kinds=finding.kinds if action == "redact" else (),
-        event_type="chat.completion",
+        event_type=EVENT_TYPE,
     )
 
 
@@ -467,7 +479,7 @@ def _policy_error(
             action="block" if on_error == "block" and can_block else "allow",
             direction=direction,
             reason=f"policy error ({type(exc).__name__}); on_error={on_error}",
-            event_type="chat.completion",
+            event_type=EVENT_TYPE,
         )
     )
     if on_error == "block" and can_block:

@@ -19,11 +19,8 @@ from typing import Any
 
 from kt_trio.chat import sse
 from kt_trio.chat.policy import ChatPolicies, PartKey
+from kt_trio.protocol.errors import dumps
 from kt_trio.records import PolicyDecision, TokenUsage
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def error_chunk(err_type: str, code: str, message: str) -> bytes:

@@ -52,6 +52,7 @@ from kt_trio.protocol.events import (
     AUDIO_TYPES,
     INPUT_TEXT_TYPES,
     ORIGINAL_WHOLE_TYPES,
+    OUTPUT_TEXT_TYPES,
     REPEAT_TYPES,
     STREAM_DELTA,
     STREAM_DONE,
@@ -221,7 +222,9 @@ class SessionPolicies:
             chain.bot.new_session(user_agent=user_agent, key=key_id or client_ip) if chain.bot else None
         )
         self._parts: OrderedDict[tuple[str, str, str, int], _Part] = OrderedDict()
-        self._blocked_responses: OrderedDict[str, None] = OrderedDict()
+        # Blocked response id -> the bytes its audio deltas carry, made once: every later audio
+        # delta is checked against them.
+        self._blocked_responses: OrderedDict[str, bytes] = OrderedDict()
         self._blocked_items: OrderedDict[str, None] = OrderedDict()
         self._active_responses: OrderedDict[str, None] = OrderedDict()
         self._current_response: str | None = None  # Responses mode: deltas carry no response_id
@@ -489,7 +492,7 @@ class SessionPolicies:
 
     def _audio_of_blocked(self, data: bytes) -> bool:
         head = data[:512]
-        return any(f'"response_id":"{rid}"'.encode() in head for rid in self._blocked_responses)
+        return any(needle in head for needle in self._blocked_responses.values())
 
     def _rid(self, obj: dict[str, Any]) -> str | None:
         rid = obj.get("response_id")
@@ -683,13 +686,13 @@ class SessionPolicies:
         _, part = self._parts.popitem(last=False)
         return self._flush_part(part)[0]
 
-    def _flush_part(self, part: _Part) -> tuple[list[bytes], list[Span], str]:
+    def _flush_part(self, part: _Part) -> tuple[list[bytes], list[Span]]:
         """Synthetic delta carrying a part's held tail (redacted when the action says so)."""
         if part.scanner is None:
-            return [], [], ""
+            return [], []
         tail, spans = part.scanner.flush()
         if not tail:
-            return [], spans, ""
+            return [], spans
         pii = part.scanner._pii
         text = redact(tail, spans) if spans and pii.settings.action == "redact" else tail
         t = part.template.get("type")
@@ -698,7 +701,7 @@ class SessionPolicies:
         if "event_id" in ev:
             ev["event_id"] = errors.new_event_id()
         ev[field] = text
-        return [errors.dumps(ev)], spans, tail
+        return [errors.dumps(ev)], spans
 
     def _on_done(self, data: bytes, obj: dict[str, Any], t: str) -> Verdict:
         family, field = STREAM_DONE[t]
@@ -724,7 +727,7 @@ class SessionPolicies:
             if out.changed:
                 return Verdict(errors.dumps(obj), decisions=tuple(out.decisions), event_type=t)
             return Verdict(data, decisions=tuple(out.decisions), event_type=t)
-        msgs, spans, _tail = self._flush_part(part)
+        msgs, spans = self._flush_part(part)
         pii = part.scanner._pii if part.scanner is not None else None
         if spans and pii is not None:
             kinds = tuple(sorted({s.kind for s in spans}))
@@ -846,7 +849,7 @@ class SessionPolicies:
         elif rid is not None and rid not in self._blocked_responses and self.protocol == "realtime":
             to_upstream.append(errors.response_cancel(rid))
         if rid is not None and family not in USER_FAMILIES:
-            _bounded_add(self._blocked_responses, rid)
+            _bounded_add(self._blocked_responses, rid, f'"response_id":"{rid}"'.encode())
             for key in [k for k in self._parts if k[1] == rid]:
                 del self._parts[key]
         if iid is not None:
@@ -857,9 +860,7 @@ class SessionPolicies:
         return Verdict(None, to_client=(*extra, err), to_upstream=tuple(to_upstream), decisions=decisions, event_type=t)
 
 
-_OUTPUT_INTERESTING = (
-    frozenset(STREAM_DELTA) | frozenset(STREAM_DONE) | REPEAT_TYPES | ORIGINAL_WHOLE_TYPES | _RESPONSE_START_TYPES
-)
+_OUTPUT_INTERESTING = OUTPUT_TEXT_TYPES | _RESPONSE_START_TYPES
 
 
 def _sequence(msgs: list[bytes], decisions: tuple[PolicyDecision, ...], t: str | None) -> Verdict:
@@ -963,8 +964,8 @@ def _event_id(obj: dict[str, Any]) -> str | None:
     return eid if isinstance(eid, str) else None
 
 
-def _bounded_add(d: OrderedDict[str, None], key: str) -> None:
-    d[key] = None
+def _bounded_add(d: OrderedDict[str, Any], key: str, value: Any = None) -> None:
+    d[key] = value
     d.move_to_end(key)
     while len(d) > _MAX_BLOCKED:
         d.popitem(last=False)

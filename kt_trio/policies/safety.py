@@ -226,11 +226,8 @@ class SafetyFilter:
         """The pre-filter of `classify` alone: False when no rule can match in this text, because
         none of the enabled categories' trigger words is a word of it (after folding leetspeak).
         The streaming chain asks it of each delta's new text (with a little context) to know
-        whether the sliding window can hold a match at all."""
-        b = view.ascii
-        if b is not None and len(b.translate(None, _LEET_BYTES)) == len(b):
-            # The common case without a set: the split words go straight to `isdisjoint`.
-            return not self._triggers.isdisjoint(b.translate(_WORD_TABLE).split())
+        whether the sliding window can hold a match at all (through `may_match_text`, which
+        answers the common case, ASCII without leetspeak symbols, itself)."""
         words = view.hits
         if view.has_any_of(_LEET_CHARS):
             words = words | TextView(view.lower.translate(_LEET)).hits

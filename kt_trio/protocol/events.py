@@ -218,17 +218,6 @@ def part_key(event: dict[str, Any], family: str) -> tuple[str, str, str, int]:
     )
 
 
-def response_id_of(event: dict[str, Any]) -> str | None:
-    """The response an output event belongs to, where it says so."""
-    rid = event.get("response_id")
-    if isinstance(rid, str):
-        return rid
-    resp = event.get("response")
-    if isinstance(resp, dict) and isinstance(resp.get("id"), str):
-        return resp["id"]
-    return None
-
-
 def item_id_of(event: dict[str, Any]) -> str | None:
     iid = event.get("item_id")
     if isinstance(iid, str):

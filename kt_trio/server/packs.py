@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import attrs
 from attrs import define
 
-from kt_trio.chat.app import ChatApp
+from kt_trio.chat.app import ChatApp, chain_of
 from kt_trio.config.schema import GatewayConfig
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.keys import KeyInfo
-from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.policies.chain import PolicyChain
 from kt_trio.records import Record
 
 AUDIT_LOGGER = "audit-logger"
@@ -51,7 +50,7 @@ class PackRuntime:
             breaker.recovery_timeout_secs,
             on_transition=lambda transition: report(None, transition),
         )
-        chain = policy_chain(config)
+        chain = chain_of(config)
         if AUDIT_LOGGER not in config.policies.chain:
             chat_hooks.pop("audit", None)
         chat = ChatApp(config, secrets=secrets, health=health, report=report, chain=chain, **chat_hooks)
@@ -77,9 +76,3 @@ class PackRuntime:
 
 def unknown_pack_message(key_info: KeyInfo) -> str:
     return f"gateway key {key_info.name!r} is bound to pack {key_info.pack!r}, which this gateway does not serve"
-
-
-def policy_chain(config: GatewayConfig) -> PolicyChain:
-    """The config's chain, each policy with its `policy.<name>` settings (or its defaults)."""
-    names = config.policies.chain
-    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
