@@ -31,8 +31,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kt_trio.policies.base import Finding, Span, TextView
-from kt_trio.policies.chain import PolicyChain
+from kt_trio.policies.base import Span, TextView
+from kt_trio.policies.chain import PolicyChain, pii_finding, policy_decision
 from kt_trio.policies.pii import PiiDetector, redact
 from kt_trio.policies.safety import SafetyFilter
 from kt_trio.policies.streaming import StreamScanner
@@ -173,8 +173,7 @@ def judge_slots(
                 found = [(slot, spans) for slot in slots if (spans := pol.find(slot[0][slot[1]]))]
                 if not found:
                     continue
-                kinds = tuple(sorted({s.kind for _, spans in found for s in spans}))
-                finding = Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
+                finding = pii_finding(s for _, spans in found for s in spans)
                 action = pol.settings.action
                 if action == "redact":
                     for (container, key), spans in found:
@@ -195,7 +194,7 @@ def judge_slots(
             continue
         if action == "allow":
             continue
-        decisions.append(_decision(pol.name, action, direction, finding))
+        decisions.append(policy_decision(pol.name, action, direction, finding, EVENT_TYPE))
         if action in ("block", "close"):
             raise Stop(pol.name, finding.reason)
     return changed
@@ -371,7 +370,7 @@ class ChatPolicies:
                     emit, spans = part.scanner.feed(delta)
                     if not spans:
                         continue
-                    finding, action = _pii_finding(spans), pol.settings.action
+                    finding, action = pii_finding(spans), pol.settings.action
                     if action == "redact":
                         to_redact = spans
                 else:
@@ -398,7 +397,7 @@ class ChatPolicies:
                 continue
             if action == "allow":
                 continue
-            decisions.append(_decision(pol.name, action, "output", finding))
+            decisions.append(policy_decision(pol.name, action, "output", finding, EVENT_TYPE))
             if action in ("block", "close"):
                 raise Stop(pol.name, finding.reason)
         part.window = window[-_WINDOW:]
@@ -416,9 +415,10 @@ class ChatPolicies:
         pii = part.scanner._pii
         action = pii.settings.action
         if action != "allow":
-            decisions.append(_decision(pii.name, action, "output", _pii_finding(spans)))
-        if action in ("block", "close"):
-            raise Stop(pii.name, _pii_finding(spans).reason)
+            finding = pii_finding(spans)
+            decisions.append(policy_decision(pii.name, action, "output", finding, EVENT_TYPE))
+            if action in ("block", "close"):
+                raise Stop(pii.name, finding.reason)
         return part.release(tail, spans if action == "redact" else None)
 
     def parts_of(self, index: int) -> list[PartKey]:
@@ -449,24 +449,7 @@ class ChatPolicies:
                     _policy_error(pol, exc, "output", decisions, can_block=False)
                     continue
                 if finding is not None and pol.settings.action != "allow":
-                    decisions.append(_decision(pol.name, "flag", "output", finding))
-
-
-def _pii_finding(spans: Sequence[Span]) -> Finding:
-    kinds = tuple(sorted({s.kind for s in spans}))
-    return Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
-
-
-def _decision(policy: str, action: Any, direction: Direction, finding: Finding) -> PolicyDecision:
-    return PolicyDecision(
-        policy=policy,
-        action=action,
-        direction=direction,
-        reason=finding.reason,
-        score=finding.score,
-        redacted_kinds=finding.kinds if action == "redact" else (),
-        event_type=EVENT_TYPE,
-    )
+                    decisions.append(policy_decision(pol.name, "flag", "output", finding, EVENT_TYPE))
 
 
 def _policy_error(

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from json.decoder import scanstring
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
@@ -343,9 +343,9 @@ class SessionPolicies:
         action = det.settings.action
         if action == "flag" or action == "allow" or action == "redact":
             if bot.new:
-                out.decisions.append(self._decision(det.name, "flag", "input", finding, t, eid))
+                out.decisions.append(policy_decision(det.name, "flag", "input", finding, t, eid))
             return
-        out.decisions.append(self._decision(det.name, action, "input", finding, t, eid))
+        out.decisions.append(policy_decision(det.name, action, "input", finding, t, eid))
         out.stop = (action, det.name, finding.reason)
 
     def _stop_input(self, out: _Outcome, t: str | None, eid: str | None) -> Verdict:
@@ -359,20 +359,6 @@ class SessionPolicies:
         return Verdict(None, to_client=(err,), decisions=tuple(out.decisions), event_type=t)
 
     # ------------------------------------------------------------------ shared judging
-
-    def _decision(
-        self, policy: str, action: Any, direction: Direction, finding: Finding, t: str | None, eid: str | None
-    ) -> PolicyDecision:
-        return PolicyDecision(
-            policy=policy,
-            action=action,
-            direction=direction,
-            reason=finding.reason,
-            score=finding.score,
-            redacted_kinds=finding.kinds if action == "redact" else (),
-            event_type=t,
-            event_id=eid,
-        )
 
     def _policy_error(
         self, out: _Outcome, policy: Any, exc: Exception, direction: Direction, t: str | None, eid: str | None
@@ -416,8 +402,7 @@ class SessionPolicies:
                             found.append((slot, spans))
                     if not found:
                         continue
-                    kinds = tuple(sorted({s.kind for _, spans in found for s in spans}))
-                    finding = Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
+                    finding = pii_finding(s for _, spans in found for s in spans)
                     action = pol.settings.action
                     if action == "redact":
                         for (container, key), spans in found:
@@ -442,7 +427,7 @@ class SessionPolicies:
                 continue
             if action == "allow":
                 continue
-            out.decisions.append(self._decision(pol.name, action, direction, finding, t, eid))
+            out.decisions.append(policy_decision(pol.name, action, direction, finding, t, eid))
             if action in ("block", "close"):
                 out.stop = (action, pol.name, finding.reason)
                 return
@@ -602,8 +587,7 @@ class SessionPolicies:
                     emit, spans = part.scanner.feed(delta)
                     if not spans:
                         continue
-                    kinds = tuple(sorted({s.kind for s in spans}))
-                    finding = Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
+                    finding = pii_finding(spans)
                     action = pol.settings.action
                     if action == "redact":
                         emit = redact(emit, spans)
@@ -644,7 +628,7 @@ class SessionPolicies:
                 continue
             if out is None:
                 out = _Outcome()
-            out.decisions.append(self._decision(pol.name, action, direction, finding, t, eid))
+            out.decisions.append(policy_decision(pol.name, action, direction, finding, t, eid))
             if action in ("block", "close"):
                 out.stop = (action, pol.name, finding.reason)
                 break
@@ -730,11 +714,10 @@ class SessionPolicies:
         msgs, spans = self._flush_part(part)
         pii = part.scanner._pii if part.scanner is not None else None
         if spans and pii is not None:
-            kinds = tuple(sorted({s.kind for s in spans}))
-            finding = Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
+            finding = pii_finding(spans)
             action = pii.settings.action
             if action != "allow":
-                out.decisions.append(self._decision(pii.name, action, direction, finding, t, eid))
+                out.decisions.append(policy_decision(pii.name, action, direction, finding, t, eid))
             if action in ("block", "close"):
                 out.stop = (action, pii.name, finding.reason)
                 return self._stop_output(out, t, rid, iid, family, [])
@@ -962,6 +945,28 @@ def _final_str(text: str, start: int, suffix: str) -> str | None:
 def _event_id(obj: dict[str, Any]) -> str | None:
     eid = obj.get("event_id")
     return eid if isinstance(eid, str) else None
+
+
+def pii_finding(spans: Iterable[Span]) -> Finding:
+    """The finding of PII matches: the kinds found, never the matched values."""
+    kinds = tuple(sorted({s.kind for s in spans}))
+    return Finding(reason=f"PII detected: {', '.join(kinds)}", kinds=kinds)
+
+
+def policy_decision(
+    policy: str, action: Any, direction: Direction, finding: Finding, t: str | None = None, eid: str | None = None
+) -> PolicyDecision:
+    """The record of one policy's decision on one message (sessions and chat alike)."""
+    return PolicyDecision(
+        policy=policy,
+        action=action,
+        direction=direction,
+        reason=finding.reason,
+        score=finding.score,
+        redacted_kinds=finding.kinds if action == "redact" else (),
+        event_type=t,
+        event_id=eid,
+    )
 
 
 def _bounded_add(d: OrderedDict[str, Any], key: str, value: Any = None) -> None:
