@@ -18,6 +18,9 @@ from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.records import Record
 
 CLIENT_KEY = "kt_gk_client_secret_do_not_forward"
+# Every SDK call gives up after this long: the worker thread it blocks cannot be cancelled, so the
+# test's own deadline abandons it (see `in_thread`) and this bound ends it.
+SDK_TIMEOUT = 20.0
 SECRETS = {"oa": "sk-openai-target", "az": "azure-target-key", "claude": "sk-ant-target"}
 T = TypeVar("T")
 
@@ -57,9 +60,15 @@ class ChatRig:
     records: list[tuple[str | None, Record]]
 
     def client(self, **kw: Any) -> Any:
-        import openai
+        return openai_client(self.url, CLIENT_KEY, **kw)
 
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=CLIENT_KEY, max_retries=0, **kw)
+
+def openai_client(base_url: str, api_key: str, **kw: Any) -> Any:
+    """The official sync SDK pointed at `<base_url>/v1`: no retries, and a finite timeout."""
+    import openai
+
+    kw.setdefault("timeout", SDK_TIMEOUT)
+    return openai.OpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=0, **kw)
 
 
 @asynccontextmanager
@@ -89,4 +98,6 @@ async def chat_rig(
 
 
 async def in_thread(fn: Callable[[], T]) -> T:
-    return await trio.to_thread.run_sync(fn)
+    """Runs a blocking SDK call on a worker thread. A deadline of the test abandons the thread
+    (which then ends within `SDK_TIMEOUT`) instead of waiting for it, so the deadline can fire."""
+    return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)

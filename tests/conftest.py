@@ -121,7 +121,8 @@ async def serve_process(
     finally:
         if proc.returncode is None:
             proc.kill()
-        await proc.wait()
+        with trio.CancelScope(shield=True):  # reaped even when the test's deadline fired
+            await proc.wait()
 
 
 def count_tasks() -> int:

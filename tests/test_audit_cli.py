@@ -76,30 +76,47 @@ async def test_tail_prints_the_last_records_as_json_lines(tmp_path: Path) -> Non
     assert [json.loads(line)["seq"] for line in one.stdout.splitlines()] == [1, 2, 3, 4]
 
 
+class LineReader:
+    """Whole lines from a subprocess's stdout pipe, read through trio (so deadlines can fire)."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def readline(self) -> str:
+        while b"\n" not in self.buffer:
+            chunk = await self.stream.receive_some(4096)
+            assert chunk, f"stdout closed before a full line: {self.buffer!r}"
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+
 async def test_tail_follow_prints_new_records_until_interrupted(tmp_path: Path) -> None:
     await make_log(tmp_path)
     argv = [sys.executable, "-m", "kt_trio", "audit", "tail", "-f", "-n", "1", "--session", "s2"]
-    proc = subprocess.Popen(
-        [*argv, "--interval", "0.05", "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, text=True
+    proc = await trio.lowlevel.open_process(
+        [*argv, "--interval", "0.05", "--state-dir", str(tmp_path)], stdout=subprocess.PIPE
     )
     try:
         assert proc.stdout is not None
-        readline = proc.stdout.readline
+        lines = LineReader(proc.stdout)
         with trio.fail_after(10):
-            assert json.loads(await trio.to_thread.run_sync(readline))["seq"] == 7  # the tail; now it follows
+            assert json.loads(await lines.readline())["seq"] == 7  # the tail; now it follows
         async with open_audit_log(tmp_path, AuditLoggerSettings()) as audit:
             await audit.write("s1", MessageSeen("s1", 9, "output", "x", None, 1, True))  # another session
             await audit.write("s2", MessageSeen("s2", 9, "output", "response.done", None, 1, True))
         with trio.fail_after(10):
-            record = json.loads(await trio.to_thread.run_sync(readline))
+            record = json.loads(await lines.readline())
         assert record["seq"] == 9 and record["session_id"] == "s2" and record["data"]["event_type"] == "response.done"
         proc.send_signal(signal.SIGINT)
         with trio.fail_after(10):
-            assert await trio.to_thread.run_sync(proc.wait) == 0
+            assert await proc.wait() == 0
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
 
 
 async def test_export_a_time_range_as_jsonl_and_csv(tmp_path: Path) -> None:

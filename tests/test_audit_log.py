@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import sqlite3
 from datetime import UTC, datetime
@@ -27,19 +26,13 @@ from kt_trio.records import (
     SessionSummary,
     TokenUsage,
 )
+from tests.helpers import audit_records
 
 SID = "sess-1"
 
 
 def settings(**kw: object) -> AuditLoggerSettings:
     return AuditLoggerSettings(**kw)  # type: ignore[arg-type]
-
-
-def rows(state_dir: Path) -> list[tuple[int, str, str | None, dict]]:
-    """(seq, kind, session_id, data) of every record, through a connection of our own."""
-    with sqlite3.connect(db_path(state_dir)) as conn:
-        found = conn.execute("SELECT seq, kind, session_id, data FROM audit_records ORDER BY seq").fetchall()
-    return [(seq, kind, sid, json.loads(data)) for seq, kind, sid, data in found]
 
 
 def count(state_dir: Path) -> int:
@@ -74,7 +67,7 @@ async def test_every_kind_of_record_is_stored_with_its_fields(tmp_path: Path) ->
     async with open_audit_log(tmp_path, settings(log_all_access=True)) as audit:
         for record in records:
             await audit.write(SID if not isinstance(record, BreakerTransition) else None, record)
-    stored = rows(tmp_path)
+    stored = audit_records(tmp_path)
     kinds = [kind for _, kind, _, _ in stored]
     assert kinds == ["session_start", "message", "decision", "usage", "budget", "breaker", "session_end"]
     assert [seq for seq, *_ in stored] == list(range(1, 8))
@@ -105,13 +98,33 @@ async def test_every_kind_of_record_is_stored_with_its_fields(tmp_path: Path) ->
     assert verify(db_path(tmp_path)).count == 7
 
 
-async def test_batch_write_returns_at_once_and_commits_within_the_interval(tmp_path: Path) -> None:
-    async with open_audit_log(tmp_path, settings(flush_interval_ms=20)) as audit:
-        await audit.write(SID, message(1))
-        # Committed within the interval: poll with a bound instead of sleeping on a guess.
-        with trio.fail_after(2):
-            while count(tmp_path) < 1:
-                await trio.sleep(0.005)
+async def test_batch_write_returns_at_once_and_commits_within_the_interval(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """Under a frozen MockClock the flush interval never passes unless the test jumps it: a
+    `write` that waited for its commit could not return (it runs in a task here, so that shows as
+    a failed assertion, not a hang), and the commit happens only once the interval is jumped."""
+    interval = 0.02
+    async with open_audit_log(tmp_path, settings(flush_interval_ms=int(interval * 1000))) as audit:
+        returned = trio.Event()
+
+        async def write() -> None:
+            await audit.write(SID, message(1))
+            returned.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()  # the writer holds the batch for company
+            write_returned = returned.is_set()
+            nursery.cancel_scope.cancel()  # ends a write that would wait for a commit (a regression)
+        assert write_returned  # returned with the record queued, not committed
+        assert audit.queue_depth == 1 and count(tmp_path) == 0
+        mock_clock.jump(interval)
+        await trio.testing.wait_all_tasks_blocked()  # the interval is up: the writer is committing
+        async with audit._limiter:  # the store's one slot: ours once that commit has finished
+            assert count(tmp_path) == 1
+        await trio.testing.wait_all_tasks_blocked()  # the writer is back, waiting for the next record
+        assert audit.queue_depth == 0 and audit.records_written == 1
 
 
 async def test_batch_holds_records_until_the_interval_or_a_flush(tmp_path: Path) -> None:
@@ -169,7 +182,7 @@ async def test_a_full_queue_makes_writers_wait_and_loses_nothing(tmp_path: Path)
                 assert stats.tasks_waiting_send > 0  # writers wait instead of dropping
                 assert audit.queue_depth > size
             # Released: every waiting writer gets through.
-    found = rows(tmp_path)
+    found = audit_records(tmp_path)
     assert len(found) == writers * each
     for n in range(writers):
         assert [d["seq"] for _, _, sid, d in found if sid == f"s{n}"] == list(range(each))  # in order per session
@@ -239,7 +252,7 @@ async def test_no_content_on_disk_unless_include_content(tmp_path: Path) -> None
     async with open_audit_log(on, settings(log_all_access=True, include_content=True)) as audit:
         await audit.write(SID, message(1, content=f"my text {marker}"))
     assert _scan(on, marker.encode())  # the scan does find it when it is there
-    assert rows(on)[0][3]["content"] == f"my text {marker}"
+    assert audit_records(on)[0][3]["content"] == f"my text {marker}"
 
 
 async def test_records_queued_when_cancelled_are_still_committed(tmp_path: Path) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import trio
 from trio_websocket import open_websocket_url
@@ -15,19 +13,9 @@ from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.audit.reader import verify
 from kt_trio.audit.store import db_path
 from tests.conftest import running, serve_process
+from tests.helpers import rows
 
 SECRET_PHONE = "415-555-0132"
-
-
-def rows(state_dir: Path) -> list[tuple[str, str | None, dict[str, Any]]]:
-    conn = sqlite3.connect(f"file:{db_path(state_dir)}?mode=ro", uri=True)
-    try:
-        return [
-            (kind, sid, json.loads(data))
-            for kind, sid, data in conn.execute("SELECT kind, session_id, data FROM audit_records ORDER BY seq")
-        ]
-    finally:
-        conn.close()
 
 
 async def test_session_start_messages_and_end_are_recorded_without_raw_pii(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from kt_trio.audit import db_path, open_audit_log, row_hash
 from kt_trio.audit.reader import verify
@@ -238,16 +239,23 @@ async def test_deleting_past_the_retention_checkpoint_is_found(tmp_path: Path) -
     assert result.bad_seq == 5 and "record 4 is missing" in (result.problem or ""), result.problem
 
 
-async def test_the_periodic_retention_task_runs(tmp_path: Path) -> None:
+async def test_the_periodic_retention_task_runs(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+    """The retention task sleeps `retention_interval_secs` on trio's clock between runs: under a
+    frozen MockClock only a jump wakes it, and `flush()` then waits out the run it queued."""
     clock = Clock()
+    interval = 3600.0
     settings = AuditLoggerSettings(retention_days=1)
-    async with open_audit_log(tmp_path, settings, clock=clock, retention_interval_secs=0.01) as audit:
+    async with open_audit_log(tmp_path, settings, clock=clock, retention_interval_secs=interval) as audit:
         await audit.write("s1", message(1))
-        await audit.flush()
-        clock.now = T0 + 3 * DAY
-        with trio.fail_after(5):  # the task runs every 10 ms: poll for its checkpoint, bounded
-            while kinds(db_path(tmp_path)) != [(2, "checkpoint")]:
-                await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the run at start has queued (nothing to remove)
+        await audit.flush()  # queued behind it: that run is done
+        await trio.testing.wait_all_tasks_blocked()  # and the task is asleep for `interval`
+        assert kinds(db_path(tmp_path)) == [(1, "message")]
+        clock.now = T0 + 3 * DAY  # message 1 is now past retention; only a periodic run removes it
+        mock_clock.jump(interval)
+        await trio.testing.wait_all_tasks_blocked()  # the task woke and queued its run
+        await audit.flush()  # queued behind that run: it is committed
+        assert kinds(db_path(tmp_path)) == [(2, "checkpoint")]
     assert verify(db_path(tmp_path)).ok
 
 

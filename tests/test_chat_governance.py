@@ -22,9 +22,8 @@ from kt_trio.config import load_config_text
 from kt_trio.records import BudgetAlert, Record, SessionSummary
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
-from tests.chat_fixtures import SECRETS, chat_config, in_thread
-from tests.test_audit_sessions import rows
-from tests.test_keys_sessions import make_key
+from tests.chat_fixtures import SECRETS, chat_config, in_thread, openai_client
+from tests.helpers import make_key, rows
 
 SECRET_PHONE = "415-555-0132"
 AUDIT = """policy:
@@ -55,7 +54,7 @@ async def chat_gateway(
 
 
 def client(gw: RunningGateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=key, max_retries=0)
+    return openai_client(gw.base_url, key)
 
 
 async def test_chat_requests_are_audited_like_sessions_and_raw_pii_never_hits_the_disk(tmp_path: Path) -> None:
@@ -98,11 +97,17 @@ async def test_chat_requests_are_audited_like_sessions_and_raw_pii_never_hits_th
     for file in tmp_path.iterdir():
         assert SECRET_PHONE.encode() not in file.read_bytes(), file.name
     assert verify(db_path(tmp_path)).ok
+
     # And the command line reads and verifies the same log.
-    cli = [sys.executable, "-m", "kt_trio", "audit"]
-    checked = subprocess.run([*cli, "verify", "--state-dir", str(tmp_path)], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    tail = subprocess.run([*cli, "tail", "-n", "1", "--state-dir", str(tmp_path)], capture_output=True, text=True)
+    async def audit_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        argv = [sys.executable, "-m", "kt_trio", "audit", *args, "--state-dir", str(tmp_path)]
+        return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+
+    with trio.fail_after(60):
+        checked = await audit_cli("verify")
+        tail = await audit_cli("tail", "-n", "1")
+    assert checked.returncode == 0, checked.stderr.decode()
+    assert tail.returncode == 0, tail.stderr.decode()
     assert json.loads(tail.stdout)["kind"] == "session_end"
 
 
@@ -193,12 +198,7 @@ async def test_chat_client_ip_honours_trusted_proxies_like_sessions(tmp_path: Pa
             proxied_records,
         ):
             for g in (gw, proxied):
-                c = openai.OpenAI(
-                    base_url=f"{g.base_url}/v1",
-                    api_key="anything",
-                    max_retries=0,
-                    default_headers={"X-Forwarded-For": "203.0.113.9"},
-                )
+                c = openai_client(g.base_url, "anything", default_headers={"X-Forwarded-For": "203.0.113.9"})
                 await in_thread(
                     lambda c=c: c.chat.completions.create(
                         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]

@@ -9,16 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import openai
 import trio
 
 from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, file_content, open_mock_http_upstream
 from kt_trio.config import load_config_text
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
-from tests.chat_fixtures import SECRETS, chat_config, in_thread
-from tests.test_audit_sessions import rows
-from tests.test_keys_sessions import make_key
+from tests.chat_fixtures import SECRETS, chat_config, in_thread, openai_client
+from tests.helpers import make_key, rows
 
 # A provider key an SDK sends by habit to an anonymous gateway: ignored, and never forwarded.
 CLIENT_KEY = "sk-client-own-key-do-not-forward"
@@ -46,7 +44,7 @@ def assert_credentials_swapped(mock: MockHttpUpstream) -> None:
 async def test_embeddings_and_files_pass_through_with_the_credentials_swapped() -> None:
     behaviour = HttpMockBehaviour(file_size=300_000)
     async with gateway_with(behaviour) as (gw, mock):
-        client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=CLIENT_KEY, max_retries=0)
+        client = openai_client(gw.base_url, CLIENT_KEY)
         emb = await in_thread(
             lambda: client.embeddings.create(model="text-embedding-3-small", input=["a", "b"], encoding_format="float")
         )
@@ -171,7 +169,7 @@ async def test_passed_through_requests_are_audited_without_their_bodies(tmp_path
     async with open_mock_http_upstream(behaviour) as mock:
         text = chat_config(mock.url, ["audit-logger"], audit) + f"gateway:\n  state_dir: {tmp_path}\n"
         async with serve_gateway(Gateway(load_config_text(text), secrets=SECRETS)) as gw:
-            client = openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=key, max_retries=0)
+            client = openai_client(gw.base_url, key)
             content = await in_thread(lambda: client.files.content("file-abc").read())
             assert content == file_content(4096)
             # Strict durability: the request's start was committed before it went upstream. Its

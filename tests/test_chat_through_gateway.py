@@ -11,8 +11,8 @@ from kt_trio.config import load_config_text
 from kt_trio.records import ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import serve_gateway
-from tests.chat_fixtures import CLIENT_KEY, SECRETS, chat_config, in_thread
-from tests.test_keys_sessions import make_key
+from tests.chat_fixtures import CLIENT_KEY, SECRETS, chat_config, in_thread, openai_client
+from tests.helpers import make_key
 
 
 async def test_openai_sdk_through_the_gateway_port(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ async def test_openai_sdk_through_the_gateway_port(tmp_path: Path) -> None:
             async with serve_gateway(gateway) as gw:
 
                 def client_for(api_key: str) -> openai.OpenAI:
-                    return openai.OpenAI(base_url=f"{gw.base_url}/v1", api_key=api_key, max_retries=0)
+                    return openai_client(gw.base_url, api_key)
 
                 def ask(api_key: str) -> object:
                     return client_for(api_key).chat.completions.create(

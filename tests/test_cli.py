@@ -59,16 +59,17 @@ async def test_demo_mode_round_trip_then_sigterm_drains_with_1001(tmp_path: Path
     async with serve_process("--port", "0", ready=b"try it:", cwd=tmp_path) as (proc, out):
         url = re.search(rb"connect to:\s+(\S+)", out).group(1).decode()
         assert re.search(rb"python -m kt_trio chat --url", out)
-        async with open_websocket_url(url) as ws:
-            assert json.loads(await ws.get_message())["type"] == "session.created"
-            await ws.send_message(json.dumps({"type": "response.create"}))
-            while json.loads(await ws.get_message())["type"] != "response.done":
-                pass
-            proc.send_signal(signal.SIGTERM)
-            with pytest.raises(ConnectionClosed) as info:
-                while True:
-                    await ws.get_message()
-            assert info.value.reason.code == 1001
+        with trio.fail_after(30):
+            async with open_websocket_url(url) as ws:
+                assert json.loads(await ws.get_message())["type"] == "session.created"
+                await ws.send_message(json.dumps({"type": "response.create"}))
+                while json.loads(await ws.get_message())["type"] != "response.done":
+                    pass
+                proc.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await ws.get_message()
+                assert info.value.reason.code == 1001
         with trio.fail_after(15):
             assert await proc.wait() == 0
 

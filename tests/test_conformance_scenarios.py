@@ -47,11 +47,13 @@ async def test_the_command_line_runs_the_scenarios_against_a_served_gateway(tmp_
         f"    - {{id: mock, provider: openai, model: gpt-realtime, base_url: 'ws://127.0.0.1:{mock_port}/v1/realtime'}}\n"
         "policies:\n  chain: [prompt-injection, pii-detector]\n"
     )
-    async with serve_process("--config", str(config), "--port", "0", ready=b"health:") as (proc, out):
-        gateway = "ws://" + re.search(rb"on ws://(\S+) ", out).group(1).decode()
-        args = [sys.executable, "-m", "conformance.scenarios", "--gateway", gateway, "--mock-port", str(mock_port)]
-        result = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
-        proc.send_signal(signal.SIGTERM)
+    # Far above what the run needs: a scenario that hangs fails the test instead of the suite.
+    with trio.fail_after(120):
+        async with serve_process("--config", str(config), "--port", "0", ready=b"health:") as (proc, out):
+            gateway = "ws://" + re.search(rb"on ws://(\S+) ", out).group(1).decode()
+            args = [sys.executable, "-m", "conformance.scenarios", "--gateway", gateway, "--mock-port", str(mock_port)]
+            result = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
+            proc.send_signal(signal.SIGTERM)
     lines = result.stdout.decode().splitlines()
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert lines[-1] == f"{len(SCENARIOS)} passed, 0 failed"

@@ -9,9 +9,10 @@ import pytest
 import trio
 import trio.testing
 
+import kt_trio.events.hub as hub_module
 from kt_trio.events import EventHub, SystemEvent
 from kt_trio.events.hub import Subscription
-from kt_trio.events.messages import rfc3339
+from kt_trio.events.messages import encode, rfc3339
 from kt_trio.records import (
     BreakerTransition,
     BudgetAlert,
@@ -161,15 +162,27 @@ def test_lagged_ignores_the_type_filter() -> None:
     assert drain(sub)[0]["payload"] == {"missed": 3}
 
 
-def test_serialised_once_per_publish_and_shared() -> None:
+def test_serialised_once_per_publish_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[str] = []
+
+    def counting_encode(*args: Any) -> str:
+        encoded.append(text := encode(*args))
+        return text
+
+    monkeypatch.setattr(hub_module, "encode", counting_encode)
     hub = EventHub(4)
     subs = [hub.subscribe() for _ in range(3)]
     hub.publish("s1", budget(1))
     texts = [s.receive_nowait() for s in subs]
     assert texts[0] is texts[1] is texts[2]
+    assert len(encoded) == 1 and encoded[0] is texts[0]
+    encoded.clear()
     nobody = EventHub(4)
-    nobody.subscribe(types=["system"])
+    system_only = nobody.subscribe(types=["system"])
     nobody.publish("s1", budget(1))  # no subscriber wants it: nothing encoded, nothing buffered
+    assert encoded == []
+    assert system_only.pending == 0 and system_only.receive_nowait() is None
+    assert nobody.dropped_total == 0
 
 
 def test_close_unsubscribes_and_counts() -> None:

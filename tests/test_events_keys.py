@@ -10,8 +10,7 @@ from typing import Any
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from tests.conftest import running
-from tests.test_keys_sessions import bearer, make_key, rejected
-from tests.test_observability_endpoints import http_get, samples
+from tests.helpers import bearer, http_get, make_key, rejected, samples
 
 EVENTS = "features:\n  websocket:\n    require_auth: true\n    tokens: [dashboard-token]\n"
 

@@ -25,6 +25,7 @@ from kt_trio.events import EventHub, SystemEvent, serve_event_stream
 from kt_trio.records import BreakerTransition, BudgetAlert, ResponseUsage, TokenUsage
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.wire.handshake import read_request_head
+from tests.helpers import rejected_status
 
 TOKEN = "evt-token-0123456789"
 
@@ -186,14 +187,6 @@ async def test_hub_close_ends_the_stream_with_1001() -> None:
 
 
 # -- refusals ---------------------------------------------------------------------------------
-
-
-async def rejected_status(url: str, headers: list[tuple[str, str]] | None = None) -> int | None:
-    try:
-        async with open_websocket_url(url, extra_headers=headers or []):
-            return None
-    except ConnectionRejected as exc:
-        return exc.status_code
 
 
 async def test_auth_token_and_cookie_with_origin() -> None:

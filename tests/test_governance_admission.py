@@ -44,31 +44,42 @@ def test_release_is_idempotent_and_counters_return_to_zero() -> None:
 
 async def test_ticket_released_on_every_way_a_session_ends(autojump_clock: trio.testing.MockClock) -> None:
     adm = Admission(per_ip_limit=5)
+    ip = "192.0.2.1"
 
-    async def session(ticket_ip: str, how: str) -> None:
-        ticket = adm.admit(ticket_ip)
+    async def session(how: str) -> None:
+        ticket = adm.admit(ip)
         assert ticket is not None
         with ticket:
+            assert adm.active(ip) >= 1 and not ticket.released
             if how == "error":
                 raise RuntimeError("upstream broke")
             if how == "cancel":
                 await trio.sleep_forever()
-            ticket.release()  # a normal close may release early; the `with` exit is then a no-op
+            if how == "release":
+                ticket.release()  # a normal close may release early; the `with` exit is then a no-op
+                assert ticket.released and adm.active(ip) == 0
+            # "leave": the block just ends, and its exit releases
 
     with pytest.raises(RuntimeError):
-        await session("192.0.2.1", "error")
+        await session("error")
+    assert adm.active(ip) == 0
     with trio.move_on_after(0.01):
-        await session("192.0.2.1", "cancel")
-    await session("192.0.2.1", "normal")
+        await session("cancel")
+    assert adm.active(ip) == 0
+    await session("release")
+    assert adm.active(ip) == 0 and adm.total_active == 0
+    await session("leave")  # no release() call: leaving the `with` block is what releases
+    assert adm.active(ip) == 0 and adm.total_active == 0
     async with trio.open_nursery() as nursery:  # shutdown: the whole nursery is cancelled
         for _ in range(5):
-            nursery.start_soon(session, "192.0.2.1", "cancel")
-        await trio.sleep(0.01)
-        assert adm.active("192.0.2.1") == 5
-        assert adm.admit("192.0.2.1") is None
+            nursery.start_soon(session, "cancel")
+        await trio.testing.wait_all_tasks_blocked()
+        assert adm.active(ip) == 5
+        assert adm.admit(ip) is None
         nursery.cancel_scope.cancel()
-    assert adm.active("192.0.2.1") == 0
+    assert adm.active(ip) == 0
     assert adm.total_active == 0
+    assert adm.per_ip.keys_active == 0
 
 
 def test_unlimited_still_counts() -> None:

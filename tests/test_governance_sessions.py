@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+import trio.testing
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from conformance.mock_upstream import MockBehaviour, open_mock_upstream, realtime_usage, transcription_usage
 from kt_trio.config import load_config_text
@@ -18,13 +19,7 @@ from kt_trio.records import BreakerTransition, BudgetAlert, ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.conftest import running
-
-
-async def refused(url: str) -> ConnectionRejected:
-    with pytest.raises(ConnectionRejected) as info:
-        async with open_websocket_url(url):
-            pass
-    return info.value
+from tests.helpers import rejected
 
 
 async def respond(ws: Any, kind: str = "response.done") -> dict[str, Any]:
@@ -58,7 +53,7 @@ async def test_sixth_session_from_one_ip_gets_429_and_counters_return_to_zero() 
             for _ in range(5):
                 await opened.acquire()
             assert admission.active("127.0.0.1") == 5
-            rejection = await refused(gw.ws_url())
+            rejection = await rejected(gw.ws_url())
             assert rejection.status_code == 429
             assert dict(rejection.headers).get(b"retry-after") == b"1"
             release.set()
@@ -77,7 +72,7 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers() -> None:
             await ws.send_message("x")
             await ws.get_message()
             # A spoofed header does not buy a second slot: the peer is 127.0.0.1 either way.
-            rejection = await refused(gw.ws_url())
+            rejection = await rejected(gw.ws_url())
             assert rejection.status_code == 429
 
 
@@ -106,31 +101,42 @@ async def gateway_for(yaml: str) -> AsyncIterator[RunningGateway]:
             yield gw
 
 
-async def test_breaker_opens_after_five_failures_then_lets_one_trial_through() -> None:
+# The breaker reads trio.current_time(): under pytest-trio's MockClock running at real speed
+# (`rate = 1`, so sockets and the gateway's own timeouts behave as usual) a long recovery period
+# is passed with `jump` instead of a sleep. Nothing can race it: the refusals that must see the
+# breaker open come long before RECOVERY could run out, and only the jump ends it.
+RECOVERY = 30
+
+
+async def test_breaker_opens_after_five_failures_then_lets_one_trial_through(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.rate = 1
     async with open_mock_upstream(MockBehaviour(reject_status=503)) as bad:
-        async with gateway_for(two_target_config(bad.url, None, recovery=0.5)) as gw:
+        async with gateway_for(two_target_config(bad.url, None, recovery=RECOVERY)) as gw:
             transitions: list[BreakerTransition] = []
             gw.gateway.reporter.add_sink(
                 lambda sid, rec: transitions.append(rec) if isinstance(rec, BreakerTransition) else None
             )
             for _ in range(5):
-                assert (await refused(gw.ws_url())).status_code == 502
+                assert (await rejected(gw.ws_url())).status_code == 502
             assert bad.handshake_count == 5
-            sixth = await refused(gw.ws_url())
+            sixth = await rejected(gw.ws_url())
             assert sixth.status_code == 503
-            assert int(dict(sixth.headers)[b"retry-after"]) >= 1
+            assert 1 <= int(dict(sixth.headers)[b"retry-after"]) <= RECOVERY  # when it turns half-open
             assert bad.handshake_count == 5  # no dial reached the provider
             assert [(t.from_state, t.to_state) for t in transitions] == [("closed", "open")]
 
-            await trio.sleep(0.6)  # the configured recovery period: the real time the test is about
+            mock_clock.jump(RECOVERY)  # the configured recovery period passes
             results = []
 
             async def client() -> None:
-                results.append((await refused(gw.ws_url())).status_code)
+                results.append((await rejected(gw.ws_url())).status_code)
 
             async with trio.open_nursery() as nursery:
                 for _ in range(3):
                     nursery.start_soon(client)
+            # A breaker that never recovered would have refused all three without a dial.
             assert bad.handshake_count == 6  # exactly one trial dial
             assert sorted(results) == [502, 503, 503]
             assert [(t.from_state, t.to_state) for t in transitions][-2:] == [
@@ -139,17 +145,21 @@ async def test_breaker_opens_after_five_failures_then_lets_one_trial_through() -
             ]
 
 
-async def test_trial_success_closes_the_breaker() -> None:
+async def test_trial_success_closes_the_breaker(mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.rate = 1
     async with open_mock_upstream(MockBehaviour(reject_status=500)) as flaky:
-        async with gateway_for(two_target_config(flaky.url, None, recovery=0.3)) as gw:
+        async with gateway_for(two_target_config(flaky.url, None, recovery=RECOVERY)) as gw:
             for _ in range(5):
-                await refused(gw.ws_url())
-            assert (await refused(gw.ws_url())).status_code == 503
+                await rejected(gw.ws_url())
+            assert (await rejected(gw.ws_url())).status_code == 503
+            assert gw.gateway.health.state("bad") == "open"
             flaky.behaviour = MockBehaviour()
-            await trio.sleep(0.35)
+            assert (await rejected(gw.ws_url())).status_code == 503  # healthy again, but still open
+            mock_clock.jump(RECOVERY)
             async with open_websocket_url(gw.ws_url()) as ws:
                 assert json.loads(await ws.get_message())["type"] == "session.created"
             assert gw.gateway.health.state("bad") == "closed"
+            assert flaky.handshake_count == 6  # the five failures and the one trial, nothing between
 
 
 async def test_fallback_to_a_second_target_of_the_same_model() -> None:
@@ -169,7 +179,7 @@ async def test_non_health_refusal_is_passed_on_without_fallback() -> None:
         async with open_mock_upstream(MockBehaviour()) as good:
             async with gateway_for(two_target_config(bad.url, good.url)) as gw:
                 for _ in range(6):
-                    assert (await refused(gw.ws_url())).status_code == 502
+                    assert (await rejected(gw.ws_url())).status_code == 502
                 assert bad.handshake_count == 6 and gw.gateway.health.state("bad") == "closed"
                 assert good.handshake_count == 0
 
@@ -281,7 +291,7 @@ async def test_upstream_dropping_sessions_at_once_opens_the_breaker() -> None:
                             await ws.get_message()
                 await gw.gateway.wait_sessions(lambda n: n == 0)
             assert gw.gateway.health.state("bad") == "open"
-            assert (await refused(gw.ws_url())).status_code == 503
+            assert (await rejected(gw.ws_url())).status_code == 503
             assert flaky.handshake_count == 5
 
 

@@ -7,18 +7,15 @@ from pathlib import Path
 import pytest
 
 from kt_trio.keys import KeyRing, KeyStore, db_path, scope_allows, scope_for_path
+from tests import helpers
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 DAY = 86400.0
 
 
 def make_key(state_dir: Path, name: str, **kwargs: object) -> str:
-    store = KeyStore.open(db_path(state_dir))
-    try:
-        key, _ = store.create_key(name, now=T0, **kwargs)  # type: ignore[arg-type]
-    finally:
-        store.close()
-    return key
+    """The shared `make_key`, with keys created at T0."""
+    return helpers.make_key(state_dir, name, now=T0, **kwargs)
 
 
 async def test_expired_key_is_401_from_its_expiry_on(tmp_path: Path) -> None:

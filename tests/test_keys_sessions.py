@@ -6,42 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from conformance.mock_upstream import MockBehaviour
-from kt_trio.keys import KeyStore, db_path
 from kt_trio.records import BudgetAlert, SessionSummary
 from tests.conftest import running
+from tests.helpers import bearer, make_key, rejected, revoke
 
 REQUIRE = "  auth:\n    require_keys: true\n"
-
-
-def make_key(state_dir: Path, name: str, **options: object) -> str:
-    store = KeyStore.open(db_path(state_dir))
-    try:
-        key, _ = store.create_key(name, **options)  # type: ignore[arg-type]
-        return key
-    finally:
-        store.close()
-
-
-def revoke(state_dir: Path, name: str, *, terminate: bool) -> None:
-    store = KeyStore.open(db_path(state_dir))
-    try:
-        store.revoke(name, terminate=terminate)
-    finally:
-        store.close()
-
-
-async def rejected(url: str, headers: list[tuple[str, str]] | None = None) -> ConnectionRejected:
-    with pytest.raises(ConnectionRejected) as info:
-        async with open_websocket_url(url, extra_headers=headers or []):
-            pass
-    return info.value
-
-
-def bearer(key: str) -> list[tuple[str, str]]:
-    return [("Authorization", f"Bearer {key}")]
 
 
 async def test_required_keys_refuse_missing_unknown_revoked_and_out_of_scope(tmp_path: Path) -> None:

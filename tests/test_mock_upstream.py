@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 from trio_websocket import (
     ConnectionClosed,
     ConnectionRejected,
@@ -249,12 +250,23 @@ async def test_no_pong_fault() -> None:
 
             mock.behaviour = MockBehaviour(mode="echo", answer_pings=False)
             async with open_websocket_url(mock.url) as ws:
-                # Absence of a pong can only be shown by waiting; 0.2 s is ample on loopback.
-                with trio.move_on_after(0.2) as scope:
+                # Shown by order, not by waiting: the mock handles a connection's frames in order, so
+                # a pong for the ping would reach us before the echo of a message sent after it.
+                ponged = trio.Event()
+
+                async def ping() -> None:
                     await ws.ping(b"2")
-                assert scope.cancelled_caught
-                await ws.send_message("still alive")
-                assert await ws.get_message() == "still alive"
+                    ponged.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(ping)
+                    await trio.testing.wait_all_tasks_blocked()  # the ping is on the wire
+                    await ws.send_message("still alive")
+                    assert await ws.get_message() == "still alive"
+                    await trio.testing.wait_all_tasks_blocked()  # a pong, had one come, is handled
+                    assert not ponged.is_set()
+                    nursery.cancel_scope.cancel()
+                assert mock.connections[1].messages == ["still alive"]  # echoed: received and answered
 
 
 async def test_handshake_delay_and_stall_and_prompt_shutdown() -> None:
@@ -273,10 +285,11 @@ async def test_handshake_delay_and_stall_and_prompt_shutdown() -> None:
         # A stalled connection must not hold up leaving the context.
         async with open_mock_upstream(MockBehaviour(stall=True)) as mock:
             async with open_websocket_url(mock.url, disconnect_timeout=0.5) as ws:
-                await mock.wait_for_connections(1)
-                with trio.move_on_after(0.05):
+                (record,) = await mock.wait_for_connections(1)
+                with trio.move_on_after(0.05) as scope:
                     await ws.get_message()  # nothing is ever sent
-                assert mock.connections[0].messages == []
+                assert scope.cancelled_caught
+                assert record.messages == [] and record.sent_count == 0
 
 
 async def test_body_exception_is_not_wrapped_in_a_group() -> None:

@@ -14,7 +14,7 @@ from conformance.mock_upstream import MockBehaviour
 from kt_trio.config import ConfigError, load_config_text
 from kt_trio.config.packs import gateway_wide_differences, load_packs, with_gateway_settings_of
 from tests.conftest import running
-from tests.test_keys_sessions import bearer, make_key, rejected
+from tests.helpers import bearer, make_key, rejected
 
 PHONE = "call me at 415-555-0132"
 

@@ -11,6 +11,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_
 from conformance.mock_upstream import MockBehaviour
 from kt_trio.wire.frames import Opcode, encode_frame
 from tests.conftest import count_tasks, running
+from tests.helpers import http_get
 
 BIG = 32 * 1024 * 1024  # client-side limit, above every message these tests send
 
@@ -138,15 +139,17 @@ async def test_keepalive_with_answering_peers_keeps_the_session() -> None:
             await ws.send_message("first")
             assert await ws.get_message() == "first"
             (session,) = gw.gateway.sessions
-            # Both peers answer our pings; the session lives through several of them (bounded
-            # by the test deadline: a keepalive that never pings fails here, not by hanging).
+            # Both peers answer our pings; the session lives through more of them than fit in twice
+            # the pong timeout (2 x 0.2 / 0.05 = 8), so it outlives that timeout over and over.
+            # Bounded by the test deadline: a keepalive that never pings fails here, not by hanging.
+            wanted = 9
             i = 0
-            while min(session.client.pongs_received, session.upstream.pongs_received) < 3:
+            while min(session.client.pongs_received, session.upstream.pongs_received) < wanted:
                 await trio.sleep(settings["ping_interval_secs"])
                 await ws.send_message(str(i))
                 assert await ws.get_message() == str(i)
                 i += 1
-            assert not ws.closed
+            assert not ws.closed and session in gw.gateway.sessions  # still the same, live session
 
 
 async def test_client_message_over_limit_gets_1009() -> None:
@@ -286,13 +289,9 @@ async def test_browser_key_subprotocol_is_dropped_and_realtime_answered() -> Non
 
 async def test_http_routes_share_the_port() -> None:
     async with running() as gw:
-        stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
-        await stream.send_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := await stream.receive_some(4096):
-            data += chunk
-        assert data.startswith(b"HTTP/1.1 200")
-        assert data.endswith(b'{"status": "ok"}')
+        status, body = await http_get(gw.port, "/healthz")
+        assert status == 200
+        assert body.endswith(b'{"status": "ok"}')
 
 
 # -- load, backpressure, leaks -------------------------------------------------------------------
@@ -347,9 +346,10 @@ async def test_no_task_outlives_its_session() -> None:
                 nursery.start_soon(idle_out)
         await gw.gateway.wait_sessions(lambda n: n == 0)
         await gw.mock.wait_until(lambda: all(c.ended.is_set() for c in gw.mock.connections))
-        # Connection handlers finish right after their session; let them unwind.
-        for _ in range(10):
-            await trio.lowlevel.checkpoint()
+        # Connection handlers finish right after their session: wait, bounded, for them to unwind.
+        with trio.move_on_after(5):
+            while count_tasks() != baseline:
+                await trio.sleep(0.01)
         assert count_tasks() == baseline
         reasons = sorted(s.close_reason for s in gw.gateway.recent_summaries)
         assert reasons.count("idle timeout") == 5
