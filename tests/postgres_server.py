@@ -84,8 +84,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed (.ci/run installs the postgresql package)")
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="kt_trio_pg_"))
     as_user = _run_as()
+    # As root, under /tmp itself: a TMPDIR inside root's home could not be reached by `nobody`.
+    root = Path(tempfile.mkdtemp(prefix="kt_trio_pg_", dir="/tmp" if as_user else None))
     try:
         if as_user:
             shutil.chown(root, as_user["user"], as_user["group"])
