@@ -219,6 +219,8 @@ class PiiDetectorSettings:
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
     detect_patterns: tuple[PiiPattern, ...] = PII_PATTERNS
+    # Regions whose national phone formats are recognised (ISO 3166 codes, as phonenumbers has them).
+    phone_regions: tuple[str, ...] = ("US",)
 
 
 @frozen(kw_only=True)
@@ -227,6 +229,7 @@ class SafetyFilterSettings:
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
     categories: tuple[SafetyCategory, ...] = SAFETY_CATEGORIES
+    threshold: float = _unit(0.5)
 
 
 @frozen(kw_only=True)
@@ -235,6 +238,9 @@ class BotDetectorSettings:
     apply_to: ApplyTo = "input"
     on_error: OnError = "block"
     threshold: float = _unit(0.8)
+    # More than `burst_sessions` sessions from one key (or IP) within `burst_window_secs` is a signal.
+    burst_sessions: int = _positive(10)
+    burst_window_secs: float = _positive(10.0)
 
 
 @frozen(kw_only=True)
