@@ -56,7 +56,7 @@ def default_ssl_context() -> ssl.SSLContext:
 
 async def dial(
     url: str,
-    headers: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[bytes, bytes]],
     subprotocols: Sequence[str],
     *,
     connect_timeout: float,
@@ -140,5 +140,6 @@ async def dial(
     return Upstream(leg=leg, subprotocol=chosen, url=url)
 
 
-def _subprotocol_header(subprotocols: Sequence[str]) -> list[tuple[str, str]]:
-    return [("Sec-WebSocket-Protocol", ", ".join(subprotocols))] if subprotocols else []
+def _subprotocol_header(subprotocols: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    # latin-1: the tokens were decoded so from the client's bytes, and go back as those bytes.
+    return [(b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1"))] if subprotocols else []
