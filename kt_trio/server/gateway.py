@@ -444,6 +444,7 @@ class Gateway:
                 self.upstream_ssl_context,
             )
         except DialError as exc:
+            log.warning("upstream dial failed", extra={"fields": {"target": primary.id, "detail": exc.detail}})
             await self._refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
             return
         except NoHealthyUpstream as exc:
