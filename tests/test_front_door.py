@@ -69,7 +69,7 @@ async def test_non_ascii_header_byte_is_forwarded_as_it_arrived_and_others_keep_
             assert await other.get_message() == "after"
         sent = next(c for c in gw.mock.connections if c.header("user-agent"))
         assert sent.header("user-agent").encode("latin-1") == b"caf\xe9 \xff"
-        status, body = await exchange(gw.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        status, _ = await exchange(gw.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         assert status == 200
 
 
