@@ -73,6 +73,8 @@ class KeyInfo:
     max_sessions: int | None
     messages_per_minute: int | None
     daily_tokens: int | None
+    # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
+    models: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
