@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-import attrs
 import httpx
 import trio
 
@@ -35,7 +34,7 @@ from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
-from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
@@ -63,11 +62,6 @@ CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 REALTIME_CALLS_PATH = "/v1/realtime/calls"
 # A chat request with images inlined as base64 can be several MiB; more is refused with 413.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
-
-
-def chain_of(config: GatewayConfig) -> PolicyChain:
-    names = config.policies.chain
-    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
 
 
 def model_not_allowed(key: KeyInfo, model: object) -> HttpRefusal:
