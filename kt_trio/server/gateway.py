@@ -379,6 +379,10 @@ class Gateway:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
+        if key_info is not None and key_info.models is not None and (model or target.model) not in key_info.models:
+            message = f"gateway key {key_info.name!r} may not use model {model or target.model!r}"
+            await self._refuse(transport, 403, "permission_error", "model_not_allowed", message)
+            return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         per_key = []
         if key_info is not None and key_info.max_sessions:
@@ -548,6 +552,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
         )
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
