@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies.pii import PiiDetector, redact
 
 
@@ -80,21 +81,22 @@ def test_iban_followed_by_capitals_still_found(pii):
 
 
 def test_detect_patterns_subset_and_aliases():
-    only = PiiDetector({"detect_patterns": ["email", "phone_number"]})
+    only = PiiDetector(PiiDetectorSettings(detect_patterns=("email", "phone_number")))  # type: ignore[arg-type]
     assert only.kinds == {"EMAIL", "PHONE"}
     assert redact("a@b.io 123-45-6789", only.find("a@b.io 123-45-6789")) == "[REDACTED:EMAIL] 123-45-6789"
 
 
 def test_unknown_pattern_is_an_error():
     with pytest.raises(ValueError, match="unknown pattern 'passport'"):
-        PiiDetector({"detect_patterns": ["passport"]})
+        PiiDetector(PiiDetectorSettings(detect_patterns=("passport",)))  # type: ignore[arg-type]
 
 
 def test_phone_regions_setting():
     # Every region's national format is found without configuring it (issue 15)...
-    assert [s.kind for s in PiiDetector({"detect_patterns": ["phone"]}).find("ring 020 7946 0958")] == ["PHONE"]
+    only_phone = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",)))
+    assert [s.kind for s in only_phone.find("ring 020 7946 0958")] == ["PHONE"]
     # ...and `phone_regions` adds regions beyond the common ones, tried first and leniently.
-    ke = PiiDetector({"detect_patterns": ["phone"], "phone_regions": ["KE"]})
+    ke = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",), phone_regions=("KE",)))
     assert [s.kind for s in ke.find("ring 0712 345678")] == ["PHONE"]
 
 
