@@ -83,6 +83,18 @@ class GatewayWebSocket:
     connect_timeout_secs: float = _positive(10.0)
 
 
+# DESIGN.md "no route around it": the `/v1/*` prefixes passed through unparsed by default.
+DEFAULT_PASSTHROUGH_PATHS = ("/v1/files", "/v1/uploads", "/v1/batches")
+
+
+@frozen(kw_only=True)
+class GatewayHttp:
+    """HTTP front doors. `passthrough_paths`: path prefixes passed through unparsed (setting it
+    replaces the default); any other `/v1/*` path that is not a governed route is 404."""
+
+    passthrough_paths: tuple[str, ...] = DEFAULT_PASSTHROUGH_PATHS
+
+
 @frozen(kw_only=True)
 class Gateway:
     state_dir: str = "./.kt_trio"
@@ -90,6 +102,7 @@ class Gateway:
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
+    http: GatewayHttp = GatewayHttp()
 
 
 # --- providers --------------------------------------------------------------------------------
