@@ -19,6 +19,7 @@ record per session (a mismatch is reported as an error), and `kt_trio audit veri
     python bench/audit.py              # default run, about 70 s on 2 cores
     python bench/audit.py --quick      # smoke run
     python bench/audit.py --json
+    python bench/audit.py --stores     # audit rows/s into SQLite vs PostgreSQL (bench/audit_stores.py)
 """
 
 from __future__ import annotations
@@ -560,7 +561,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="measured seconds per round (default 4)")
     parser.add_argument("--workers", type=int, help="load worker processes (default 2)")
     parser.add_argument("--state-root", type=Path, help="where the state dirs go (default: the temp dir)")
+    parser.add_argument(
+        "--stores", action="store_true", help="instead: audit rows/s into SQLite vs PostgreSQL (bench/audit_stores.py)"
+    )
+    parser.add_argument("--postgres-dsn", help="with --stores: this database instead of a private server")
     args = parser.parse_args()
+    if args.stores:
+        from bench import audit_stores
+
+        rows = 2000 if args.quick else 20000
+        report = audit_stores.main(
+            rounds=args.rounds or (1 if args.quick else 3), rows=rows, postgres_dsn=args.postgres_dsn, as_json=args.json
+        )
+        print(json.dumps(report, indent=2)) if args.json else audit_stores.print_table(report)
+        return
     settings = Settings.quick() if args.quick else Settings()
     for key in ("rounds", "duration", "workers"):
         if getattr(args, key):

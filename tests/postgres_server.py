@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ GATEWAY_PASSWORD = "gw-pw-4f2a8b-secret"
 START_DEADLINE_SECS = 60.0
 
 
-def _bindir() -> Path | None:
+def find_bindir() -> Path | None:
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True):
         if (Path(candidate) / "postgres").exists():
             return Path(candidate)
@@ -77,13 +78,10 @@ def _run_as() -> dict[str, Any]:
     return {"user": "nobody", "group": "nogroup"} if os.geteuid() == 0 else {}
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    bindir = _bindir()
-    if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not installed (.ci/run installs the postgresql package)")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+@contextmanager
+def private_postgres(bindir: Path, *, fsync: bool = True) -> Iterator[PostgresServer]:
+    """Run a throwaway cluster for the block (also used by bench/audit.py --stores). The tests
+    turn `fsync` off: they check behaviour, not durability, and the machine's disk is shared."""
     as_user = _run_as()
     # As root, under /tmp itself: a TMPDIR inside root's home could not be reached by `nobody`.
     root = Path(tempfile.mkdtemp(prefix="kt_trio_pg_", dir="/tmp" if as_user else None))
@@ -104,7 +102,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         log = open(root / "server.log", "wb")  # open for the server's life
         server = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(data), "-k", str(root), "-p", str(port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"],
+             "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+             "-c", f"fsync={'on' if fsync else 'off'}"],
             stdout=log, stderr=subprocess.STDOUT, **as_user,
         )  # fmt: skip
         try:
@@ -123,6 +122,17 @@ def postgres_server() -> Iterator[PostgresServer]:
             log.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed (.ci/run installs the postgresql package)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with private_postgres(bindir, fsync=False) as pg:
+        yield pg
 
 
 def _wait_ready(pg: PostgresServer, server: subprocess.Popen[bytes], root: Path) -> None:
