@@ -35,8 +35,7 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.records import PolicyDecision, Record
-from kt_trio.session.governor import KeyTokens
-from kt_trio.session.session import AuditSink
+from kt_trio.reporting import AuditSink, KeyTokens
 
 log = logging.getLogger("kt_trio.chat")
 

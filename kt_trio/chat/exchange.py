@@ -29,6 +29,7 @@ from kt_trio.config.schema import Target
 from kt_trio.governance.budget import tokens_of
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
+from kt_trio.reporting import AuditSink, KeyTokens
 from kt_trio.records import (
     MessageSeen,
     PolicyDecision,
@@ -38,8 +39,6 @@ from kt_trio.records import (
     SessionSummary,
     TokenUsage,
 )
-from kt_trio.session.governor import KeyTokens
-from kt_trio.session.session import AuditSink
 
 log = logging.getLogger("kt_trio.chat")
 

@@ -163,6 +163,7 @@ class _ToolPart(StreamPart):
     client gets the raw fragments, redacted JSON-aware (see the module docstring)."""
 
     __slots__ = ("_arriving", "_leaving", "_raw")
+    masks = True
 
     def __init__(self, policies: Sequence[TextPolicy], keep_chars: int) -> None:
         super().__init__(policies, "output", keep_chars=keep_chars)

@@ -263,6 +263,10 @@ def judge_bot(
 class StreamPart:
     """One text stream through the policies (see the module docstring)."""
 
+    # Whether `read`/`release` are overridden (a subclass that masks sets it): the plain stream
+    # skips both calls on the hot path.
+    masks = False
+
     __slots__ = ("armed_until", "direction", "fired", "keep", "kept", "pii", "policies", "pos", "scanner", "window")
 
     def __init__(self, policies: Sequence[TextPolicy], direction: Direction, *, keep_chars: int = 0) -> None:
@@ -294,7 +298,7 @@ class StreamPart:
 
     def feed(self, fragment: str, t: str | None = None, eid: str | None = None) -> tuple[str, Judgement | None]:
         """The next fragment: what may be sent now, and what was decided (None: nothing)."""
-        delta = self.read(fragment)
+        delta = self.read(fragment) if self.masks else fragment
         keep = self.keep
         if keep is not None and self.kept > 0:
             piece = delta[: self.kept]
@@ -365,7 +369,9 @@ class StreamPart:
                 break
         self.window = window[-WINDOW:] if len(window) > WINDOW else window
         self.pos = end
-        return self.release(emit, to_redact), out
+        if to_redact is not None or self.masks:
+            emit = self.release(emit, to_redact)
+        return emit, out
 
     def flush(
         self, t: str | None = None, eid: str | None = None, *, judge: bool = True

@@ -74,7 +74,7 @@ def _bounded_add(d: OrderedDict[str, V], key: str, value: V) -> None:
 
 
 class OutputState:
-    __slots__ = ("_active", "_cancelled", "_items", "current_response", "parts")
+    __slots__ = ("_active", "_cancelled", "_items", "anything_blocked", "current_response", "parts")
 
     def __init__(self) -> None:
         self.parts: OrderedDict[PartKey, SessionPart] = OrderedDict()
@@ -84,6 +84,9 @@ class OutputState:
         self._items: OrderedDict[str, None] = OrderedDict()
         self._active: OrderedDict[str, None] = OrderedDict()
         self.current_response: str | None = None
+        # Whether any response was cancelled or item blocked: once true it stays (both are
+        # remembered, bounded), and while false the hot path skips every blocked-id check.
+        self.anything_blocked = False
 
     # -- responses --------------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class OutputState:
     def cancel_response(self, rid: str) -> bool:
         """A policy blocked this response's text: True when it was not cancelled before."""
         new = rid not in self._cancelled
+        self.anything_blocked = True
         _bounded_add(self._cancelled, rid, f'"response_id":"{rid}"'.encode())
         for key in [k for k in self.parts if k[1] == rid]:
             del self.parts[key]
@@ -119,15 +123,12 @@ class OutputState:
         return iid in self._items
 
     def block_item(self, iid: str) -> None:
+        self.anything_blocked = True
         _bounded_add(self._items, iid, None)
         for key in [k for k in self.parts if k[2] == iid]:
             del self.parts[key]
 
     # -- both -------------------------------------------------------------------------------
-
-    @property
-    def anything_blocked(self) -> bool:
-        return bool(self._cancelled) or bool(self._items)
 
     def is_blocked(self, rid: str | None, iid: str | None) -> bool:
         return (rid is not None and rid in self._cancelled) or (iid is not None and iid in self._items)

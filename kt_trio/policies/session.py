@@ -280,7 +280,10 @@ class SessionPolicies:
         state = self.state
         if state.anything_blocked and state.is_blocked(rid, iid):
             return DROP
-        policies, direction = self._policies_for(msg.family)
+        if msg.family in USER_FAMILIES:
+            policies, direction = self.chain.input_text_policies, "input"
+        else:
+            policies, direction = self.chain.output_policies, "output"
         if not policies:
             return _verdict(data, t)
         extra: list[bytes] = []

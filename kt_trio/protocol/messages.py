@@ -50,6 +50,11 @@ class ClientText(NamedTuple):
     obj: dict[str, Any] | None
 
 
+# Builds a named tuple from a tuple of its fields without the keyword handling of its `__new__`
+# (~0.15 µs instead of ~0.5: these are made once per message).
+_new: Any = tuple.__new__
+
+
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -72,7 +77,7 @@ def delta_of(obj: dict[str, Any], t: str, current_response: str | None = None) -
     key = part_key(obj, family)
     if rid and not key[1]:
         key = (key[0], rid, key[2], key[3])
-    return TextDelta(t, field, family, text, event_id_of(obj), rid, _str(obj.get("item_id")), key, obj, None)
+    return _new(TextDelta, (t, field, family, text, event_id_of(obj), rid, _str(obj.get("item_id")), key, obj, None))
 
 
 def fast_delta(data: bytes, t: str) -> TextDelta | None:
@@ -93,7 +98,7 @@ def fast_delta(data: bytes, t: str) -> TextDelta | None:
         return None
     eid, rid, iid, index = m.group(1, 2, 3, 4)
     family, field = STREAM_DELTA[t]
-    return TextDelta(t, field, family, text, eid, rid, iid, (family, rid, iid, int(index)), None, start)
+    return _new(TextDelta, (t, field, family, text, eid, rid, iid, (family, rid, iid, int(index)), None, start))
 
 
 def fast_item_create(data: bytes) -> ClientText | None:
@@ -109,7 +114,7 @@ def fast_item_create(data: bytes) -> ClientText | None:
     text = _final_str(raw, m.end(), "}]}}")
     if text is None:
         return None
-    return ClientText("conversation.item.create", m.group(1), [([text], 0)], None)
+    return _new(ClientText, ("conversation.item.create", m.group(1), [([text], 0)], None))
 
 
 # A text or transcript delta as the Realtime GA (and beta) server sends it: these members in this

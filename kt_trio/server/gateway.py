@@ -44,8 +44,8 @@ from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
-from kt_trio.session.reporting import Reporter
-from kt_trio.session.session import AuditSink, Session
+from kt_trio.reporting import AuditSink, Reporter
+from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
 from kt_trio.wire.frames import CloseCode

@@ -8,7 +8,6 @@ budget alerts) go to the session's one reporting point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from attrs import frozen
 
@@ -21,19 +20,12 @@ from kt_trio.governance.usage import (
     UsageAccumulator,
 )
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import BudgetAlert, Record, TokenUsage
+from kt_trio.records import Record, TokenUsage
+from kt_trio.reporting import KeyTokens
 from kt_trio.wire.frames import CloseCode
 
 # Server events the accumulator reads: usage carriers and the ones that name the session's model.
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
-
-
-class KeyTokens(Protocol):
-    """A gateway key's daily token budget, shared by its sessions (`kt_trio.server.key_budget`)."""
-
-    exhausted: bool
-
-    async def add(self, tokens: int, session_id: str) -> list[BudgetAlert]: ...
 
 
 @frozen
