@@ -2,7 +2,7 @@
 
 Like h11's and wsproto's event classes, these are plain values: producers (policies, the
 governance layer, the session) create them, and the one reporting point in a session
-(`kt_trio.session.reporting`) fans them out. Nobody passes dicts between layers.
+(`kt_trio.reporting`) fans them out. Nobody passes dicts between layers.
 """
 
 from __future__ import annotations

@@ -38,13 +38,13 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.metrics import Metrics
 from kt_trio.records import Record, SessionSummary
+from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
-from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential

@@ -11,14 +11,15 @@ from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
-from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event, tokens_of
-from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
+from kt_trio.governance.budget import SessionBudget, tokens_of
+from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
     SERVER_MODEL_EVENT_TYPES,
     USAGE_EVENT_TYPES,
     UsageAccumulator,
 )
+from kt_trio.protocol.errors import budget_exceeded_error_event, rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.records import Record, TokenUsage
 from kt_trio.reporting import KeyTokens

@@ -23,13 +23,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
-import attrs
 import trio
 from attrs import frozen
 
-from kt_trio.config.schema import AuditLoggerSettings, SessionSettings
+from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
@@ -38,7 +37,7 @@ from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import MessageSeen, PolicyDecision, Record, ResponseUsage, SessionStarted, SessionSummary
+from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
 from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
 from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
@@ -128,7 +127,6 @@ class Session:
         self.client_ip = client_ip
         self.policies = policies
         self.user_agent = user_agent
-        self._report = report
         self._on_relay_time = on_relay_time
         self.key_name = key_name
         self.team = team
