@@ -47,9 +47,7 @@ class TokenUsage:
     transcription_seconds: float = 0.0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__)  # type: ignore[attr-defined]
-        )
+        return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__))
 
 
 @frozen

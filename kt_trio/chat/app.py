@@ -28,12 +28,13 @@ from kt_trio.chat.asgi_io import ClientGone, shield_last_body, watch_disconnect
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
-from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
+from kt_trio.chat.stream import ChunkFilter, error_chunk
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.protocol.errors import dumps
 from kt_trio.records import PolicyDecision, Record
 from kt_trio.reporting import AuditSink, KeyTokens
 
@@ -550,7 +551,7 @@ async def _read_limited(resp: httpx.Response) -> bytes:
 def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope.get("headers", ()):
         if k.lower() == name:
-            return v.decode("latin-1")
+            return bytes(v).decode("latin-1")
     return None
 
 

@@ -151,7 +151,18 @@ class Exchange:
         if usage is None:
             return
         rid = response_id if isinstance(response_id, str) else None
-        self.emit(ResponseUsage(self.id, target.id, target.model, usage, response_id=rid, **self._attribution()))
+        key = self.key
+        self.emit(
+            ResponseUsage(
+                self.id,
+                target.id,
+                target.model,
+                usage,
+                response_id=rid,
+                key_name=key.name if key is not None else None,
+                team=key.team if key is not None else None,
+            )
+        )
         self.total = self.total + usage
         if self._key_tokens is not None:
             self._unsettled += tokens_of(usage)

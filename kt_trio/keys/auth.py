@@ -170,7 +170,7 @@ class KeyRing:
         needs `scope`. Notes the key's use (at most once a minute) when it is accepted."""
         when = time.time() if now is None else now
         prefix = key_prefix(presented) if presented else None
-        if prefix is None:
+        if prefix is None or not presented:
             return MISSING if not presented else UNKNOWN
         return await trio.to_thread.run_sync(self._authenticate, presented, prefix, scope, when, limiter=self._limiter)
 

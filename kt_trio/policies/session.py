@@ -94,7 +94,7 @@ _tuple_new = tuple.__new__
 
 def _verdict(data: bytes | None, t: str | None, decisions: tuple[PolicyDecision, ...] = ()) -> Verdict:
     """`Verdict(data, decisions=decisions, event_type=t)`, without the keyword handling."""
-    return _tuple_new(Verdict, (data, (), (), None, decisions, t))  # type: ignore[no-any-return]
+    return _tuple_new(Verdict, (data, (), (), None, decisions, t))
 
 
 DROP = Verdict(None)
@@ -142,7 +142,9 @@ class SessionPolicies:
         if t is not None and (t not in INPUT_TEXT_TYPES or not self._input_needs_parse):
             if self._bot is None:
                 return _verdict(data, t)
-            return self._judge_client(data, ClientText(t, None, [], None), now, bot_only=True)
+            v = self._judge_client(data, ClientText(t, None, [], None), now, bot_only=True)
+            assert v is not None  # only the byte path defers
+            return v
         if t == "conversation.item.create":
             msg = fast_item_create(data)
             if msg is not None:

@@ -14,8 +14,8 @@ path equal to the parsing path on every shape it accepts.
 from __future__ import annotations
 
 import re
-from json.decoder import scanstring
-from typing import Any, NamedTuple
+from json.decoder import scanstring  # type: ignore[attr-defined]
+from typing import Any, NamedTuple, cast
 
 from kt_trio.protocol.events import STREAM_DELTA, Slot, part_key
 
@@ -77,7 +77,8 @@ def delta_of(obj: dict[str, Any], t: str, current_response: str | None = None) -
     key = part_key(obj, family)
     if rid and not key[1]:
         key = (key[0], rid, key[2], key[3])
-    return _new(TextDelta, (t, field, family, text, event_id_of(obj), rid, _str(obj.get("item_id")), key, obj, None))
+    fields = (t, field, family, text, event_id_of(obj), rid, _str(obj.get("item_id")), key, obj, None)
+    return cast(TextDelta, _new(TextDelta, fields))
 
 
 def fast_delta(data: bytes, t: str) -> TextDelta | None:
@@ -98,7 +99,9 @@ def fast_delta(data: bytes, t: str) -> TextDelta | None:
         return None
     eid, rid, iid, index = m.group(1, 2, 3, 4)
     family, field = STREAM_DELTA[t]
-    return _new(TextDelta, (t, field, family, text, eid, rid, iid, (family, rid, iid, int(index)), None, start))
+    return cast(
+        TextDelta, _new(TextDelta, (t, field, family, text, eid, rid, iid, (family, rid, iid, int(index)), None, start))
+    )
 
 
 def fast_item_create(data: bytes) -> ClientText | None:
@@ -114,7 +117,7 @@ def fast_item_create(data: bytes) -> ClientText | None:
     text = _final_str(raw, m.end(), "}]}}")
     if text is None:
         return None
-    return _new(ClientText, ("conversation.item.create", m.group(1), [([text], 0)], None))
+    return cast(ClientText, _new(ClientText, ("conversation.item.create", m.group(1), [([text], 0)], None)))
 
 
 # A text or transcript delta as the Realtime GA (and beta) server sends it: these members in this
@@ -204,4 +207,5 @@ def _final_str(text: str, start: int, suffix: str) -> str | None:
         value, end = scanstring(text, start)
     except ValueError:
         return None
+    assert isinstance(value, str)
     return value if end == len(text) - len(suffix) else None

@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 from urllib.parse import parse_qs
 
 import trio
@@ -135,7 +136,7 @@ class Gateway:
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
-        self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        self.admission: Admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
         self._key_limiters: dict[str, MessageRateLimiter] = {}
@@ -145,7 +146,7 @@ class Gateway:
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self._http_app = ASGIWrapper(
-            HttpApp(
+            HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
@@ -393,7 +394,7 @@ class Gateway:
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
-    ) -> KeyInfo | bool | None:
+    ) -> KeyInfo | Literal[False] | None:
         """The client's gateway key, None for an anonymous client, or False once refused."""
         credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
         key_info, refusal = await self.check_key(credential.value if credential is not None else None, scope=scope)

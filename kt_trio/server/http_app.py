@@ -42,10 +42,10 @@ class HttpApp:
         if scope["type"] == "lifespan":
             # The front door drives hypercorn per connection, without a lifespan; answer anyway.
             while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
+                event = await receive()
+                if event["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
+                elif event["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] == "websocket":
@@ -62,6 +62,7 @@ class HttpApp:
                     return
             chat = self._chat_for(key)
             if chat is None:
+                assert key is not None  # anonymous clients are served by the default pack
                 error = {"type": "permission_error", "code": "unknown_pack", "message": unknown_pack_message(key)}
                 await _json(send, 403, {"error": error})
                 return
