@@ -93,6 +93,7 @@ def rate_limit_error_event(
     messages_per_minute: float | None = None,
     *,
     event_id: str | None = None,
+    protocol: Protocol = "realtime",
 ) -> bytes:
     """The `error` event telling the client its message was dropped by the rate limit."""
     limit = f" of {messages_per_minute:g} messages per minute" if messages_per_minute is not None else ""
@@ -102,6 +103,7 @@ def rate_limit_error_event(
         message=f"Rate limit{limit} exceeded; the message was not forwarded.",
         client_event_id=client_event_id,
         event_id=event_id,
+        protocol=protocol,
     )
 
 
@@ -113,6 +115,7 @@ def budget_exceeded_error_event(
     event_id: str | None = None,
     whose: str = "Session token budget",
     until: str = "in this session",
+    protocol: Protocol = "realtime",
 ) -> bytes:
     """The `error` event telling the client a `response.create` was refused by a budget (the
     session's, or with `whose`/`until` its gateway key's daily one)."""
@@ -127,4 +130,5 @@ def budget_exceeded_error_event(
         message=f"{whose} exceeded{detail}; no new responses can be created {until}.",
         client_event_id=client_event_id,
         event_id=event_id,
+        protocol=protocol,
     )

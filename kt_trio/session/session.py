@@ -116,6 +116,7 @@ class Session:
         team: str | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
+        allowed_models: frozenset[str] | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
         self.client = client
@@ -138,6 +139,8 @@ class Session:
             budget=budget,
             emit=self._emit,
             key_tokens=key_tokens,
+            allowed_models=allowed_models,
+            protocol="responses" if route == "/v1/responses" else "realtime",
         )
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
