@@ -26,6 +26,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
 from kt_trio.audit import open_audit_log
+from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
 from kt_trio.config.schema import GatewayConfig, Target
@@ -234,7 +235,14 @@ class Gateway:
             yield
             return
         settings = audited.config.policy_settings(AUDIT_LOGGER)
-        async with open_audit_log(self.config.gateway.state_dir, settings) as audit:  # type: ignore[arg-type]
+        store = self.config.store  # sqlite: <state_dir>/audit.db; postgres: this instance's chain
+        chain = store.instance_id or default_chain(self.port)
+        async with open_audit_log(
+            self.config.gateway.state_dir,
+            settings,  # type: ignore[arg-type]
+            backend=store,
+            chain=chain,
+        ) as audit:
             self.audit = audit
             self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
             try:
