@@ -16,8 +16,6 @@ commands are awaitables, not coroutine functions, hence the `Callable[[], Awaita
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -45,13 +43,6 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def expand_env(url: str) -> str:
-    """`redis://:${REDIS_PASSWORD}@host/0` with the variable's value (empty when unset)."""
-    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), ""), url)
-
 
 def redacted(url: str) -> str:
     """The URL as logs and events may show it: scheme, host, port and db, never a password."""
@@ -72,7 +63,7 @@ class RedisLink:
         self.where = redacted(url)
         self.op_timeout = op_timeout
         self.client: coredis.Redis[str] = coredis.Redis.from_url(
-            expand_env(url),
+            url,  # `${ENV}` references were expanded by the config loader
             decode_responses=True,
             connect_timeout=op_timeout,
             stream_timeout=op_timeout,
