@@ -196,7 +196,7 @@ class Gateway:
             self.port = lsock.getsockname()[1]
             async with (
                 self._audit_log(),
-                await KeyRing.open(self.config.gateway.state_dir) as keys,
+                await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys,
                 self.state.running(),
             ):
                 self.keys = keys
