@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,8 @@ from kt_trio.audit import open_audit_log
 from kt_trio.audit.postgres_reader import PostgresSource
 from kt_trio.audit.store import chain_genesis
 from kt_trio.config import AuditLoggerSettings, Store
+from kt_trio.keys import KeyRing
+from kt_trio.keys.store import open_key_store
 from kt_trio.postgres import PostgresError, connect
 from kt_trio.records import MessageSeen, SessionStarted
 from tests.postgres_server import ADMIN, ADMIN_PASSWORD, GATEWAY_PASSWORD, PostgresServer
@@ -178,3 +181,36 @@ def test_connection_errors_never_show_the_password(postgres_server: PostgresServ
     with pytest.raises(PostgresError) as info:
         connect(refused, application_name="test")
     assert GATEWAY_PASSWORD not in str(info.value)
+
+
+async def test_a_least_privileged_role_runs_once_the_owner_made_the_schema(
+    pg_dsn: str, postgres_server: PostgresServer
+) -> None:
+    await write_session(pg_dsn, "owner", "s0", 1)  # the owner's first start creates the tables
+    open_key_store("unused", store(pg_dsn)).close()
+    role = "gw_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(admin_dsn(postgres_server, pg_dsn), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")  # type: ignore[arg-type]
+        for grant in (  # README's grants
+            "GRANT SELECT ON kt_trio_schema TO {r}",
+            "GRANT SELECT, INSERT ON audit_records, audit_chains TO {r}",
+            "GRANT SELECT, INSERT, UPDATE ON gateway_keys, key_daily_usage TO {r}",
+        ):
+            conn.execute(grant.format(r=role))  # type: ignore[arg-type]
+    limited = postgres_server.dsn(pg_dsn.rsplit("/", 1)[1], user=role, password=f"pw-{role}")
+
+    await write_session(limited, "gw-limited", "s1", 3)
+    async with await KeyRing.open("unused", store(limited)) as ring:
+        keys = open_key_store("unused", store(limited))
+        try:
+            key, _ = keys.create_key("limited-app", daily_tokens=10)
+        finally:
+            keys.close()
+        assert (await ring.authenticate(key, scope="realtime")).ok
+        assert (await ring.record_tokens("limited-app", 10)).exceeded
+    results = dict(verify(limited))
+    assert results["gw-limited"].count == 4 and all(r.ok for r in results.values())  # type: ignore[attr-defined]
+    with psycopg.connect(limited, autocommit=True) as conn:
+        for statement in ("UPDATE audit_records SET kind = kind", "ALTER TABLE audit_records DISABLE TRIGGER USER"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)  # type: ignore[arg-type]
