@@ -16,10 +16,12 @@ from kt_trio.config import ConfigError, GatewayConfig, resolve_secrets, summariz
 from kt_trio.config.packs import load_packs
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
+from kt_trio.postgres import PostgresError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 41002
 EXIT_CONFIG = 2
+EXIT_STORE = 1  # a configured store could not be opened
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,8 +96,20 @@ def _serve(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
             return EXIT_CONFIG
-    trio.run(_run_gateway, packs, args.host, args.port)
-    return 0
+    unreachable: list[BaseException] = []
+    try:
+        trio.run(_run_gateway, packs, args.host, args.port)
+    except* PostgresError as group:  # store.backend postgres unreachable at start: say so, no traceback
+        unreachable.extend(_leaves(group))
+    for exc in unreachable:
+        print(f"kt_trio: {exc}", file=sys.stderr)
+    return EXIT_STORE if unreachable else 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 async def _run_gateway(packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int) -> None:

@@ -12,10 +12,13 @@ The DSN holds a password. Nothing here puts the DSN in a message: errors name th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import conninfo
+if TYPE_CHECKING:
+    import psycopg
+
+# psycopg is imported inside the functions that use it: `kt_trio serve` imports this module for
+# `PostgresError` alone, and a gateway on SQLite should not pay psycopg's import (~0.1-0.3 s).
 
 # Applied in order, each in its own transaction; a component's version is how many have run.
 Migrations = Sequence[str]
@@ -30,6 +33,9 @@ class PostgresError(Exception):
 
 def dsn_problem(dsn: str) -> str | None:
     """None for a DSN libpq can parse, else a message that quotes nothing of it."""
+    import psycopg
+    from psycopg import conninfo
+
     try:
         conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
@@ -38,6 +44,9 @@ def dsn_problem(dsn: str) -> str | None:
 
 
 def _password(dsn: str) -> str | None:
+    import psycopg
+    from psycopg import conninfo
+
     try:
         return conninfo.conninfo_to_dict(dsn).get("password")  # type: ignore[return-value]
     except psycopg.ProgrammingError:
@@ -46,6 +55,9 @@ def _password(dsn: str) -> str | None:
 
 def describe_dsn(dsn: str) -> str:
     """`user@host:port/dbname` for messages: what the DSN points at, without its password."""
+    import psycopg
+    from psycopg import conninfo
+
     try:
         parts: dict[str, Any] = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
@@ -66,6 +78,9 @@ def scrub(text: str, dsn: str) -> str:
 
 def connect(dsn: str, *, application_name: str, autocommit: bool = True) -> psycopg.Connection[Any]:
     """A connection, or PostgresError naming the server (never the password)."""
+    import psycopg
+    from psycopg import conninfo
+
     params: dict[str, Any] = {"application_name": application_name}
     if "connect_timeout" not in conninfo.conninfo_to_dict(dsn):
         params["connect_timeout"] = CONNECT_TIMEOUT_SECS

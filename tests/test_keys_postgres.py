@@ -131,3 +131,18 @@ def test_a_bad_dsn_is_a_config_error_that_does_not_quote_it(tmp_path: Path) -> N
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert out.returncode == 2 and "needs store.postgres_dsn" in out.stderr
+
+
+def test_serve_with_an_unreachable_database_exits_1_naming_it_without_the_password(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "store:\n  backend: postgres\n  postgres_dsn: postgresql://gw:${KT_TEST_PW}@127.0.0.1:1/kt\n"
+        "providers:\n  targets:\n    - {id: m, provider: openai, model: m, base_url: 'ws://127.0.0.1:9/v1/realtime'}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "kt_trio", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "KT_TEST_PW": "pw-9d1e-secret"}, check=False,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "cannot connect to PostgreSQL at gw@127.0.0.1:1/kt" in out.stderr and "Traceback" not in out.stderr
+    assert "pw-9d1e-secret" not in out.stdout + out.stderr

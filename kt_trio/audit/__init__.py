@@ -1,8 +1,9 @@
 """The audit log: a durable, hash-chained, retention-aware record of sessions and decisions.
 
 `open_audit_log` runs the one writer (`kt_trio.audit.writer`) over the SQLite store
-(`kt_trio.audit.store`); `kt_trio.audit.reader` verifies, tails and exports it for the CLI
-(`kt_trio.audit.cli`: `python -m kt_trio audit verify|tail|export`).
+(`kt_trio.audit.store`) or, with `store.backend: postgres`, PostgreSQL with one chain per writer
+(`kt_trio.audit.postgres`); `kt_trio.audit.reader` (and `postgres_reader`) verify, tail and export
+it for the CLI (`kt_trio.audit.cli`: `python -m kt_trio audit verify|tail|export`).
 """
 
 from kt_trio.audit.store import DB_NAME, GENESIS_HASH, canonical_json, db_path, row_hash

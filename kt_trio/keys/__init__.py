@@ -1,6 +1,7 @@
 """Gateway keys: `kt_gk_` keys for clients, with a pack, a team, scopes and per-key limits.
 
-`kt_trio.keys.store` is the SQLite database (`<state_dir>/keys.db`, hashes only);
+`kt_trio.keys.store` is the key database (`<state_dir>/keys.db`, or PostgreSQL through
+`kt_trio.keys.postgres` with `store.backend: postgres`; hashes only);
 `kt_trio.keys.auth` is what the gateway calls at each handshake (`KeyRing.authenticate`);
 `kt_trio.keys.cli` is `python -m kt_trio keys create|list|revoke`.
 """
@@ -24,6 +25,7 @@ from kt_trio.keys.store import (
     KeyStore,
     KeyStoreError,
     db_path,
+    open_key_store,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "KeyStore",
     "KeyStoreError",
     "db_path",
+    "open_key_store",
     "decide",
     "scope_allows",
     "scope_for_path",
