@@ -478,15 +478,45 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(fold(pattern.replace("{G}", _GROUPS_EN)))
 
 
-# Words a rule is written with (ASCII, 3+ letters): `safety.ANCHORS` adds them to its own lists, so
-# a word added to a rule is never forgotten by the pre-filter.
-RULE_WORDS: dict[str, set[str]] = {}
-for _cat, _sev, _label, _pat in ENGLISH + OTHER:
-    RULE_WORDS.setdefault(_cat, set()).update(
-        re.findall(r"(?<![\\a-z])[a-z]{3,}", fold(_pat.replace("{G}", _GROUPS_EN)))
-    )
+# Words a rule is written with (ASCII, 3+ letters, from the pattern's literal runs), less the
+# everyday words (`_COMMON`) a rule never needs alone (each also needs a verb or noun): a rule
+# is only tried on a text holding a word that begins with one of its words (`word_prefixes`),
+# and `safety.ANCHORS` adds them to its pre-filter, so a word added to a rule is never forgotten.
+# Rules written with other letters (Cyrillic, CJK) are tried on any text that is not ASCII.
+_COMMON = frozenset(
+    """the and for you your with that this what how can are all not but from have was were will would should could
+    one out her his him them they their our some those these any who where when which why just very into about over
+    more most best way ways like get make take give tell help show need want going gonna plan steps step guide people
+    someone somebody person man woman men women kids kid children child team open items list notes dates due keep short
+    plain english please meeting action three owners attached summarise friendly anyone anybody everyone everybody
+    human humans adult girl boy guy baby student students teacher teachers officer officers stranger family friend
+    son daughter wife husband boss mom dad mother father brother sister partner manager doctor parents
+    ing able new does did done has had its also than then there here now first time good such only own same other
+    instructions recipe explain quick simplest cleanest reliable easiest quickest fastest surest ready
+    una uno los las del con por para que como qual quel quelle une des les est pas mon ton son mes ses der das
+    und ich ist ein eine einen mit von zum zur wie wer was wir ihr sie het een van voor mijn naar niet che non per
+    mio mia sei ile jak nie sie com sem uma law laws car far down back head look know find ever never office class
+    mass mate being getting leaving comes away natural dem aus ous ning eoa""".split()
+)
+_LITERAL = re.compile(r"(?<![a-z])[a-z]{3,}")
+_WORD = re.compile(r"[a-z]{3,}")
 
-# category -> [(severity, label, compiled)], strongest first within a category.
-RULES: dict[str, list[tuple[float, str, re.Pattern[str]]]] = {}
+
+def word_prefixes(folded: str) -> set[str]:
+    """Every prefix of 3+ letters of every ASCII word of `folded` (what rule gates are tested on)."""
+    out: set[str] = set()
+    for w in _WORD.findall(folded):
+        out.update(w[:k] for k in range(3, min(len(w), 24) + 1))
+    return out
+
+
+RULE_WORDS: dict[str, set[str]] = {}
+# category -> [(severity, label, compiled, gate)], strongest first within a category.
+RULES: dict[str, list[tuple[float, str, re.Pattern[str], frozenset[str] | None]]] = {}
 for _cat, _sev, _label, _pat in sorted(ENGLISH + OTHER, key=lambda r: -r[1]):
-    RULES.setdefault(_cat, []).append((_sev, _label, _compile(_pat)))
+    _src = fold(_pat.replace("{G}", _GROUPS_EN))
+    _words = frozenset(_LITERAL.findall(re.sub(r"\\[a-zA-Z]", " ", _src))) - _COMMON
+    RULE_WORDS.setdefault(_cat, set()).update(_words)
+    _latin = all(c < "\u0250" for c in _src)  # Latin letters only (Polish ł included)
+    _gate: frozenset[str] | None = _words if _latin and _words else None
+    RULES.setdefault(_cat, []).append((_sev, _label, re.compile(_src), _gate))
