@@ -97,7 +97,7 @@ def to_messages_request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         else:
             add("user", _blocks(content))
     out: dict[str, Any] = {
-        "model": target.model,
+        "model": target.model if target.model is not None else body.get("model"),
         "messages": messages,
         "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }

@@ -176,7 +176,7 @@ class ChatApp:
     def models(self) -> dict[str, Any]:
         seen: dict[str, Target] = {}
         for t in self.http_targets:
-            seen.setdefault(t.model, t)
+            seen.setdefault(t.model_name, t)
         return {
             "object": "list",
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": t.provider} for m, t in seen.items()],
@@ -423,7 +423,7 @@ class ChatApp:
             ) from None
         if target.provider == "anthropic":
             usage = anthropic.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
-            obj = anthropic.to_completion(obj, target.model)
+            obj = anthropic.to_completion(obj, target.model_name)
             changed = True
         else:
             usage = openai.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
@@ -456,7 +456,7 @@ class ChatApp:
             client_wants_usage=client_wants_usage,
             usage_of=openai.usage_of,  # the translated stream's usage chunk is in OpenAI's shape
         )
-        translator = anthropic.StreamTranslator(target.model, include_usage=True) if is_anthropic else None
+        translator = anthropic.StreamTranslator(target.model_name, include_usage=True) if is_anthropic else None
         parser = sse.SseParser()
         await send(
             {

@@ -114,7 +114,7 @@ class Exchange:
             "session_id": self.id,
             "route": self.route,
             "target": self.target.id,
-            "model": self.target.model,
+            "model": self.target.model_name,
             "client_ip": self.client_ip,
             "started_at": self.started_at,
             **self._attribution(),
@@ -155,7 +155,7 @@ class Exchange:
         if usage is None:
             return
         rid = response_id if isinstance(response_id, str) else None
-        self.emit(ResponseUsage(self.id, target.id, target.model, usage, response_id=rid, **self._attribution()))
+        self.emit(ResponseUsage(self.id, target.id, target.model_name, usage, response_id=rid, **self._attribution()))
         self.total = self.total + usage
         if self._key_tokens is not None:
             self._unsettled += tokens_of(usage)

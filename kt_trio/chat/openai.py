@@ -20,7 +20,7 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 def chat_url(target: Target) -> str:
     base = target.http_base_url.rstrip("/")
     if target.provider == "azure-openai":
-        deployment = quote(target.deployment or target.model, safe="")
+        deployment = quote(target.deployment or target.model_name, safe="")
         version = quote(target.api_version or DEFAULT_AZURE_API_VERSION, safe="")
         return f"{base}/openai/deployments/{deployment}/chat/completions?api-version={version}"
     return f"{base}/chat/completions"
@@ -45,7 +45,8 @@ def prepare(body: dict[str, Any], target: Target) -> bool:
     """Rewrite `body` for the upstream in place. Returns whether the client asked for usage in
     its stream (when it did not, the gateway asks anyway and strips the extra chunk)."""
     if target.provider == "openai":
-        body["model"] = target.model
+        if target.model is not None:  # else the client's own `model` goes on (it named the target's id)
+            body["model"] = target.model
     else:
         body.pop("model", None)  # azure: the deployment names the model
     if not body.get("stream"):
