@@ -26,6 +26,7 @@ import trio
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import ClientGone, shield_last_body, watch_disconnect
+from kt_trio.chat.body import JSON_LIMITS, BodyError, parse_json, read_body, respond_error
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
@@ -52,8 +53,6 @@ KeyBudget = Callable[[KeyInfo], Awaitable[KeyTokens | None]]
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-# A chat request with images inlined as base64 can be several MiB; more is refused with 413.
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # A non-streamed upstream answer is read whole (the output policies judge it whole).
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -170,6 +169,8 @@ class ChatApp:
                 raise _error(404, "invalid_request_error", "not_found", f"no route for {method} {path}")
         except _Refusal as r:
             await _respond(send, r.status, r.body, r.headers)
+        except BodyError as error:  # over a body limit (kt_trio.chat.body): 408, 413 or 400
+            await respond_error(send, error)
         except ClientGone:
             pass
 
@@ -223,11 +224,10 @@ class ChatApp:
         return budget
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:
-        body = await _read_body(receive)
-        try:
-            request = json.loads(body)
-        except ValueError as exc:
-            raise _error(400, "invalid_request_error", "invalid_json", f"The body is not valid JSON: {exc}") from None
+        body = await read_body(receive, JSON_LIMITS, scope)
+        request = await parse_json(body, JSON_LIMITS)
+        size = len(body)
+        del body  # the parsed request is what is kept; a large raw body need not live on with it
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             raise _error(400, "invalid_request_error", "invalid_request", "The body must be an object with 'messages'.")
         primary = self.find_target(request.get("model"))
@@ -238,7 +238,7 @@ class ChatApp:
         budget = await self.admit(key)
         ex = self._exchange("chat_", CHAT_PATH, primary, scope, key, key_tokens=budget)
         async with ex.until_finished():
-            ex.start(len(body))
+            ex.start(size)
             await self._judged_chat(ex, request, receive, ex.wrap(send))
 
     def _exchange(
@@ -525,22 +525,6 @@ class _Retry(Exception):
     def __init__(self, refusal: _Refusal) -> None:
         super().__init__(refusal.status)
         self.refusal = refusal
-
-
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise _error(413, "invalid_request_error", "request_too_large", "The request body is too large.")
-        parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)
 
 
 async def _read_limited(resp: httpx.Response) -> bytes:
