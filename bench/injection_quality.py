@@ -20,6 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
+from kt_trio.config.schema import PromptInjectionSettings
 from kt_trio.policies.base import TextView
 from kt_trio.policies.prompt_injection import DEFAULT_THRESHOLD, PromptInjection
 
@@ -31,7 +32,7 @@ def load(corpus: Path = CORPUS) -> list[dict[str, str]]:
 
 
 def evaluate(threshold: float, corpus: Path = CORPUS, split: str | None = None) -> dict[str, object]:
-    detector = PromptInjection({"threshold": threshold})
+    detector = PromptInjection(PromptInjectionSettings(threshold=threshold))
     tp = fp = fn = tn = 0
     misses: list[tuple[str, float, str]] = []
     for row in load(corpus):

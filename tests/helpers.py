@@ -100,3 +100,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def typed_policies(raw: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """`policy.<name>` blocks written as dicts in a test, as the typed settings the loader makes."""
+    from kt_trio.config.schema import POLICY_SETTINGS
+
+    return {
+        name: POLICY_SETTINGS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in block.items()})
+        for name, block in (raw or {}).items()
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kt_trio.config.schema import BotDetectorSettings
 from kt_trio.policies.bot import BotDetector
 
 
@@ -37,7 +38,7 @@ def test_repeated_messages_and_missing_user_agent():
 
 
 def test_burst_of_sessions_from_one_key():
-    det = BotDetector({"burst_sessions": 3, "burst_window_secs": 10, "threshold": 0.5})
+    det = BotDetector(BotDetectorSettings(burst_sessions=3, burst_window_secs=10, threshold=0.5))
     flagged = []
     for i in range(5):
         s = det.new_session(user_agent="Mozilla/5.0", key="same-key")
@@ -56,4 +57,8 @@ def test_audio_like_regular_cadence_alone_stays_under_default_threshold():
 
 def test_defaults():
     d = BotDetector()
-    assert d.settings.action == "flag" and d.settings.directions == {"input"} and d.threshold == 0.6
+    assert (
+        d.settings.action == "flag"
+        and d.settings.directions == {"input"}
+        and d.threshold == BotDetectorSettings().threshold == 0.8
+    )

@@ -7,12 +7,13 @@ import json
 import pytest
 
 from kt_trio.policies.chain import EXTERNAL_POLICIES, PolicyChain, Verdict, build_chain
+from tests.helpers import typed_policies
 
 ALL = ["prompt-injection", "pii-detector", "safety-filter", "bot-detector", "audit-logger", "session-budget"]
 
 
 def session(chain=ALL, settings=None, **kw):
-    ch = build_chain(chain, settings or {})
+    ch = build_chain(chain, typed_policies(settings))
     kw.setdefault("user_agent", "Mozilla/5.0")
     return ch.new_session(session_id="sess", client_ip="127.0.0.1", **kw)
 
@@ -50,12 +51,12 @@ def test_build_skips_external_policies_and_rejects_unknown():
     assert not build_chain(["pii-detector"], {}).is_empty
     with pytest.raises(ValueError, match="unknown policy 'pii'"):
         build_chain(["pii"], {})
-    with pytest.raises(ValueError, match="action"):
-        build_chain(["pii-detector"], {"pii-detector": {"action": "explode"}})
+    with pytest.raises(TypeError, match="PiiDetectorSettings"):
+        build_chain(["pii-detector"], {"pii-detector": {"action": "explode"}})  # type: ignore[dict-item]
 
 
 def test_apply_to_overrides_direction():
-    ch = build_chain(["pii-detector"], {"pii-detector": {"apply_to": "output"}})
+    ch = build_chain(["pii-detector"], typed_policies({"pii-detector": {"apply_to": "output"}}))
     assert ch.input_policies == () and len(ch.output_policies) == 1
     s = ch.new_session(session_id="s", user_agent=None, client_ip="::1")
     raw = item("mail me at a@b.io")
@@ -195,7 +196,7 @@ def test_policy_error_fails_closed_by_default(policy):
 
 
 def test_policy_error_with_on_error_allow_forwards():
-    ch = build_chain(["prompt-injection", "safety-filter"], {"prompt-injection": {"on_error": "allow"}})
+    ch = build_chain(["prompt-injection", "safety-filter"], typed_policies({"prompt-injection": {"on_error": "allow"}}))
     ch.policies[0].inspect = _explode  # type: ignore[method-assign]
     s = ch.new_session(session_id="s", user_agent="ua", client_ip="1.1.1.1")
     raw = item(_READ_BY_ALL)

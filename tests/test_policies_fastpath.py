@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies import base
 from kt_trio.policies.base import TextView
 from kt_trio.policies.chain import build_chain
@@ -20,6 +21,7 @@ from kt_trio.policies.pii import PiiDetector, redact
 from kt_trio.policies.streaming import StreamScanner
 from kt_trio.protocol import fast
 from kt_trio.protocol.sniff import sniff_type
+from tests.helpers import typed_policies
 
 ALL = ["prompt-injection", "pii-detector", "safety-filter", "bot-detector"]
 
@@ -167,7 +169,7 @@ def test_the_chains_union_quiet_holds_only_where_every_policy_finds_nothing():
 
 
 def _session(chain=ALL, settings=None):
-    ch = build_chain(chain, settings or {})
+    ch = build_chain(chain, typed_policies(settings))
     return ch.new_session(session_id="s", user_agent="Mozilla/5.0", client_ip="127.0.0.1")
 
 
@@ -310,7 +312,7 @@ SAMPLES = [
 
 @pytest.mark.parametrize("kinds", [["phone"], ["email"], ["name"], ["iban"], ["ssn", "credit_card"], ["ip_address"]])
 def test_split_safety_with_only_some_kinds_enabled(kinds):
-    pii = PiiDetector({"detect_patterns": kinds})
+    pii = PiiDetector(PiiDetectorSettings(detect_patterns=tuple(kinds)))
     for text in SAMPLES:
         want = redact(text, pii.find(text))
         for i in range(1, len(text)):
@@ -322,7 +324,7 @@ def test_split_safety_with_only_some_kinds_enabled(kinds):
 
 
 def test_benign_delta_is_not_held_when_no_enabled_kind_can_start_there():
-    sc = StreamScanner(PiiDetector({"detect_patterns": ["phone", "credit_card"]}))
+    sc = StreamScanner(PiiDetector(PiiDetectorSettings(detect_patterns=("phone", "credit_card"))))
     assert sc.feed("The weather is lovely")[0] == "The weather is lovely"
     assert sc.held == ""
 

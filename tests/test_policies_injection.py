@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kt_trio.config.schema import PromptInjectionSettings
 from kt_trio.policies.base import TextView
 from kt_trio.policies.prompt_injection import DEFAULT_THRESHOLD, PromptInjection
 
@@ -100,7 +101,7 @@ def test_benign_lookalikes_stay_under_threshold(det, text):
 
 
 def test_threshold_setting():
-    strict = PromptInjection({"threshold": 0.3})
+    strict = PromptInjection(PromptInjectionSettings(threshold=0.3))
     assert strict.inspect(TextView("You are now connected")) is not None
     assert PromptInjection().inspect(TextView("You are now connected")) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies.pii import PiiDetector, redact
 
 
@@ -80,20 +81,20 @@ def test_iban_followed_by_capitals_still_found(pii):
 
 
 def test_detect_patterns_subset_and_aliases():
-    only = PiiDetector({"detect_patterns": ["email", "phone_number"]})
+    only = PiiDetector(PiiDetectorSettings(detect_patterns=("email", "phone_number")))  # type: ignore[arg-type]
     assert only.kinds == {"EMAIL", "PHONE"}
     assert redact("a@b.io 123-45-6789", only.find("a@b.io 123-45-6789")) == "[REDACTED:EMAIL] 123-45-6789"
 
 
 def test_unknown_pattern_is_an_error():
     with pytest.raises(ValueError, match="unknown pattern 'passport'"):
-        PiiDetector({"detect_patterns": ["passport"]})
+        PiiDetector(PiiDetectorSettings(detect_patterns=("passport",)))  # type: ignore[arg-type]
 
 
 def test_phone_regions_setting():
-    gb = PiiDetector({"detect_patterns": ["phone"], "phone_regions": ["GB"]})
+    gb = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",), phone_regions=("GB",)))
     assert [s.kind for s in gb.find("ring 020 7946 0958")] == ["PHONE"]
-    assert PiiDetector({"detect_patterns": ["phone"]}).find("ring 020 7946 0958") == []
+    assert PiiDetector(PiiDetectorSettings(detect_patterns=("phone",))).find("ring 020 7946 0958") == []
 
 
 def test_default_settings():

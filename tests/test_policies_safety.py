@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kt_trio.config.schema import SafetyFilterSettings
 from kt_trio.policies.base import TextView
 from kt_trio.policies.safety import SafetyFilter
 
@@ -75,16 +76,16 @@ def test_severity_is_the_score_and_reason_names_category(sf):
 def test_threshold_controls_low_severity():
     low = "please shut up"
     assert SafetyFilter().inspect(TextView(low)) is None
-    assert SafetyFilter({"threshold": 0.2}).inspect(TextView(low)) is not None
+    assert SafetyFilter(SafetyFilterSettings(threshold=0.2)).inspect(TextView(low)) is not None
 
 
 def test_categories_subset():
-    only = SafetyFilter({"categories": ["self-harm"]})
+    only = SafetyFilter(SafetyFilterSettings(categories=("self-harm",)))
     assert only.inspect(TextView("I will kill you")) is None
     assert only.inspect(TextView("I want to kill myself")) is not None
-    assert SafetyFilter({"categories": ["self_harm"]}).categories == ("self-harm",)
+    assert SafetyFilter(SafetyFilterSettings(categories=("self_harm",)))  # type: ignore[arg-type].categories == ("self-harm",)
     with pytest.raises(ValueError, match="unknown category"):
-        SafetyFilter({"categories": ["spam"]})
+        SafetyFilter(SafetyFilterSettings(categories=("spam",)))  # type: ignore[arg-type]
 
 
 def test_new_from_reports_only_new_matches(sf):

@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies.chain import MAX_OPEN_PARTS, build_chain
 from kt_trio.policies.pii import MAX_MATCH, PiiDetector, redact
 from kt_trio.policies.streaming import MAX_HELD, StreamScanner
@@ -324,7 +325,7 @@ def _random_text(rnd: random.Random) -> str:
 
 @pytest.mark.parametrize("kinds", KIND_SETS)
 def test_random_texts_in_random_pieces_stream_as_they_redact_whole(kinds):
-    pii = PiiDetector({"detect_patterns": kinds} if kinds else {})
+    pii = PiiDetector(PiiDetectorSettings(detect_patterns=tuple(kinds)) if kinds else None)
     rnd = random.Random(f"stream-{kinds}")
     for _ in range(250):
         text = _random_text(rnd)

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
-import attrs
 import httpx
 import trio
 
@@ -35,7 +34,7 @@ from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
-from kt_trio.policies.chain import PolicyChain, build_chain
+from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.records import PolicyDecision, Record
 from kt_trio.session.governor import KeyTokens
 from kt_trio.session.session import AuditSink
@@ -65,11 +64,6 @@ def default_http_client() -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
     )
-
-
-def chain_of(config: GatewayConfig) -> PolicyChain:
-    names = config.policies.chain
-    return build_chain(names, {name: attrs.asdict(config.policy_settings(name)) for name in names})
 
 
 class _Refusal(Exception):

@@ -23,6 +23,7 @@ ApplyTo = Literal["input", "output", "both"]
 OnError = Literal["block", "allow"]
 RateLimitMode = Literal["reject", "delay"]
 Durability = Literal["batch", "strict"]
+StoreBackend = Literal["sqlite", "postgres"]
 PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
 SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
 WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
@@ -257,6 +258,8 @@ class PiiDetectorSettings:
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
     detect_patterns: tuple[PiiPattern, ...] = PII_PATTERNS
+    # Regions whose national phone formats are recognised (ISO 3166 codes, as phonenumbers has them).
+    phone_regions: tuple[str, ...] = ("US",)
 
 
 @frozen(kw_only=True)
@@ -265,6 +268,7 @@ class SafetyFilterSettings:
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
     categories: tuple[SafetyCategory, ...] = SAFETY_CATEGORIES
+    threshold: float = _unit(0.5)
 
 
 @frozen(kw_only=True)
@@ -273,6 +277,9 @@ class BotDetectorSettings:
     apply_to: ApplyTo = "input"
     on_error: OnError = "block"
     threshold: float = _unit(0.8)
+    # More than `burst_sessions` sessions from one key (or IP) within `burst_window_secs` is a signal.
+    burst_sessions: int = _positive(10)
+    burst_window_secs: float = _positive(10.0)
 
 
 @frozen(kw_only=True)
@@ -350,6 +357,23 @@ class Features:
     websocket: EventStream = EventStream()
 
 
+# --- stores -----------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Store:
+    """`store.*`: where gateway keys and the audit log live (DESIGN.md "Past one process").
+
+    `sqlite`: `keys.db` and `audit.db` in `gateway.state_dir`. `postgres`: both in the database
+    `postgres_dsn` names (a libpq URI or key=value string; `${ENV}` expands, so the password can
+    stay out of the file). `instance_id` names this gateway's audit chain; unset, it is
+    `<hostname>:<port>`, which stays the same across restarts of one instance."""
+
+    backend: StoreBackend = "sqlite"
+    postgres_dsn: str | None = field(default=None, repr=False)  # holds a password: kept out of repr
+    instance_id: str | None = None
+
+
 # --- root -------------------------------------------------------------------------------------
 
 
@@ -379,6 +403,7 @@ class GatewayConfig:
     policies: Policies = Policies()
     policy: Mapping[str, PolicySettings] = field(factory=dict)
     features: Features = Features()
+    store: Store = Store()
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol, cast
 
 from attrs import frozen
 
@@ -26,7 +26,6 @@ from kt_trio.records import Action, Direction
 
 OnError = Literal["block", "allow"]
 
-_ACTIONS = frozenset({"block", "redact", "flag", "close", "allow"})
 _APPLY_TO: dict[str, frozenset[Direction]] = {
     "input": frozenset({"input"}),
     "output": frozenset({"output"}),
@@ -58,29 +57,32 @@ class Finding:
 
 @frozen
 class CommonSettings:
+    """The settings the chain reads of every policy, from its typed `policy.<name>` block."""
+
     action: Action
     directions: frozenset[Direction]
     on_error: OnError
 
 
-def common_settings(
-    name: str,
-    settings: Mapping[str, Any],
-    *,
-    default_action: Action,
-    default_apply_to: str,
-    allowed_actions: frozenset[str] = _ACTIONS,
-) -> CommonSettings:
-    action = settings.get("action") or default_action
-    if action not in allowed_actions:
-        raise ValueError(f"policy.{name}.action: {action!r} is not one of {sorted(allowed_actions)}")
-    apply_to = settings.get("apply_to") or default_apply_to
-    if apply_to not in _APPLY_TO:
-        raise ValueError(f"policy.{name}.apply_to: {apply_to!r} is not one of input, output, both")
-    on_error = settings.get("on_error") or "block"
-    if on_error not in ("block", "allow"):
-        raise ValueError(f"policy.{name}.on_error: {on_error!r} is not one of block, allow")
-    return CommonSettings(action=action, directions=_APPLY_TO[apply_to], on_error=on_error)
+class TypedSettings(Protocol):
+    """What every policy's settings class in `kt_trio.config.schema` has in common."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def apply_to(self) -> str: ...
+    @property
+    def on_error(self) -> str: ...
+
+
+def common_settings(settings: TypedSettings) -> CommonSettings:
+    """The common part of a policy's typed settings (the schema's classes, whose defaults are
+    the only defaults: the loader has checked every value against them)."""
+    return CommonSettings(
+        action=cast(Action, settings.action),
+        directions=_APPLY_TO[settings.apply_to],
+        on_error=cast(OnError, settings.on_error),
+    )
 
 
 def combine(weights: list[float]) -> float:

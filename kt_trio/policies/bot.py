@@ -1,16 +1,17 @@
 """`bot-detector`: session-level signals that the client is a script, not a person.
 
-Signals (weights combine by noisy-OR, like the injection score; the default threshold 0.6 needs
-any two of them, so no single signal flags a session):
+Signals (weights combine by noisy-OR, like the injection score). Every weight is at least 0.56,
+so any two of them together score at least 1 - 0.44² = 0.8064, over the schema's default
+threshold 0.8, while none is over 0.6 alone: no single signal flags a session, any two do.
 
-- `no_user_agent` (0.35) / `scripted_user_agent` (0.35): no User-Agent, or one of the HTTP
+- `no_user_agent` (0.56) / `scripted_user_agent` (0.56): no User-Agent, or one of the HTTP
   tools people script with (curl, wget, python-requests, Go's and Java's default clients,
   headless browsers, declared crawlers). Server-side SDKs (openai-python, websockets) are not
   counted: calling a real-time API from a backend is this gateway's normal use.
-- `inhuman_cadence` (0.55): the last `_CADENCE_N` text events (not audio) arrived at intervals
+- `inhuman_cadence` (0.6): the last `_CADENCE_N` text events (not audio) arrived at intervals
   that are machine-regular (coefficient of variation < 0.1) or all under 150 ms.
-- `repeated_messages` (0.5): the same text sent `_REPEATS` or more times in the recent window.
-- `session_burst` (0.55): more than `burst_sessions` sessions opened from one key (or IP) within
+- `repeated_messages` (0.56): the same text sent `_REPEATS` or more times in the recent window.
+- `session_burst` (0.6): more than `burst_sessions` sessions opened from one key (or IP) within
   `burst_window_secs` (defaults 10 in 10 s). This one needs state across sessions; it lives in
   the `BurstTracker` the chain owns (trio runs one thread, so no lock is needed).
 
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, deque
-from collections.abc import Mapping
-from typing import Any
 
+from kt_trio.config.schema import BotDetectorSettings
 from kt_trio.policies.base import CommonSettings, Finding, combine, common_settings
 
 NAME = "bot-detector"
-DEFAULT_THRESHOLD = 0.6  # any two signals together; no single one alone
 
 _SCRIPTED_UA = re.compile(
     r"curl/|wget/|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|java/|apache-httpclient|"
@@ -35,6 +34,11 @@ _SCRIPTED_UA = re.compile(
     r"\bbot\b|crawler|spider",
     re.IGNORECASE,
 )
+# Signal weights (see the module docstring for why each is in 0.56..0.6).
+_W_UA = 0.56
+_W_CADENCE = 0.6
+_W_REPEAT = 0.56
+_W_BURST = 0.6
 _CADENCE_N = 8
 _REPEAT_WINDOW = 20
 _REPEATS = 3
@@ -76,14 +80,11 @@ def _product(fixed: dict[str, float]) -> float:
 class BotDetector:
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = settings or {}
-        self.settings: CommonSettings = common_settings(NAME, settings, default_action="flag", default_apply_to="input")
-        threshold = settings.get("threshold")
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        self.burst = BurstTracker(
-            float(settings.get("burst_window_secs") or 10.0), int(settings.get("burst_sessions") or 10)
-        )
+    def __init__(self, settings: BotDetectorSettings | None = None) -> None:
+        settings = settings or BotDetectorSettings()
+        self.settings: CommonSettings = common_settings(settings)
+        self.threshold = settings.threshold
+        self.burst = BurstTracker(settings.burst_window_secs, settings.burst_sessions)
 
     def new_session(self, *, user_agent: str | None, key: str) -> BotSession:
         return BotSession(self, user_agent=user_agent, key=key)
@@ -115,9 +116,9 @@ class BotSession:
         self._opened = False
         fixed: dict[str, float] = {}
         if not user_agent or not user_agent.strip():
-            fixed["no_user_agent"] = 0.35
+            fixed["no_user_agent"] = _W_UA
         elif _SCRIPTED_UA.search(user_agent):
-            fixed["scripted_user_agent"] = 0.35
+            fixed["scripted_user_agent"] = _W_UA
         self._fixed = fixed
         self._fixed_p = _product(fixed)
         self._gaps: deque[float] = deque(maxlen=_CADENCE_N)
@@ -139,7 +140,7 @@ class BotSession:
         if not self._opened:
             self._opened = True
             if det.burst.opened(self._key, now) > det.burst.limit:
-                self._fixed["session_burst"] = 0.55
+                self._fixed["session_burst"] = _W_BURST
                 self._fixed_p = _product(self._fixed)
         cadence = False
         gaps = self._gaps
@@ -174,9 +175,9 @@ class BotSession:
         # repetition), so it is the same float; the dict and the Finding only when it counts.
         p = self._fixed_p
         if cadence:
-            p *= 1.0 - 0.55
+            p *= 1.0 - _W_CADENCE
         if repeated:
-            p *= 1.0 - 0.5
+            p *= 1.0 - _W_REPEAT
         if round(1.0 - p, 4) < det.threshold:
             self.new = False
             return None
@@ -187,9 +188,9 @@ class BotSession:
             return self._last_finding
         signals = dict(self._fixed)
         if cadence:
-            signals["inhuman_cadence"] = 0.55
+            signals["inhuman_cadence"] = _W_CADENCE
         if repeated:
-            signals["repeated_messages"] = 0.5
+            signals["repeated_messages"] = _W_REPEAT
         score = combine(list(signals.values()))
         if score < det.threshold:
             self.new = False

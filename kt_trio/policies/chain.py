@@ -40,6 +40,7 @@ from json.decoder import scanstring
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
+from kt_trio.config.schema import POLICY_SETTINGS, GatewayConfig, PolicySettings
 from kt_trio.policies.base import Finding, Quiet, Span, TextView
 from kt_trio.policies.bot import BotDetector, BotSession
 from kt_trio.policies.pii import PiiDetector, redact
@@ -69,7 +70,7 @@ from kt_trio.records import Direction, PolicyDecision
 # Policies other issues own; accepted in `policies.chain` and skipped here.
 EXTERNAL_POLICIES = frozenset({"audit-logger", "session-budget"})
 
-_FACTORIES = {
+_FACTORIES: dict[str, Any] = {
     "prompt-injection": PromptInjection,
     "pii-detector": PiiDetector,
     "safety-filter": SafetyFilter,
@@ -126,8 +127,10 @@ def _verdict(data: bytes | None, t: str | None, decisions: tuple[PolicyDecision,
 DROP = Verdict(None)
 
 
-def build_chain(chain: Sequence[str], settings: Mapping[str, Mapping[str, Any]]) -> PolicyChain:
-    """A chain from `policies.chain` (names, in order) and `policy.<name>` settings (plain dicts)."""
+def build_chain(chain: Sequence[str], settings: Mapping[str, PolicySettings] | None = None) -> PolicyChain:
+    """A chain from `policies.chain` (names, in order) and the typed `policy.<name>` settings
+    (`GatewayConfig.policy`); a policy without a block gets its schema defaults."""
+    settings = settings or {}
     policies: list[Any] = []
     for name in chain:
         if name in EXTERNAL_POLICIES:
@@ -136,8 +139,18 @@ def build_chain(chain: Sequence[str], settings: Mapping[str, Mapping[str, Any]])
         if factory is None:
             known = sorted(set(_FACTORIES) | EXTERNAL_POLICIES)
             raise ValueError(f"policies.chain: unknown policy {name!r} (known: {', '.join(known)})")
-        policies.append(factory(dict(settings.get(name) or {})))
+        typed = settings.get(name)
+        if typed is None:
+            typed = POLICY_SETTINGS[name]()
+        elif not isinstance(typed, POLICY_SETTINGS[name]):
+            raise TypeError(f"policy.{name}: settings must be {POLICY_SETTINGS[name].__name__}, not {typed!r}")
+        policies.append(factory(typed))
     return PolicyChain(policies)
+
+
+def chain_of(config: GatewayConfig) -> PolicyChain:
+    """The chain a loaded config runs."""
+    return build_chain(config.policies.chain, config.policy)
 
 
 class PolicyChain:

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import phonenumbers
 
+from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies.base import (
     _CONTROLS,
     _WORD_TABLE,
@@ -373,12 +374,10 @@ class PiiDetector:
 
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = settings or {}
-        self.settings: CommonSettings = common_settings(
-            NAME, settings, default_action="redact", default_apply_to="both"
-        )
-        wanted = settings.get("detect_patterns") or list(PATTERNS)
+    def __init__(self, settings: PiiDetectorSettings | None = None) -> None:
+        settings = settings or PiiDetectorSettings()
+        self.settings: CommonSettings = common_settings(settings)
+        wanted = settings.detect_patterns
         kinds: list[str] = []
         for p in wanted:
             key = _ALIASES.get(str(p).lower(), str(p).lower())
@@ -386,7 +385,7 @@ class PiiDetector:
                 raise ValueError(f"policy.{NAME}.detect_patterns: unknown pattern {p!r} (known: {sorted(PATTERNS)})")
             kinds.append(PATTERNS[key])
         self.kinds = frozenset(kinds)
-        regions = tuple(settings.get("phone_regions") or ("US",))
+        regions = settings.phone_regions
         # Detectors that run inside digit runs, in the order they are tried.
         table: list[tuple[str, re.Pattern[str], _Validator]] = [
             ("CREDIT_CARD", _CARD, _card),

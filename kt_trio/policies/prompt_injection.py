@@ -38,9 +38,8 @@ import codecs
 import re
 import string
 import unicodedata
-from collections.abc import Mapping
-from typing import Any
 
+from kt_trio.config.schema import PromptInjectionSettings
 from kt_trio.policies.base import (
     HEX_SPACED,
     HEX_TABLE,
@@ -55,7 +54,7 @@ from kt_trio.policies.base import (
 )
 
 NAME = "prompt-injection"
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = PromptInjectionSettings().threshold  # the schema's default, the only one
 
 _TARGETS = (
     r"(?:instructions?|prompts?|rules|directives?|directions|guidelines|guardrails|restrictions|safeguards|"
@@ -586,13 +585,10 @@ def _decoded_payloads(text: str) -> list[str]:
 class PromptInjection:
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = settings or {}
-        self.settings: CommonSettings = common_settings(
-            NAME, settings, default_action="block", default_apply_to="input"
-        )
-        threshold = settings.get("threshold")
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    def __init__(self, settings: PromptInjectionSettings | None = None) -> None:
+        settings = settings or PromptInjectionSettings()
+        self.settings: CommonSettings = common_settings(settings)
+        self.threshold = settings.threshold
         # What `score` needs to find anything: a trigger word (or its rot13), a '[' or '<' for
         # the template tokens, a long word (encoded payloads), four one-letter words (spaced
         # letters), or non-ASCII text. Without any, the score is 0: below any threshold > 0.

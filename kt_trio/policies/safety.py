@@ -15,9 +15,8 @@ never the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
+from kt_trio.config.schema import SafetyFilterSettings
 from kt_trio.policies.base import (
     _WORD_TABLE,
     CommonSettings,
@@ -32,7 +31,7 @@ from kt_trio.policies.base import (
 NAME = "safety-filter"
 CATEGORIES = ("hate", "violence", "sexual", "self-harm", "harassment")
 _ALIASES = {"self_harm": "self-harm", "selfharm": "self-harm"}
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = SafetyFilterSettings().threshold  # the schema's default, the only one
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 _LEET_CHARS = "0134578@$"  # '!' is left alone: it ends too many sentences to be worth folding
@@ -205,10 +204,10 @@ register_vocabulary(frozenset().union(*_TRIGGERS.values()))
 class SafetyFilter:
     name = NAME
 
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = settings or {}
-        self.settings: CommonSettings = common_settings(NAME, settings, default_action="block", default_apply_to="both")
-        wanted = settings.get("categories") or CATEGORIES
+    def __init__(self, settings: SafetyFilterSettings | None = None) -> None:
+        settings = settings or SafetyFilterSettings()
+        self.settings: CommonSettings = common_settings(settings)
+        wanted = settings.categories
         cats: list[str] = []
         for c in wanted:
             key = _ALIASES.get(str(c).lower(), str(c).lower())
@@ -216,8 +215,7 @@ class SafetyFilter:
                 raise ValueError(f"policy.{NAME}.categories: unknown category {c!r} (known: {list(CATEGORIES)})")
             cats.append(key)
         self.categories = tuple(dict.fromkeys(cats))
-        threshold = settings.get("threshold")
-        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.threshold = settings.threshold
         self._triggers = frozenset().union(*(_TRIGGERS[c] for c in self.categories))
         # `classify` finds nothing without a trigger word (after folding leetspeak symbols).
         self.quiet: Quiet = Quiet(self._triggers, _LEET_BYTES)
