@@ -1,4 +1,5 @@
-"""Small ASGI helpers the chat handlers share."""
+"""Small ASGI helpers the HTTP front doors share: reading a bounded body, answering JSON,
+noticing a client that left."""
 
 from __future__ import annotations
 
@@ -42,3 +43,33 @@ def shield_last_body(send: Send) -> Send:
             await send(message)
 
     return send_shielding_the_end
+
+
+def header(scope: MutableMapping[str, Any], name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k.lower() == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON answer."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]

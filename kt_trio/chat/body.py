@@ -14,8 +14,8 @@ only its own request.
   (at most `PARSE_THREADS` at once), so other connections' tasks keep running meanwhile.
 
 Routes call `read_body` + `parse_json` (a JSON body read whole, as chat completions do) or
-`iter_body` (a body streamed upstream unread, as passthrough does). `BodyError` carries an
-OpenAI-shaped error body; `respond_error` writes it.
+`iter_body` (a body streamed upstream unread, as passthrough does). Refusals are
+`HttpRefusal`s with the OpenAI-shaped body every door answers with.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import trio
 from attrs import frozen
 
 from kt_trio.chat.asgi_io import ClientGone
+from kt_trio.providers.errors import HttpRefusal, refusal
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -62,23 +63,16 @@ JSON_LIMITS = BodyLimits(max_bytes=32 * MIB)
 PASSTHROUGH_LIMITS = BodyLimits(max_bytes=512 * MIB)
 
 
-class BodyError(Exception):
-    """The answer to a body over its limits: status and an OpenAI-shaped error."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    @property
-    def body(self) -> bytes:
-        error = {"type": "invalid_request_error", "code": self.code, "message": self.message, "param": None}
-        return json.dumps({"error": error}).encode()
+def body_refusal(status: int, code: str, message: str) -> HttpRefusal:
+    """An OpenAI-shaped refusal; after a 408 or 413 the rest of the body is never read, so the
+    connection cannot carry another request."""
+    if status in (408, 413):
+        return refusal(status, "invalid_request_error", code, message, connection="close")
+    return refusal(status, "invalid_request_error", code, message)
 
 
-def too_large(limits: BodyLimits) -> BodyError:
-    return BodyError(413, "request_too_large", f"The request body is larger than {limits.max_bytes} bytes.")
+def too_large(limits: BodyLimits) -> HttpRefusal:
+    return body_refusal(413, "request_too_large", f"The request body is larger than {limits.max_bytes} bytes.")
 
 
 def check_declared_length(scope: Scope, limits: BodyLimits) -> None:
@@ -91,12 +85,12 @@ def check_declared_length(scope: Scope, limits: BodyLimits) -> None:
 async def _receive_chunk(receive: Receive, deadline: float) -> MutableMapping[str, Any]:
     with trio.move_on_at(deadline):
         return await receive()
-    raise BodyError(408, "request_timeout", "The request body was not received in time.")
+    raise body_refusal(408, "request_timeout", "The request body was not received in time.")
 
 
 async def iter_body(receive: Receive, limits: BodyLimits) -> AsyncIterator[bytes]:
     """The body's chunks as they arrive, within the size cap and the minimum data rate; raises
-    `BodyError` (413, 408) or `ClientGone`."""
+    `HttpRefusal` (413, 408) or `ClientGone`."""
     start = trio.current_time()
     size = 0
     while True:
@@ -164,11 +158,11 @@ def shape_problem(body: bytes | bytearray, limits: BodyLimits) -> str | None:
 def _scan_and_parse(body: bytes | bytearray, limits: BodyLimits) -> Any:
     problem = shape_problem(body, limits)
     if problem is not None:
-        raise BodyError(400, "request_too_complex", problem)
+        raise body_refusal(400, "request_too_complex", problem)
     try:
         return json.loads(body)
-    except ValueError as exc:
-        raise BodyError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise body_refusal(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
 
 
 _parse_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("body_parse_limiter")
@@ -185,13 +179,3 @@ async def parse_json(body: bytes | bytearray, limits: BodyLimits) -> Any:
         limiter = trio.CapacityLimiter(PARSE_THREADS)
         _parse_limiter.set(limiter)
     return await trio.to_thread.run_sync(_scan_and_parse, body, limits, limiter=limiter)
-
-
-async def respond_error(send: Send, error: BodyError) -> None:
-    body = error.body
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if error.status in (408, 413):
-        # The rest of the body is never read: the connection cannot carry another request.
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
