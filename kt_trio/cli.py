@@ -101,8 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         trio.run(_run_gateway, packs, args.host, args.port)
     except* PostgresError as group:  # store.backend postgres unreachable at start: say so, no traceback
         unreachable.extend(_leaves(group))
-    for exc in unreachable:
-        print(f"kt_trio: {exc}", file=sys.stderr)
+    for error in unreachable:
+        print(f"kt_trio: {error}", file=sys.stderr)
     return EXIT_STORE if unreachable else 0
 
 

@@ -42,8 +42,8 @@ __all__ = [
     "KeyStore",
     "KeyStoreError",
     "db_path",
-    "open_key_store",
     "decide",
+    "open_key_store",
     "scope_allows",
     "scope_for_path",
 ]
