@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -214,3 +217,43 @@ async def test_a_least_privileged_role_runs_once_the_owner_made_the_schema(
         for statement in ("UPDATE audit_records SET kind = kind", "ALTER TABLE audit_records DISABLE TRIGGER USER"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)  # type: ignore[arg-type]
+
+
+async def test_tail_and_export_merge_the_chains_in_time_order(pg_dsn: str, tmp_path: Path) -> None:
+    for chain, start in (("gw-a", T0), ("gw-b", T0 + 1)):  # gw-b's records are a second later
+        now = [start]
+        async with open_audit_log(
+            "unused", AuditLoggerSettings(), backend=store(pg_dsn), chain=chain, clock=lambda now=now: now[0]
+        ) as audit:
+            for i in range(3):
+                await audit.write(chain, MessageSeen(chain, i, "input", "x", f"{chain}-{i}", 1, True))
+                now[0] += 2
+    config = tmp_path / "gateway.yaml"
+    config.write_text("store:\n  backend: postgres\n  postgres_dsn: ${KT_TEST_DSN}\n", encoding="utf-8")
+    env = {**os.environ, "KT_TEST_DSN": pg_dsn}
+
+    def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kt_trio", "audit", *args, "--config", str(config)],
+            capture_output=True, text=True, timeout=60, env=env, check=False,
+        )  # fmt: skip
+
+    tail = audit_cli("tail", "-n", "4")
+    assert tail.returncode == 0, tail.stderr
+    assert [(r["chain"], r["seq"]) for r in map(json.loads, tail.stdout.splitlines())] == [
+        ("gw-b", 1), ("gw-a", 2), ("gw-b", 2), ("gw-a", 3), ("gw-b", 3),
+    ][1:]  # fmt: skip
+    one = audit_cli("tail", "--session", "gw-a")
+    assert [json.loads(line)["data"]["event_id"] for line in one.stdout.splitlines()] == ["gw-a-0", "gw-a-1", "gw-a-2"]
+
+    everything = audit_cli("export", "--format", "csv")
+    table = list(csv.DictReader(io.StringIO(everything.stdout)))
+    assert [(row["chain"], row["seq"]) for row in table] == [
+        ("gw-a", "1"), ("gw-b", "1"), ("gw-a", "2"), ("gw-b", "2"), ("gw-a", "3"), ("gw-b", "3"),
+    ]  # fmt: skip
+    window = audit_cli("export", "--since", "2027-01-15T08:00:01Z", "--until", "2027-01-15T08:00:04Z")
+    assert [json.loads(line)["data"]["event_id"] for line in window.stdout.splitlines()] == [
+        "gw-b-0",
+        "gw-a-1",
+        "gw-b-1",
+    ]
