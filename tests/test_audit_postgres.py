@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from kt_trio.audit import open_audit_log
+from kt_trio.audit.postgres import PostgresAuditStore
 from kt_trio.audit.postgres_reader import PostgresSource
 from kt_trio.audit.store import chain_genesis
 from kt_trio.config import AuditLoggerSettings, Store
@@ -257,3 +258,22 @@ async def test_tail_and_export_merge_the_chains_in_time_order(pg_dsn: str, tmp_p
         "gw-a-1",
         "gw-b-1",
     ]
+
+
+def test_the_store_reconnects_after_the_database_dropped_its_connection(
+    pg_dsn: str, postgres_server: PostgresServer
+) -> None:
+    audit_store = PostgresAuditStore.open(pg_dsn, chain="gw-a", immutable=True, strict=False, include_content=False)
+    try:
+        entry = ("2027-01-15T08:00:00.000000Z", "s1", MessageSeen("s1", 0, "input", "x", None, 1, True))
+        assert audit_store.append([entry]) == 1
+        with psycopg.connect(admin_dsn(postgres_server, pg_dsn), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'kt_trio audit gw-a'"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            audit_store.append([entry])  # the writer reports this one (and keeps the record queued or failed)
+        assert audit_store.append([entry]) == 2  # a new connection, the same chain
+    finally:
+        audit_store.close()
+    assert all(r.ok for r in dict(verify(pg_dsn)).values())  # type: ignore[attr-defined]
