@@ -125,7 +125,7 @@ class Validator:
         if not isinstance(data, dict):
             self.error("", f"the top level must be a mapping, got {_describe(data)}")
             return {}
-        out = self.check_class(data, GatewayConfig, "")
+        out: dict[str, Any] = self.check_class(data, GatewayConfig, "")
         self.cross_checks(out, data)
         return out
 
