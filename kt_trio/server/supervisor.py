@@ -143,7 +143,7 @@ class Supervisor:
                     if proc.returncode is None:
                         proc.kill()
                         await proc.wait()
-                    mark_process_dead(proc.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])
+                    mark_process_dead(proc.pid, self.env["PROMETHEUS_MULTIPROC_DIR"])  # type: ignore[no-untyped-call]
             if self.stopping and code == -signal.SIGTERM:
                 code = 0  # told to stop before it had set up its own handler: nothing to drain
             worker.exit_code = code

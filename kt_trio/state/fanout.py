@@ -44,7 +44,12 @@ OUTBOX_CAPACITY = 4096
 PUBLISH_BATCH = 256
 SEP = "\x1f"  # unit separator: never in an instance id, an event type, a session id or a team
 ENTER_TIMEOUT_SECS = 2.0
-_SUBSCRIPTION_LOST = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
+_SUBSCRIPTION_LOST: tuple[type[Exception], ...] = (
+    *UNREACHABLE,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
 RESUBSCRIBE_PAUSE_SECS = 0.2
 
 
@@ -150,7 +155,7 @@ class Fanout:
                             nursery.cancel_scope.cancel()
             # coredis's task groups wrap what they raise; a lost connection (or the subscription's
             # own streams closing as it is torn down) ends this round, anything else is a bug.
-            except* (*UNREACHABLE, *_SUBSCRIPTION_LOST) as group:
+            except* _SUBSCRIPTION_LOST as group:
                 log.debug("event subscription interrupted: %r", group.exceptions[0])
             await trio.sleep(RESUBSCRIBE_PAUSE_SECS)
 
