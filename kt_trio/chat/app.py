@@ -29,11 +29,13 @@ from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, dumps, error_chunk
+from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.records import PolicyDecision, Record
 from kt_trio.session.governor import KeyTokens
 from kt_trio.session.session import AuditSink
@@ -176,12 +178,14 @@ class ChatApp:
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": t.provider} for m, t in seen.items()],
         }
 
-    def find_target(self, model: Any) -> Target | None:
+    def find_target(self, model: Any, deployment: str | None = None) -> Target | None:
+        """The HTTP target for a request: by Azure deployment, model, id, then model family."""
         if not isinstance(model, str):
+            model = None
+        if model is None and deployment is None:
             return None
-        return next((t for t in self.http_targets if t.model == model), None) or next(
-            (t for t in self.http_targets if t.id == model), None
-        )
+        by_family = self.config.providers.routing.by_family
+        return pick_target(self.http_targets, model, deployment=deployment, by_family=by_family)
 
     # -- one completion -------------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class ChatApp:
             raise _error(400, "invalid_request_error", "invalid_json", f"The body is not valid JSON: {exc}") from None
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             raise _error(400, "invalid_request_error", "invalid_request", "The body must be an object with 'messages'.")
-        primary = self.find_target(request.get("model"))
+        primary = self.find_target(request.get("model"), scope.get(AZURE_DEPLOYMENT))
         if primary is None:
             raise _error(
                 404, "invalid_request_error", "model_not_found", f"The model {request.get('model')!r} does not exist."

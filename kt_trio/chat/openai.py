@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import Target
 from kt_trio.records import TokenUsage
 
@@ -45,7 +46,7 @@ def prepare(body: dict[str, Any], target: Target) -> bool:
     """Rewrite `body` for the upstream in place. Returns whether the client asked for usage in
     its stream (when it did not, the gateway asks anyway and strips the extra chunk)."""
     if target.provider == "openai":
-        body["model"] = target.model
+        body["model"] = upstream_model(body.get("model"), target)
     else:
         body.pop("model", None)  # azure: the deployment names the model
     if not body.get("stream"):

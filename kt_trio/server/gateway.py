@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -28,6 +28,7 @@ from hypercorn.typing import ConnectionState
 from kt_trio.audit import open_audit_log
 from kt_trio.chat.app import ChatApp
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
@@ -37,6 +38,7 @@ from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.metrics import Metrics
+from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.key_budget import KeyTokenBudget
@@ -313,7 +315,11 @@ class Gateway:
     async def _open_websocket(
         self, transport: SocketTransport, head: RequestHead, received: bytes, peer_ip: str
     ) -> None:
-        route = head.path
+        route, upstream_query, deployment = head.path, head.query, None
+        azure = azure_route(route, head.query)
+        if azure is not None:  # an Azure client: /openai/realtime?api-version=...&deployment=...
+            route, deployment = azure.path, azure.deployment
+            upstream_query = without_azure_params(head.query)
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
             await self._refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
             return
@@ -341,7 +347,11 @@ class Gateway:
             return
         query = parse_qs(head.query)
         model = query.get("model", [None])[0]
-        target = pack.config.find_websocket_target(model)
+        target = pack.config.find_websocket_target(model, deployment=deployment)
+        if azure is not None and model is None and target is not None and target.provider == "openai":
+            # OpenAI's Realtime URL names its model; an Azure client named a deployment instead.
+            model = upstream_model(deployment, target)
+            upstream_query = "&".join(q for q in (upstream_query, urlencode({"model": model})) if q)
         if target is None:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
@@ -363,7 +373,9 @@ class Gateway:
             )
             return
         with ticket:  # released exactly once, however the session ends
-            await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info)
+            await self._run_session(
+                transport, head, received, ip, route, model, pack, target, key, key_info, upstream_query
+            )
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
@@ -410,6 +422,7 @@ class Gateway:
         primary: Target,
         key: str,
         key_info: KeyInfo | None = None,
+        upstream_query: str | None = None,
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
@@ -418,7 +431,7 @@ class Gateway:
                 pack.health,
                 primary,
                 route,
-                head.query,
+                head.query if upstream_query is None else upstream_query,
                 head.headers,
                 offered,
                 pack.secrets,
@@ -475,6 +488,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            message_events=self.config.features.websocket.message_events,
         )
         self._add_session(session)
         if self._shutting_down:

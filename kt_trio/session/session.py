@@ -38,7 +38,16 @@ from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import MessageSeen, PolicyDecision, Record, ResponseUsage, SessionStarted, SessionSummary
+from kt_trio.records import (
+    Direction,
+    MessageSeen,
+    MessagesRelayed,
+    PolicyDecision,
+    Record,
+    ResponseUsage,
+    SessionStarted,
+    SessionSummary,
+)
 from kt_trio.session.governor import KeyTokens, SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
@@ -61,6 +70,8 @@ FINISH_TIMEOUT = 2.0
 # it is at most this big (well under 50 µs of json.loads); a larger one goes on with no type
 # (no usage tap, counted by the rate limit as untyped) rather than costing a full parse.
 PARSE_TO_TYPE_LIMIT = 16 * 1024
+# `message_events`: audio messages of one direction become one event per this many seconds.
+AUDIO_EVENT_SECS = 1.0
 # How long a peer has to answer a close handshake the other side started.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
@@ -124,7 +135,10 @@ class Session:
         team: str | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
+        message_events: bool = False,
     ) -> None:
+        """`message_events`: publish a `MessagesRelayed` per relayed message (DESIGN.md
+        `features.websocket.message_events`)."""
         self.id = session_id or uuid.uuid4().hex
         self.client = client
         self.upstream = upstream
@@ -152,8 +166,13 @@ class Session:
         # Records emitted while a batch is handled, written to the audit log before that batch is
         # forwarded; at most what one batch of frames produces, so bounded by the read size.
         self._pending: list[Record] = []
-        self._log_messages = audit is not None and audit.settings.log_all_access
-        self._log_content = audit is not None and audit.settings.include_content
+        self._audit_messages = audit is not None and audit.settings.log_all_access
+        self._publish_relayed = report if message_events else None
+        self._log_messages = self._audit_messages or self._publish_relayed is not None
+        self._log_content = self._audit_messages and audit is not None and audit.settings.include_content
+        # Audio (~50 messages a second) reaches the event stream as one event per direction per
+        # AUDIO_EVENT_SECS: direction -> [monotonic time the current batch began, count, bytes].
+        self._audio_batches: dict[Direction, list[float]] = {}
         self._seq = 0
         self.ending: Ending | None = None
         self._shutdown = False
@@ -226,6 +245,8 @@ class Session:
             else:  # pragma: no cover - every path above records an ending
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
+        for direction in list(self._audio_batches):  # the last second of audio, if any
+            self._flush_audio(direction, None)
         self._emit(self._summary(self.ending))
         # The session's last records must reach the audit log even when it ends by cancellation
         # (shutdown); the log's own shutdown flush bounds how long this can take.
@@ -257,6 +278,10 @@ class Session:
         forwarded: bytes | bytearray | None,
         decisions: tuple[PolicyDecision, ...],
     ) -> None:
+        if self._publish_relayed is not None:
+            self._relayed(self._publish_relayed, from_client, event_type, msg, forwarded is not None, decisions)
+        if not self._audit_messages:
+            return
         self._seq += 1
         content = None
         if self._log_content and forwarded is not None and msg.is_text and event_type not in AUDIO_TYPES:
@@ -276,6 +301,37 @@ class Session:
                 content=content,
             )
         )
+
+    def _relayed(
+        self,
+        publish: Callable[[str | None, Record], None],
+        from_client: bool,
+        event_type: str | None,
+        msg: Message,
+        forwarded: bool,
+        decisions: tuple[PolicyDecision, ...],
+    ) -> None:
+        """One `message` event, or a count towards this second's audio event."""
+        direction: Direction = "input" if from_client else "output"
+        if (msg.is_text and event_type not in AUDIO_TYPES) or decisions:
+            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded, decisions))
+            return
+        now = time.monotonic()
+        batch = self._audio_batches.get(direction)
+        if batch is None:
+            self._audio_batches[direction] = [now, 1, msg.size]
+        else:
+            batch[1] += 1
+            batch[2] += msg.size
+        if batch is None or now - batch[0] >= AUDIO_EVENT_SECS:
+            self._flush_audio(direction, event_type)
+
+    def _flush_audio(self, direction: Direction, event_type: str | None) -> None:
+        batch = self._audio_batches.pop(direction, None)
+        if batch is not None and self._publish_relayed is not None:
+            _, count, size = batch
+            record = MessagesRelayed(self.id, direction, event_type, int(size), True, count=int(count))
+            self._publish_relayed(self.id, record)
 
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
