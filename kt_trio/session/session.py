@@ -171,8 +171,8 @@ class Session:
         self._log_messages = self._audit_messages or self._publish_relayed is not None
         self._log_content = self._audit_messages and audit is not None and audit.settings.include_content
         # Audio (~50 messages a second) reaches the event stream as one event per direction per
-        # AUDIO_EVENT_SECS: direction -> [monotonic time the current batch began, count, bytes].
-        self._audio_batches: dict[Direction, list[float]] = {}
+        # AUDIO_EVENT_SECS: at most one batch per direction.
+        self._audio_batches: dict[Direction, _AudioBatch] = {}
         self._seq = 0
         self.ending: Ending | None = None
         self._shutdown = False
@@ -246,7 +246,7 @@ class Session:
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
         for direction in list(self._audio_batches):  # the last second of audio, if any
-            self._flush_audio(direction, None)
+            self._flush_audio(direction, time.monotonic())
         self._emit(self._summary(self.ending))
         # The session's last records must reach the audit log even when it ends by cancellation
         # (shutdown); the log's own shutdown flush bounds how long this can take.
@@ -318,20 +318,23 @@ class Session:
             return
         now = time.monotonic()
         batch = self._audio_batches.get(direction)
-        if batch is None:
-            self._audio_batches[direction] = [now, 1, msg.size]
-        else:
-            batch[1] += 1
-            batch[2] += msg.size
-        if batch is None or now - batch[0] >= AUDIO_EVENT_SECS:
-            self._flush_audio(direction, event_type)
+        if batch is None:  # the first audio of this direction is published at once
+            self._audio_batches[direction] = _AudioBatch(now, event_type)
+            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded))
+            return
+        batch.count += 1
+        batch.size += msg.size
+        batch.event_type = event_type
+        if now - batch.started >= AUDIO_EVENT_SECS:
+            self._flush_audio(direction, now)
 
-    def _flush_audio(self, direction: Direction, event_type: str | None) -> None:
-        batch = self._audio_batches.pop(direction, None)
-        if batch is not None and self._publish_relayed is not None:
-            _, count, size = batch
-            record = MessagesRelayed(self.id, direction, event_type, int(size), True, count=int(count))
+    def _flush_audio(self, direction: Direction, now: float) -> None:
+        """Publishes the audio counted since the last audio event of `direction`, if any."""
+        batch = self._audio_batches.get(direction)
+        if batch is not None and batch.count and self._publish_relayed is not None:
+            record = MessagesRelayed(self.id, direction, batch.event_type, batch.size, True, count=batch.count)
             self._publish_relayed(self.id, record)
+            self._audio_batches[direction] = _AudioBatch(now, batch.event_type)
 
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
@@ -599,6 +602,16 @@ class Session:
             key_name=self.key_name,
             team=self.team,
         )
+
+
+@attrs.define
+class _AudioBatch:
+    """Audio messages of one direction counted since `started`, for one `message` event."""
+
+    started: float
+    event_type: str | None
+    count: int = 0
+    size: int = 0
 
 
 class _SendFailed(Exception):
