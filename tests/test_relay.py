@@ -259,13 +259,19 @@ async def test_model_matches_target_id_too() -> None:
 
 async def test_client_credentials_are_replaced_by_the_target_secret() -> None:
     async with running(secrets={"mock": "sk-target-secret"}) as gw:
-        headers = [("Authorization", "Bearer sk-client-own-key"), ("OpenAI-Beta", "realtime=v1"), ("X-Trace", "t1")]
+        headers = [
+            ("Authorization", "Bearer sk-client-own-key"),
+            ("OpenAI-Beta", "realtime=v1"),
+            ("X-Client-Request-Id", "t1"),
+            ("X-Trace", "t2"),  # not on the allow-list (kt_trio/providers/headers.py)
+        ]
         async with open_websocket_url(gw.ws_url(), extra_headers=headers) as ws:
             await ws.get_message()
         conn = gw.mock.connections[0]
         assert conn.header("authorization") == "Bearer sk-target-secret"
         assert conn.header("openai-beta") == "realtime=v1"
-        assert conn.header("x-trace") == "t1"
+        assert conn.header("x-client-request-id") == "t1"
+        assert conn.header("x-trace") is None
         assert "sk-client-own-key" not in repr(conn.headers)
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 `verify` found a bad record; 2 no audit log, an unreadable config or a
 bad argument. They read with their own read-only connections, so they are safe to run while the
-gateway writes.
+gateway writes. With `--config` naming a gateway whose `store.backend` is `postgres`, they read
+the PostgreSQL log: `verify` checks every instance's chain and prints each head.
 """
 
 from __future__ import annotations
@@ -16,18 +17,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from kt_trio.audit.reader import (
-    Row,
-    connect_readonly,
-    head_seq,
-    last_rows,
-    parse_time,
-    rows_after,
-    rows_between,
-    verify,
-)
+from kt_trio.audit.reader import AuditSource, Row, SqliteSource, VerifyResult, parse_time
 from kt_trio.audit.store import db_path
-from kt_trio.config.state_dir import resolve_state_dir, state_dir_parser
+from kt_trio.config.state_dir import resolve_store, state_dir_parser
 
 EXIT_BAD = 1
 EXIT_USAGE = 2
@@ -46,7 +38,11 @@ def add_audit_commands(subparsers: Any) -> None:
 
     check = commands.add_parser("verify", parents=[where], help="walk the hash chain; exit 1 at the first bad record")
     check.add_argument(
-        "--anchor", metavar="SEQ:HASH", help="also check that record SEQ still has HASH (a head noted earlier)"
+        "--anchor",
+        metavar="[CHAIN:]SEQ:HASH",
+        action="append",
+        default=[],
+        help="also check that record SEQ (of CHAIN, in PostgreSQL) still has HASH (a head noted earlier); repeatable",
     )
     check.set_defaults(func=verify_command)
 
@@ -65,69 +61,108 @@ def add_audit_commands(subparsers: Any) -> None:
     export.set_defaults(func=export_command)
 
 
-def _open(args: argparse.Namespace) -> sqlite3.Connection | None:
-    state_dir = resolve_state_dir(args)
-    if state_dir is None:
+def _open(args: argparse.Namespace) -> AuditSource | None:
+    found = resolve_store(args)
+    if found is None:
         return None
+    state_dir, store = found
     try:
-        return connect_readonly(db_path(state_dir))
+        if store.backend == "postgres":
+            from kt_trio.audit.postgres_reader import PostgresSource  # psycopg only when it is used
+            from kt_trio.postgres import PostgresError
+
+            assert store.postgres_dsn is not None  # the loader requires it
+            try:
+                return PostgresSource(store.postgres_dsn)
+            except PostgresError as exc:
+                print(f"audit: {exc}", file=sys.stderr)
+                return None
+        return SqliteSource(db_path(state_dir))
     except (FileNotFoundError, sqlite3.Error) as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return None
+
+
+def _parse_anchor(text: str) -> tuple[str | None, tuple[int, str]] | None:
+    """`[CHAIN:]SEQ:HASH` (a chain name may itself hold colons, e.g. host:port)."""
+    head, _, digest = text.rpartition(":")
+    chain, _, seq = head.rpartition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        return None
+    return (chain if head.count(":") else None), (int(seq), digest.lower())
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    anchor = None
-    if args.anchor:
-        seq, _, digest = args.anchor.partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            print("audit verify: --anchor must be SEQ:HASH (a seq and a 64-hex-digit hash)", file=sys.stderr)
+    anchors: dict[str | None, tuple[int, str]] = {}
+    for text in args.anchor:
+        parsed = _parse_anchor(text)
+        if parsed is None:
+            print("audit verify: --anchor must be [CHAIN:]SEQ:HASH (a seq and a 64-hex-digit hash)", file=sys.stderr)
             return EXIT_USAGE
-        anchor = (int(seq), digest.lower())
-    state_dir = resolve_state_dir(args)
-    if state_dir is None:
+        anchors[parsed[0]] = parsed[1]
+    source = _open(args)
+    if source is None:
         return EXIT_USAGE
     try:
-        result = verify(db_path(state_dir), anchor)
-    except (FileNotFoundError, sqlite3.Error) as exc:
+        results = source.verify(anchors)
+    except (sqlite3.Error, OSError) as exc:
         print(f"audit: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not result.ok:
-        print(f"audit log BROKEN at record {result.bad_seq}: {result.problem}")
-        return EXIT_BAD
-    if result.count == 0:
-        print("audit log OK: 0 records")
+    finally:
+        source.close()
+    if len(results) == 1 and results[0][0] is None:  # SQLite: one chain, the original one-line report
+        result = results[0][1]
+        if not result.ok:
+            print(f"audit log BROKEN at record {result.bad_seq}: {result.problem}")
+            return EXIT_BAD
+        print(_summary("audit log OK:", result))
+        return 0
+    broken = [(chain, r) for chain, r in results if not r.ok]
+    total = sum(r.count for _, r in results)
+    noun = "chain" if len(results) == 1 else "chains"
+    if broken:
+        print(f"audit log BROKEN: {len(broken)} of {len(results)} {noun}")
     else:
-        print(
-            f"audit log OK: {result.count} records (seq {result.first_seq}..{result.last_seq}); "
-            f"head {result.last_seq}:{result.head_hash}"
-        )
-    return 0
+        print(f"audit log OK: {total} records in {len(results)} {noun}")
+    for chain, result in results:
+        if result.ok:
+            print(_summary(f"  chain {chain} OK:", result))
+        else:
+            print(f"  chain {chain} BROKEN at record {result.bad_seq}: {result.problem}")
+    return EXIT_BAD if broken else 0
+
+
+def _summary(label: str, result: VerifyResult) -> str:
+    if result.count == 0:
+        return f"{label} 0 records"
+    return (
+        f"{label} {result.count} records (seq {result.first_seq}..{result.last_seq}); "
+        f"head {result.last_seq}:{result.head_hash}"
+    )
 
 
 def tail_command(args: argparse.Namespace) -> int:
-    conn = _open(args)
-    if conn is None:
+    source = _open(args)
+    if source is None:
         return EXIT_USAGE
     try:
-        rows = last_rows(conn, max(args.n, 0), args.session)
+        rows = source.last_rows(max(args.n, 0), args.session)
         _print_rows(rows, sys.stdout)
         if not args.follow:
             return 0
-        last = rows[-1].seq if rows else head_seq(conn)
+        heads = source.heads()
+        for row in rows:  # follow on from what was printed (in seq order within each chain)
+            heads[row.chain] = row.seq
         while True:
             time.sleep(args.interval)
-            rows = rows_after(conn, last, args.session)
-            while rows:
+            while rows := source.rows_after(heads, args.session):
                 _print_rows(rows, sys.stdout)
-                last = rows[-1].seq
-                rows = rows_after(conn, last, args.session)
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:
         return _reader_left()
     finally:
-        conn.close()
+        source.close()
 
 
 def _reader_left() -> int:
@@ -151,18 +186,19 @@ def export_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"audit export: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    conn = _open(args)
-    if conn is None:
+    source = _open(args)
+    if source is None:
         return EXIT_USAGE
     out: TextIO = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
-        conn.execute("BEGIN")  # one snapshot: the export is a consistent slice of the chain
-        rows = rows_between(conn, since, until)
+        rows = source.export(since, until)
         if args.format == "csv":
+            chains = not isinstance(source, SqliteSource)  # PostgreSQL: a chain column first
             writer = csv.writer(out)
-            writer.writerow(CSV_COLUMNS)
+            writer.writerow(("chain", *CSV_COLUMNS) if chains else CSV_COLUMNS)
             for row in rows:
-                writer.writerow([row.seq, row.ts, row.kind, row.session_id or "", row.data, row.prev_hash, row.hash])
+                cells = [row.seq, row.ts, row.kind, row.session_id or "", row.data, row.prev_hash, row.hash]
+                writer.writerow([row.chain, *cells] if chains else cells)
         else:
             for row in rows:
                 out.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
@@ -170,7 +206,7 @@ def export_command(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return _reader_left()
     finally:
-        conn.close()
+        source.close()
         if out is not sys.stdout:
             out.close()
     return 0

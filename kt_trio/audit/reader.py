@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -42,9 +42,12 @@ class Row:
     data: str  # canonical JSON text, as stored
     prev_hash: str
     hash: str
+    chain: str | None = None  # the writer's chain in PostgreSQL; SQLite has one, unnamed
 
     def as_dict(self) -> dict[str, Any]:
+        named = {"chain": self.chain} if self.chain is not None else {}
         return {
+            **named,
             "seq": self.seq,
             "ts": self.ts,
             "kind": self.kind,
@@ -98,7 +101,19 @@ def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyR
     checkpoint = conn.execute(
         "SELECT seq, data FROM audit_records WHERE kind = ? ORDER BY seq DESC LIMIT 1", (CHECKPOINT_KIND,)
     ).fetchone()
-    start_seq, start_hash, start_note = 1, GENESIS_HASH, "the chain's start"
+    rows = _rows(conn, f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq")
+    return verify_rows(rows, checkpoint, anchor)
+
+
+def verify_rows(
+    rows: Iterator[Row],
+    checkpoint: tuple[int, str] | None,
+    anchor: tuple[int, str] | None,
+    genesis: str = GENESIS_HASH,
+) -> VerifyResult:
+    """Walk one chain's rows (in seq order); `checkpoint` is the latest retention checkpoint's
+    `(seq, data)`, `genesis` the first record's `prev_hash` when nothing was removed."""
+    start_seq, start_hash, start_note = 1, genesis, "the chain's start"
     if checkpoint is not None:
         try:
             claim = json.loads(checkpoint[1])
@@ -110,7 +125,6 @@ def _verify(conn: sqlite3.Connection, anchor: tuple[int, str] | None) -> VerifyR
             )
         start_note = f"retention checkpoint {checkpoint[0]} (removed through {start_seq - 1})"
 
-    rows = _rows(conn, f"SELECT {_COLUMNS} FROM audit_records ORDER BY seq")
     count = 0
     first: Row | None = None
     prev: Row | None = None
@@ -195,6 +209,62 @@ def _content_problem(row: Row) -> tuple[int, str] | None:
     if row_hash(row.prev_hash, row.seq, row.ts, row.kind, row.session_id, data) != row.hash:
         return row.seq, f"record {row.seq}: content does not match its hash (modified)"
     return None
+
+
+# --- one interface over both stores, for the CLI ----------------------------------------------
+
+ChainResult = tuple[str | None, VerifyResult]  # (chain name, or None for SQLite's one chain; result)
+Heads = dict[str | None, int]  # chain -> the last seq seen
+
+
+class AuditSource(Protocol):
+    """What `audit verify|tail|export` read: `SqliteSource` or `PostgresSource`."""
+
+    def verify(self, anchors: Mapping[str | None, tuple[int, str]]) -> list[ChainResult]: ...
+
+    def last_rows(self, n: int, session_id: str | None) -> list[Row]: ...
+
+    def heads(self) -> Heads: ...
+
+    def rows_after(self, heads: Heads, session_id: str | None) -> list[Row]: ...
+
+    def export(self, since: str | None, until: str | None) -> Iterator[Row]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteSource:
+    """`<state_dir>/audit.db` through one read-only connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.conn = connect_readonly(path)
+
+    def verify(self, anchors: Mapping[str | None, tuple[int, str]]) -> list[ChainResult]:
+        self.conn.execute("BEGIN")  # one snapshot for both queries, while the writer goes on
+        try:
+            return [(None, _verify(self.conn, anchors.get(None)))]
+        finally:
+            self.conn.execute("COMMIT")
+
+    def last_rows(self, n: int, session_id: str | None) -> list[Row]:
+        return last_rows(self.conn, n, session_id)
+
+    def heads(self) -> Heads:
+        return {None: head_seq(self.conn)}
+
+    def rows_after(self, heads: Heads, session_id: str | None) -> list[Row]:
+        rows = rows_after(self.conn, heads.get(None, 0), session_id)
+        if rows:
+            heads[None] = rows[-1].seq
+        return rows
+
+    def export(self, since: str | None, until: str | None) -> Iterator[Row]:
+        self.conn.execute("BEGIN")  # one snapshot: the export is a consistent slice of the chain
+        yield from rows_between(self.conn, since, until)
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 # --- tail and export --------------------------------------------------------------------------

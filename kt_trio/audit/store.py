@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -40,6 +41,9 @@ from kt_trio.records import (
     SessionStarted,
     SessionSummary,
 )
+
+if TYPE_CHECKING:
+    from kt_trio.config.schema import AuditLoggerSettings, Store
 
 DB_NAME = "audit.db"
 SCHEMA_VERSION = 1
@@ -162,6 +166,83 @@ def db_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / DB_NAME
 
 
+AuditRow = tuple[str, str, str | None, dict[str, Any]]  # (ts, kind, session_id, data)
+
+
+def audit_rows(entries: Sequence[tuple[str, str | None, Record]], *, include_content: bool) -> list[AuditRow]:
+    """The writer's `(ts, session_id, record)` entries as rows; a record's own session id is used
+    when the entry has none."""
+    rows = []
+    for ts, session_id, record in entries:
+        kind, data = record_data(record, include_content=include_content)
+        if session_id is None:
+            session_id = data.get("session_id")
+        rows.append((ts, kind, session_id, data))
+    return rows
+
+
+def chain_rows(
+    rows: Iterable[AuditRow], head: tuple[int, str]
+) -> tuple[list[tuple[int, str, str, str | None, str, str, str]], tuple[int, str]]:
+    """Number and hash `rows` onto the chain whose head is `(seq, hash)`: the insert parameters
+    `(seq, ts, kind, session_id, data_json, prev_hash, hash)` and the new head."""
+    seq, prev = head
+    params = []
+    for ts, kind, session_id, data in rows:
+        seq += 1
+        data_json = canonical_json(data)
+        digest = row_hash_of_json(prev, seq, ts, kind, session_id, data_json)
+        params.append((seq, ts, kind, session_id, data_json, prev, digest))
+        prev = digest
+    return params, (seq, prev)
+
+
+def chain_genesis(chain: str) -> str:
+    """The `prev_hash` of a named chain's first record (the PostgreSQL store's chains): the name
+    is hashed into it, so a chain renamed (its rows moved under another name) no longer verifies."""
+    return hashlib.sha256(f"kt_trio audit chain:{chain}".encode()).hexdigest()
+
+
+class AuditBackend(Protocol):
+    """What the writer needs of a store (SQLite `AuditStore`, or `PostgresAuditStore`). Every
+    call is synchronous and made from the writer's one thread, one at a time."""
+
+    def append(self, entries: Sequence[tuple[str, str | None, Record]]) -> int: ...
+
+    def remove_expired(self, cutoff_ts: str, now_ts: str, retention_days: int | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(
+    state_dir: str | Path, settings: AuditLoggerSettings, store: Store | None = None, chain: str | None = None
+) -> AuditBackend:
+    """The store `store.backend` names: `<state_dir>/audit.db`, or the PostgreSQL database with
+    this writer's chain (`chain`, the instance id). Synchronous: call it on a worker thread."""
+    strict = settings.durability == "strict"
+    if store is not None and store.backend == "postgres":
+        from kt_trio.audit.postgres import PostgresAuditStore
+
+        assert store.postgres_dsn is not None  # the loader requires it
+        return PostgresAuditStore.open(
+            store.postgres_dsn,
+            chain=chain or default_chain(),
+            immutable=settings.immutable,
+            strict=strict,
+            include_content=settings.include_content,
+        )
+    return AuditStore.open(
+        db_path(state_dir), immutable=settings.immutable, strict=strict, include_content=settings.include_content
+    )
+
+
+def default_chain(port: int | None = None) -> str:
+    """An instance's chain when `store.instance_id` is unset: `<hostname>:<port>`, stable across
+    restarts of the same instance and different for two instances on one host."""
+    host = socket.gethostname()
+    return f"{host}:{port}" if port is not None else host
+
+
 class AuditStore:
     """The writer's side of the database. Not thread-safe by itself: the writer serialises every
     call (one at a time, see `kt_trio.audit.writer`), and nothing else writes the database."""
@@ -209,32 +290,18 @@ class AuditStore:
         # empty table really is a new chain.
         return 0, GENESIS_HASH
 
-    def _insert(
-        self, rows: Iterable[tuple[str, str, str | None, dict[str, Any]]], head: tuple[int, str]
-    ) -> tuple[int, str]:
-        seq, prev = head
-        params = []
-        for ts, kind, session_id, data in rows:
-            seq += 1
-            data_json = canonical_json(data)
-            digest = row_hash_of_json(prev, seq, ts, kind, session_id, data_json)
-            params.append((seq, ts, kind, session_id, data_json, prev, digest))
-            prev = digest
+    def _insert(self, rows: Iterable[AuditRow], head: tuple[int, str]) -> tuple[int, str]:
+        params, end = chain_rows(rows, head)
         self._conn.executemany(
             "INSERT INTO audit_records (seq, ts, kind, session_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
             params,
         )
-        return seq, prev
+        return end
 
     def append(self, entries: Sequence[tuple[str, str | None, Record]]) -> int:
         """Append `(ts, session_id, record)` entries in one transaction (the group commit).
         Returns the last seq written."""
-        rows = []
-        for ts, session_id, record in entries:
-            kind, data = record_data(record, include_content=self._include_content)
-            if session_id is None:
-                session_id = data.get("session_id")
-            rows.append((ts, kind, session_id, data))
+        rows = audit_rows(entries, include_content=self._include_content)
         with _transaction(self._conn):
             seq, _ = self._insert(rows, self._head())
         return seq

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import trio
 
-from kt_trio.audit.store import AuditStore, db_path, format_ts
-from kt_trio.config.schema import AuditLoggerSettings
+from kt_trio.audit.store import AuditBackend, format_ts, open_store
+from kt_trio.config.schema import AuditLoggerSettings, Store
 from kt_trio.records import Record
 
 log = logging.getLogger("kt_trio.audit")
@@ -90,7 +90,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: AuditStore,
+        store: AuditBackend,
         settings: AuditLoggerSettings,
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -346,22 +346,18 @@ async def open_audit_log(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     retention_interval_secs: float = DEFAULT_RETENTION_INTERVAL_SECS,
     clock: Callable[[], float] = time.time,
+    backend: Store | None = None,
+    chain: str | None = None,
 ) -> AsyncIterator[AuditLog]:
     """Open (or create) `<state_dir>/audit.db` and run its writer for the life of the context.
 
     On exit, everything written before is committed and the database closed. Leave it after the
     sessions that write to it have ended: a `write` after that raises `AuditError`.
-    `retention_interval_secs` and `clock` are knobs for tests."""
+    `retention_interval_secs` and `clock` are knobs for tests. `backend` (`store.*`) may put the
+    log in PostgreSQL instead, where this writer appends to its own chain `chain`."""
     if queue_size < 1 or not math.isfinite(retention_interval_secs) or retention_interval_secs <= 0:
         raise ValueError("queue_size and retention_interval_secs must be positive")
-    store = await trio.to_thread.run_sync(
-        lambda: AuditStore.open(
-            db_path(state_dir),
-            immutable=settings.immutable,
-            strict=settings.durability == "strict",
-            include_content=settings.include_content,
-        )
-    )
+    store = await trio.to_thread.run_sync(open_store, state_dir, settings, backend, chain)
     audit = AuditLog(store, settings, queue_size=queue_size, clock=clock)
     try:
         async with trio.open_nursery() as nursery:

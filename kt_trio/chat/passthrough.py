@@ -10,9 +10,9 @@ with only `base_url` and `api_key` changed in the SDK.
   `api-version`, so an OpenAI path has no faithful Azure equivalent; Anthropic speaks another API.
 - The URL is the target's HTTP base URL (OpenAI's ends in `/v1`) plus the client's path after
   `/v1`, plus its query string as sent.
-- Headers pass as sent except hop-by-hop ones (RFC 9110 §7.6.1), `Host` (the target's own), and
-  the client's credentials, which never leave the gateway (DESIGN.md): the target's secret goes
-  as `Authorization: Bearer`.
+- Only the request headers on `kt_trio.providers.headers`' allow-list pass (never hop-by-hop
+  ones, `Host`, `Cookie`, `Origin`, `X-Forwarded-*`, or the client's credentials, which never
+  leave the gateway: DESIGN.md); the target's secret goes as `Authorization: Bearer`.
 - Bodies stream both ways: the request body goes upstream as ASGI delivers it, the response comes
   back in the chunks it arrives in, as raw bytes (compressed stays compressed). Memory per
   request is one chunk each way; a slow reader slows the upstream read (backpressure).
@@ -39,6 +39,7 @@ import trio
 from kt_trio.chat.asgi_io import ClientGone, watch_disconnect
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.providers.headers import forwarded_headers
 
 log = logging.getLogger("kt_trio.chat")
 
@@ -47,25 +48,6 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PREFIX = "/v1/"
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded by a proxy; `host` is the
-# target's; the rest carry the client's credentials for the gateway (DESIGN.md: never forwarded).
-_DROP_REQUEST = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"authorization",
-        b"api-key",
-        b"x-api-key",
-    }
-)
 _DROP_RESPONSE = frozenset(
     {
         b"connection",
@@ -172,15 +154,8 @@ class Passthrough:
         return url + "?" + query.decode("latin-1") if query else url
 
     def _headers(self, target: Target, scope: Scope) -> list[tuple[bytes, bytes]]:
-        headers: list[tuple[bytes, bytes]] = []
-        named_by_connection: set[bytes] = set()
-        for k, v in scope.get("headers", ()):
-            if k.lower() == b"connection":  # RFC 9110 §7.6.1: and every header it names
-                named_by_connection.update(t.strip().lower() for t in v.split(b","))
-        for k, v in scope.get("headers", ()):
-            name = k.lower()
-            if name not in _DROP_REQUEST and name not in named_by_connection:
-                headers.append((k, v))
+        # The one allow-list of forwarded request headers (`kt_trio.providers.headers`).
+        headers = forwarded_headers(scope.get("headers", ()), with_body=True)
         secret = self.secrets.get(target.id)
         if secret:
             headers.append((b"authorization", f"Bearer {secret}".encode()))

@@ -34,6 +34,7 @@ from kt_trio.config.schema import (
     SecretKeyRef,
     SessionBudgetSettings,
     SessionSettings,
+    Store,
     Target,
 )
 
@@ -65,6 +66,7 @@ __all__ = [
     "SecretKeyRef",
     "SessionBudgetSettings",
     "SessionSettings",
+    "Store",
     "Target",
     "default_config",
     "load_config",

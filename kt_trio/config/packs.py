@@ -84,6 +84,8 @@ def gateway_wide_differences(default: GatewayConfig, other: GatewayConfig) -> li
         differences.append("features")
     if default.providers.rate_limit.per_ip != other.providers.rate_limit.per_ip:
         differences.append("providers.rate_limit.per_ip")
+    if default.store != other.store:
+        differences.append("store")
     return differences
 
 
@@ -95,6 +97,7 @@ def with_gateway_settings_of(default: GatewayConfig, other: GatewayConfig) -> Ga
         other,
         gateway=default.gateway,
         features=default.features,
+        store=default.store,
         providers=attrs.evolve(other.providers, rate_limit=rate_limit),
     )
 

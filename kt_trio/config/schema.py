@@ -25,6 +25,7 @@ ApplyTo = Literal["input", "output", "both"]
 OnError = Literal["block", "allow"]
 RateLimitMode = Literal["reject", "delay"]
 Durability = Literal["batch", "strict"]
+StoreBackend = Literal["sqlite", "postgres"]
 PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
 SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
 WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
@@ -348,6 +349,23 @@ class Features:
     websocket: EventStream = EventStream()
 
 
+# --- stores -----------------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Store:
+    """`store.*`: where gateway keys and the audit log live (DESIGN.md "Past one process").
+
+    `sqlite`: `keys.db` and `audit.db` in `gateway.state_dir`. `postgres`: both in the database
+    `postgres_dsn` names (a libpq URI or key=value string; `${ENV}` expands, so the password can
+    stay out of the file). `instance_id` names this gateway's audit chain; unset, it is
+    `<hostname>:<port>`, which stays the same across restarts of one instance."""
+
+    backend: StoreBackend = "sqlite"
+    postgres_dsn: str | None = field(default=None, repr=False)  # holds a password: kept out of repr
+    instance_id: str | None = None
+
+
 # --- root -------------------------------------------------------------------------------------
 
 
@@ -377,6 +395,7 @@ class GatewayConfig:
     policies: Policies = Policies()
     policy: Mapping[str, PolicySettings] = field(factory=dict)
     features: Features = Features()
+    store: Store = Store()
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
 

@@ -281,6 +281,24 @@ class Validator:
         if all_ids and not lost_list:
             self.check_fallback(providers.get("fallback", {}), ids)
         self.check_chain(config.get("policies", {}).get("chain", []))
+        self.check_store(config.get("store", {}), raw.get("store"))
+
+    def check_store(self, store: dict[str, Any], raw: Any) -> None:
+        """`store.backend: postgres` needs a DSN libpq can parse. The DSN holds a password, so no
+        message here quotes it (nor libpq's own complaint, which may)."""
+        dsn = store.get("postgres_dsn")
+        if store.get("backend") == "postgres" and dsn is None:
+            if not (isinstance(raw, dict) and "postgres_dsn" in raw):  # else already reported
+                self.error("store.backend", "store.backend postgres needs store.postgres_dsn")
+        if isinstance(dsn, str):
+            from kt_trio.postgres import dsn_problem  # psycopg is only imported when a DSN is set
+
+            problem = dsn_problem(dsn)
+            if problem is not None:
+                self.error("store.postgres_dsn", problem)
+        instance_id = store.get("instance_id")
+        if isinstance(instance_id, str) and not (0 < len(instance_id) <= 200 and instance_id.isprintable()):
+            self.error("store.instance_id", "store.instance_id must be 1-200 printable characters")
 
     def check_fallback(self, fallback: dict[str, list[Any]], ids: dict[str, int]) -> None:
         for source, chain in fallback.items():

@@ -26,6 +26,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
 from kt_trio.audit import open_audit_log
+from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
 from kt_trio.config.routing import upstream_model
@@ -40,6 +41,7 @@ from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.metrics import Metrics
 from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
+from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
@@ -59,6 +61,7 @@ from kt_trio.wire.handshake import (
     http_response,
     read_request_head,
     switching_protocols,
+    upgrade_problem,
 )
 from kt_trio.wire.transport import SocketTransport
 
@@ -223,7 +226,14 @@ class Gateway:
             yield
             return
         settings = audited.config.policy_settings(AUDIT_LOGGER)
-        async with open_audit_log(self.config.gateway.state_dir, settings) as audit:  # type: ignore[arg-type]
+        store = self.config.store  # sqlite: <state_dir>/audit.db; postgres: this instance's chain
+        chain = store.instance_id or default_chain(self.port)
+        async with open_audit_log(
+            self.config.gateway.state_dir,
+            settings,  # type: ignore[arg-type]
+            backend=store,
+            chain=chain,
+        ) as audit:
             self.audit = audit
             self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
             try:
@@ -269,42 +279,52 @@ class Gateway:
 
     async def _handle_connection(self, sock: socket.socket, peer_ip: str) -> None:
         transport = SocketTransport(sock)
-        handed_off = False
+        guard = ConnectionGuard(transport)
         try:
-            head: RequestHead | None = None
-            received = b""
-            with trio.move_on_after(HEAD_TIMEOUT):
-                try:
-                    head, received = await read_request_head(transport)
-                except HeadError as exc:
-                    await self._refuse(
-                        transport, 400, "invalid_request_error", "bad_request", f"bad request head: {exc}"
-                    )
-                    return
-            if head is None:
-                return
-            if head.is_websocket_upgrade and head.path == EVENTS_ROUTE:
-                handed_off = True
-                stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
-                await serve_event_stream(
-                    self.hub,
-                    self.config.features.websocket,
-                    stream,
-                    head,
-                    on_refused=self.metrics.handshake_rejected,
-                    check_key=self.check_key,
-                )
-                return
-            if head.is_websocket_upgrade:
-                await self._open_websocket(transport, head, received, peer_ip)
-                return
-            handed_off = True
-            await self._serve_http(sock, received)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            with guard.contained():
+                await self._serve_connection(transport, sock, peer_ip, guard)
+            await guard.answer_failure()
         finally:
-            if not handed_off:
+            if guard.answered:
+                sock.close()  # handed off: its new owner closed it, or failed before it could
+            else:
                 transport.close()
+
+    async def _serve_connection(
+        self, transport: SocketTransport, sock: socket.socket, peer_ip: str, guard: ConnectionGuard
+    ) -> None:
+        head: RequestHead | None = None
+        received = b""
+        with trio.move_on_after(HEAD_TIMEOUT):
+            try:
+                head, received = await read_request_head(transport)
+            except HeadError as exc:
+                await self._refuse(transport, 400, "invalid_request_error", "bad_request", f"bad request head: {exc}")
+                return
+        if head is None:
+            return
+        try:
+            checked = checked_head(head)
+        except RequestRefused as exc:
+            await self._refuse(transport, exc.status, "invalid_request_error", exc.code, exc.message)
+            return
+        if checked.is_websocket_upgrade and checked.path == EVENTS_ROUTE:
+            guard.answered = True  # the event stream answers for itself from here
+            stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
+            await serve_event_stream(
+                self.hub,
+                self.config.features.websocket,
+                stream,
+                checked,
+                on_refused=self.metrics.handshake_rejected,
+                check_key=self.check_key,
+            )
+            return
+        if checked.is_websocket_upgrade:
+            await self._open_websocket(transport, checked, received, peer_ip, guard)
+            return
+        guard.answered = True  # hypercorn answers (500s included) from here
+        await self._serve_http(sock, bytes_for_hypercorn(head, checked, received))
 
     async def _serve_http(self, sock: socket.socket, received: bytes) -> None:
         stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
@@ -313,7 +333,12 @@ class Gateway:
     # -- WebSocket sessions ---------------------------------------------------------------------
 
     async def _open_websocket(
-        self, transport: SocketTransport, head: RequestHead, received: bytes, peer_ip: str
+        self,
+        transport: SocketTransport,
+        head: RequestHead,
+        received: bytes,
+        peer_ip: str,
+        guard: ConnectionGuard | None = None,
     ) -> None:
         route, upstream_query, deployment = head.path, head.query, None
         azure = azure_route(route, head.query)
@@ -323,10 +348,11 @@ class Gateway:
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
             await self._refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
             return
-        key = head.header("sec-websocket-key")
-        if not key:
-            await self._refuse(transport, 400, "invalid_request_error", "bad_request", "missing Sec-WebSocket-Key")
+        problem = upgrade_problem(head)
+        if problem is not None:
+            await self._refuse(transport, 400, "invalid_request_error", "bad_request", problem)
             return
+        key = head.header("sec-websocket-key") or ""
         if head.header("sec-websocket-version") != "13":
             await self._refuse(
                 transport,
@@ -374,7 +400,7 @@ class Gateway:
             return
         with ticket:  # released exactly once, however the session ends
             await self._run_session(
-                transport, head, received, ip, route, model, pack, target, key, key_info, upstream_query
+                transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
             )
 
     async def _authenticate(
@@ -422,6 +448,7 @@ class Gateway:
         primary: Target,
         key: str,
         key_info: KeyInfo | None = None,
+        guard: ConnectionGuard | None = None,
         upstream_query: str | None = None,
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
@@ -432,12 +459,13 @@ class Gateway:
                 primary,
                 route,
                 head.query if upstream_query is None else upstream_query,
-                head.headers,
+                head.raw_headers,
                 offered,
                 pack.secrets,
                 self.upstream_ssl_context,
             )
         except DialError as exc:
+            log.warning("upstream dial failed", extra={"fields": {"target": primary.id, "detail": exc.detail}})
             await self._refuse(transport, exc.status, "upstream_error", exc.code, exc.message)
             return
         except NoHealthyUpstream as exc:
@@ -452,9 +480,47 @@ class Gateway:
             return
         try:
             await transport.send_all(switching_protocols(key, answer_subprotocol(offered, upstream.subprotocol)))
+            if guard is not None:
+                guard.upgraded = True
+            session = await self._new_session(
+                transport, head, received, ip, route, model, pack, target, key_info, upstream.leg
+            )
+            if guard is not None:
+                guard.session_id = session.id
         except BaseException:
             upstream.leg.close_transport()
             raise
+        self._add_session(session)
+        if self._shutting_down:
+            session.shutdown()
+        log.info(
+            "session start",
+            extra={"fields": {"session_id": session.id, "route": route, "target": target.id, "client_ip": ip}},
+        )
+        try:
+            ending = await session.run()
+        finally:
+            self._discard_session(session)
+        early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
+        if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
+            # A provider that accepts and then drops sessions at once is failing too.
+            pack.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+        elif permit is not None:
+            pack.health.record_success(permit, trio.current_time())
+
+    async def _new_session(
+        self,
+        transport: SocketTransport,
+        head: RequestHead,
+        received: bytes,
+        ip: str,
+        route: str,
+        model: str | None,
+        pack: PackRuntime,
+        target: Target,
+        key_info: KeyInfo | None,
+        upstream_leg: Leg,
+    ) -> Session:
         settings = self.config.session_settings(target)
         client = Leg(
             "client", transport, max_message_size=settings.max_message_size_bytes, initial=head_body_split(received)
@@ -469,9 +535,9 @@ class Gateway:
                 client_ip=ip,
                 protocol="responses" if route == "/v1/responses" else "realtime",
             )
-        session = Session(
+        return Session(
             client,
-            upstream.leg,
+            upstream_leg,
             settings,
             route=route,
             target=target.id,
@@ -490,23 +556,6 @@ class Gateway:
             session_id=session_id,
             message_events=self.config.features.websocket.message_events,
         )
-        self._add_session(session)
-        if self._shutting_down:
-            session.shutdown()
-        log.info(
-            "session start",
-            extra={"fields": {"session_id": session.id, "route": route, "target": target.id, "client_ip": ip}},
-        )
-        try:
-            ending = await session.run()
-        finally:
-            self._discard_session(session)
-        early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
-        if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
-            # A provider that accepts and then drops sessions at once is failing too.
-            pack.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
-        elif permit is not None:
-            pack.health.record_success(permit, trio.current_time())
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
         limiters = []

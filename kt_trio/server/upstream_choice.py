@@ -42,7 +42,7 @@ async def dial_with_fallback(
     primary: Target,
     route: str,
     query: str,
-    client_headers: Sequence[tuple[str, str]],
+    client_headers: Sequence[tuple[bytes, bytes]],
     offered_subprotocols: Sequence[str],
     secrets: dict[str, str],
     ssl_context: ssl.SSLContext | None,

@@ -27,14 +27,21 @@ from kt_trio.wire.transport import SocketTransport, StreamTransport, Transport
 
 
 class DialError(Exception):
-    """The upstream could not be reached or refused the upgrade. Never carries a secret."""
+    """The upstream could not be reached or refused the upgrade. Never carries a secret.
 
-    def __init__(self, status: int, code: str, message: str, upstream_status: int | None = None) -> None:
+    `message` goes to the client and never names an internal host, port or URL (issue 13: a 502
+    body is no map of the operator's network); `detail` says which, for the gateway's log.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, upstream_status: int | None = None, *, detail: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.upstream_status = upstream_status
+        self.detail = detail or message
 
 
 @frozen
@@ -56,7 +63,7 @@ def default_ssl_context() -> ssl.SSLContext:
 
 async def dial(
     url: str,
-    headers: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[bytes, bytes]],
     subprotocols: Sequence[str],
     *,
     connect_timeout: float,
@@ -65,7 +72,12 @@ async def dial(
 ) -> Upstream:
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise DialError(502, "upstream_misconfigured", f"upstream URL scheme must be ws or wss: {parts.scheme}")
+        raise DialError(
+            502,
+            "upstream_misconfigured",
+            "the upstream URL is misconfigured",
+            detail=f"upstream URL scheme must be ws or wss: {parts.scheme}",
+        )
     secure = parts.scheme == "wss"
     host = parts.hostname
     port = parts.port or (443 if secure else 80)
@@ -81,7 +93,10 @@ async def dial(
                 stream = await trio.open_tcp_stream(host, port)
             except OSError as exc:
                 raise DialError(
-                    502, "upstream_unreachable", f"cannot connect to upstream {host}:{port}: {exc.strerror or exc}"
+                    502,
+                    "upstream_unreachable",
+                    "cannot connect to the upstream",
+                    detail=f"cannot connect to upstream {host}:{port}: {exc.strerror or exc}",
                 ) from None
             if secure:
                 tls = trio.SSLStream(
@@ -98,10 +113,14 @@ async def dial(
                         raise DialError(
                             502,
                             "upstream_tls_error",
-                            f"upstream TLS certificate verification failed: {cause.verify_message}",
+                            "upstream TLS certificate verification failed",
+                            detail=f"upstream {host}:{port} TLS certificate not trusted: {cause.verify_message}",
                         ) from None
                     raise DialError(
-                        502, "upstream_tls_error", f"upstream TLS handshake failed: {cause or exc}"
+                        502,
+                        "upstream_tls_error",
+                        "upstream TLS handshake failed",
+                        detail=f"upstream {host}:{port} TLS handshake failed: {cause or exc}",
                     ) from None
             else:
                 raw = socket.socket(fileno=stream.socket.detach())
@@ -112,7 +131,12 @@ async def dial(
                 await transport.send_all(request)
                 response = await read_upgrade_response(transport, conn)
             except (trio.BrokenResourceError, trio.ClosedResourceError, HeadError) as exc:
-                raise DialError(502, "upstream_handshake_failed", f"upstream handshake failed: {exc}") from None
+                raise DialError(
+                    502,
+                    "upstream_handshake_failed",
+                    "upstream handshake failed",
+                    detail=f"upstream {host}:{port} handshake failed: {exc}",
+                ) from None
     except trio.TooSlowError:
         if transport is not None:
             transport.close()
@@ -140,5 +164,6 @@ async def dial(
     return Upstream(leg=leg, subprotocol=chosen, url=url)
 
 
-def _subprotocol_header(subprotocols: Sequence[str]) -> list[tuple[str, str]]:
-    return [("Sec-WebSocket-Protocol", ", ".join(subprotocols))] if subprotocols else []
+def _subprotocol_header(subprotocols: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    # latin-1: the tokens were decoded so from the client's bytes, and go back as those bytes.
+    return [(b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1"))] if subprotocols else []

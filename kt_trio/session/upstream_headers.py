@@ -2,7 +2,7 @@
 
 DESIGN.md: client credentials are never forwarded; the target's own secret is injected instead;
 `OpenAI-Beta` passes only if the client sent it (OpenAI rejects `realtime=v1` on GA models, so
-the gateway never adds it); hop-by-hop headers stay on their own hop.
+the gateway never adds it); which client headers go at all is `kt_trio.providers.headers`' one list.
 """
 
 from __future__ import annotations
@@ -11,33 +11,8 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus the handshake headers the dialler writes itself.
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-extensions",  # no extension is negotiated on either leg
-        "sec-websocket-protocol",  # rebuilt from the offered list, minus credentials
-        "sec-websocket-accept",
-        # Credentials of the client towards the gateway, and its browser context.
-        "authorization",
-        "api-key",
-        "x-api-key",
-        "cookie",
-        "origin",
-    }
-)
+from kt_trio.providers.headers import forwarded_headers
+
 INSECURE_KEY_PREFIX = "openai-insecure-api-key."
 
 
@@ -67,13 +42,18 @@ def upstream_subprotocols(offered: Sequence[str]) -> list[str]:
     return [p for p in offered if not p.startswith(INSECURE_KEY_PREFIX)]
 
 
-def upstream_headers(headers: Sequence[tuple[str, str]], *, provider: str, secret: str | None) -> list[tuple[str, str]]:
-    out = [(k, v) for k, v in headers if k not in _NOT_FORWARDED]
+def upstream_headers(
+    raw_headers: Sequence[tuple[bytes, bytes]], *, provider: str, secret: str | None
+) -> list[tuple[bytes, bytes]]:
+    """The client's allowed headers (`kt_trio.providers.headers`, bytes as they arrived) plus
+    the target's secret. The handshake's own headers (key, version, subprotocols) are the
+    dialler's to write, so they are not among the allowed ones."""
+    out = forwarded_headers(raw_headers, with_body=False)
     if secret:
         if provider == "azure-openai":
-            out.append(("api-key", secret))
+            out.append((b"api-key", secret.encode()))
         else:
-            out.append(("Authorization", f"Bearer {secret}"))
+            out.append((b"authorization", f"Bearer {secret}".encode()))
     return out
 
 

@@ -8,9 +8,11 @@ a refused handshake: DESIGN.md "Handshake refusals are plain HTTP").
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 
 import h11
@@ -19,6 +21,8 @@ from attrs import frozen
 from kt_trio.wire.transport import Transport
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# RFC 9110 §5.6.2 token characters: what a subprotocol name is made of (RFC 6455 §4.1).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Bounds on a request or response head: 16 KiB is h11's default and more than any real client's
 # WebSocket upgrade (cookies included); the time bound belongs to the caller (a cancel scope).
 MAX_HEAD_BYTES = 16 * 1024
@@ -49,11 +53,19 @@ def new_client_key() -> str:
 
 @frozen
 class RequestHead:
-    """A parsed HTTP request head. Header names are lower-case; values are str (latin-1)."""
+    """A parsed HTTP request head. Header names are lower-case.
+
+    `headers` holds the values decoded as latin-1 (lossless, for the gateway's own checks);
+    `raw_headers` the bytes as they arrived, which is what is ever forwarded: a value is never
+    re-encoded, so a non-ASCII byte in `User-Agent` travels as itself instead of failing an
+    encode (issue 13: that took the whole process down).
+    """
 
     method: str
     target: str
     headers: tuple[tuple[str, str], ...]
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
+    http_version: str = "1.1"
 
     @property
     def path(self) -> str:
@@ -86,6 +98,27 @@ class RequestHead:
         )
 
 
+def upgrade_problem(head: RequestHead) -> str | None:
+    """What makes a WebSocket upgrade invalid under RFC 6455 §4.2.1 (answer 400), else None.
+
+    The version (426) is checked separately because its answer names the version we speak.
+    """
+    if head.http_version in ("1.0", "0.9"):
+        return "a WebSocket upgrade needs HTTP/1.1 or later"
+    keys = [v for k, v in head.headers if k == "sec-websocket-key"]
+    if len(keys) != 1:
+        return "exactly one Sec-WebSocket-Key is required" if keys else "missing Sec-WebSocket-Key"
+    try:
+        nonce = base64.b64decode(keys[0].strip(), validate=True)
+    except (binascii.Error, ValueError):
+        nonce = b""
+    if len(nonce) != 16:
+        return "Sec-WebSocket-Key must be the base64 of 16 bytes"
+    if not all(_TOKEN.fullmatch(t) for t in head.header_tokens("sec-websocket-protocol")):
+        return "Sec-WebSocket-Protocol must list tokens"
+    return None
+
+
 class HeadError(Exception):
     """A request head that cannot be parsed; answer 400 (or just close when nothing arrived)."""
 
@@ -105,10 +138,13 @@ async def read_request_head(transport: Transport) -> tuple[RequestHead | None, b
         except h11.RemoteProtocolError as exc:
             raise HeadError(str(exc)) from exc
         if isinstance(event, h11.Request):
+            raw = tuple((bytes(k), bytes(v)) for k, v in event.headers)
             head = RequestHead(
                 method=event.method.decode("ascii", "replace"),
                 target=event.target.decode("ascii", "replace"),
-                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers),
+                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw),
+                raw_headers=raw,
+                http_version=event.http_version.decode("ascii", "replace"),
             )
             return head, bytes(received)
         if event is h11.NEED_DATA:
@@ -177,7 +213,7 @@ class UpgradeResponse:
 
 
 def upgrade_request(
-    host: str, target: str, key: str, headers: Sequence[tuple[str, str]]
+    host: str, target: str, key: str, headers: Sequence[tuple[str | bytes, str | bytes]]
 ) -> tuple[bytes, h11.Connection]:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
     all_headers = [
