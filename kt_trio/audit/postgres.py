@@ -89,14 +89,16 @@ _TRIGGERS = {
 def set_triggers(conn: psycopg.Connection[Any], immutable: bool) -> None:
     """The config is the authority, as for SQLite: `immutable: false` removes the triggers. Only
     changes what differs, so a least-privileged role (no DDL) starts when nothing needs changing."""
-    present = {
-        str(name)
-        for (name,) in conn.execute(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN"
-            " ('audit_records'::regclass, 'audit_chains'::regclass)"
-        ).fetchall()
-    }
     with conn.transaction():
+        # Two writers starting at once would both see a trigger missing and both create it.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('kt_trio audit triggers', 1))")
+        present = {
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN"
+                " ('audit_records'::regclass, 'audit_chains'::regclass)"
+            ).fetchall()
+        }
         for name, definition in _TRIGGERS.items():
             table = definition.split(" ON ", 1)[1].split()[0]
             if immutable and name not in present:
