@@ -136,6 +136,7 @@ class Session:
         user_agent: str | None = None,
         session_id: str | None = None,
         message_events: bool = False,
+        allowed_models: frozenset[str] | None = None,
     ) -> None:
         """`message_events`: publish a `MessagesRelayed` per relayed message (DESIGN.md
         `features.websocket.message_events`)."""
@@ -161,6 +162,8 @@ class Session:
             budget=budget,
             emit=self._emit,
             key_tokens=key_tokens,
+            allowed_models=allowed_models,
+            protocol="responses" if route == "/v1/responses" else "realtime",
         )
         self._audit = audit
         # Records emitted while a batch is handled, written to the audit log before that batch is
