@@ -12,8 +12,8 @@ from typing import Any
 
 from kt_trio.chat.app import CLIENT_SECRETS_PATH, ChatApp
 from kt_trio.chat.asgi_io import respond
-from kt_trio.providers.errors import error_body
 from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT, azure_route
+from kt_trio.providers.errors import error_body
 from kt_trio.server.packs import unknown_pack_message
 from kt_trio.session.upstream_headers import client_credential
 
