@@ -187,3 +187,24 @@ async def _realtime_round_trip(url: str, headers: list[tuple[str, str]], text: s
 
 def _query(path: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(path).query)
+
+
+async def test_azure_client_embeddings_and_responses_map_to_governed_doors() -> None:
+    with trio.fail_after(40):
+        async with open_mock_http_upstream(HttpMockBehaviour()) as mock:
+            yaml = chat_config(mock.url, ["pii-detector"])
+            async with serve_gateway(Gateway(load_config_text(yaml, "azure.yaml"), secrets=SECRETS)) as gw:
+                client = azure_client(gw.base_url, "anything", api_version="2025-04-01-preview")
+                embedded = await in_thread(
+                    lambda: client.embeddings.create(model="dep-one", input=[f"reach me on {PHONE}"])
+                )
+                assert len(embedded.data) == 1
+                answered = await in_thread(lambda: client.responses.create(model="gpt-az", input=f"I am {PHONE}"))
+                assert answered.output_text
+    embeddings, responses = mock.requests
+    assert embeddings.path == "/openai/deployments/dep-one/embeddings"
+    assert embeddings.headers["api-key"] == SECRETS["az"]
+    assert PHONE not in json.dumps(embeddings.body) and "[REDACTED:PHONE]" in json.dumps(embeddings.body)
+    assert responses.path == "/openai/responses"
+    assert responses.headers["api-key"] == SECRETS["az"]
+    assert PHONE not in json.dumps(responses.body)
