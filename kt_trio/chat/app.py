@@ -40,8 +40,7 @@ from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
-from kt_trio.session.governor import KeyTokens
-from kt_trio.session.session import AuditSink
+from kt_trio.reporting import AuditSink, KeyTokens
 
 log = logging.getLogger("kt_trio.chat")
 
