@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kt_trio.config.schema import GatewayConfig
 from kt_trio.events.hub import EventHub
-from kt_trio.events.messages import SystemEvent
+from kt_trio.events.messages import SystemEvent, SystemKind
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.keys import KeyInfo, KeyRing
 from kt_trio.records import Record
@@ -69,7 +69,7 @@ class RedisState:
     def _changed(self, up: bool, why: str) -> None:
         self._up.set(1 if up else 0)
         self._transitions.labels("available" if up else "unavailable").inc()
-        kind = "state_available" if up else "state_unavailable"
+        kind: SystemKind = "state_available" if up else "state_unavailable"
         self._hub.publish(None, SystemEvent(kind, {"backend": "redis", "redis": self.link.where, "reason": why}))
 
     @asynccontextmanager
