@@ -56,7 +56,12 @@ class RedisState:
         self.instance = instance_id()
         self.fail_open = settings.on_unavailable == "fail_open"
         self._hub = hub
-        self._up = Gauge("kt_state_backend_up", "1 while shared state (redis) answers, else 0.", registry=registry)
+        self._up = Gauge(
+            "kt_state_backend_up",
+            "1 while shared state (redis) answers, else 0.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
         self._up.set(1)
         self._transitions = Counter(
             "kt_state_backend_transitions", "Shared state became unavailable or available.", ["to"], registry=registry
