@@ -111,9 +111,8 @@ class SharedBreakers:
             return breaker.acquire(now)
         args: list[Any] = [int(breaker.recovery_timeout_secs * 1000), int(breaker.trial_timeout_secs * 1000)]
         try:
-            allowed, trial, gen, state, wait_ms = await self.link.call(
-                lambda: self._acquire([self._key(breaker.target)], args)
-            )
+            answer: Any = await self.link.call(lambda: self._acquire([self._key(breaker.target)], args))
+            allowed, trial, gen, state, wait_ms = answer
         except StateUnavailable:
             return breaker.acquire(now)
         wait = int(wait_ms) / 1000
@@ -128,7 +127,8 @@ class SharedBreakers:
             return
         args: list[Any] = [permit.generation, breaker.failure_threshold]
         try:
-            state, _ = await self.link.call(lambda: self._failure([self._key(breaker.target)], args))
+            failed: Any = await self.link.call(lambda: self._failure([self._key(breaker.target)], args))
+            state, _ = failed
         except StateUnavailable:
             breaker.record_failure(now, reason)
             return
@@ -139,7 +139,10 @@ class SharedBreakers:
             breaker.record_success(now, permit)
             return
         try:
-            state, _ = await self.link.call(lambda: self._success([self._key(breaker.target)], [permit.generation]))
+            succeeded: Any = await self.link.call(
+                lambda: self._success([self._key(breaker.target)], [permit.generation])
+            )
+            state, _ = succeeded
         except StateUnavailable:
             breaker.record_success(now)
             return

@@ -13,6 +13,7 @@ without persistence): open sessions are counted again as soon as Redis is back.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from types import TracebackType
@@ -111,7 +112,7 @@ class RedisLeases:
         member = f"{self.instance}:{uuid.uuid4().hex}"
         keys = tuple(k for k, _ in wanted)
         args: list[Any] = [self.ttl_ms, member, *(limit for _, limit in wanted)]
-        refused = await self.link.call(lambda: self._acquire(keys, args))
+        refused: Any = await self.link.call(lambda: self._acquire(keys, args))
         if refused:
             return int(refused)
         self.held[member] = keys
@@ -142,6 +143,6 @@ class RedisLeases:
             keys = [k for k, _ in chunk]
             args: list[Any] = [self.ttl_ms, *(m for _, m in chunk)]
             try:
-                await self.link.call(lambda keys=keys, args=args: self._renew(keys, args))
+                await self.link.call(functools.partial(self._renew, keys, args))
             except StateUnavailable:
                 return

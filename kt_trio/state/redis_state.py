@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -69,7 +70,7 @@ class RedisState:
     def _changed(self, up: bool, why: str) -> None:
         self._up.set(1 if up else 0)
         self._transitions.labels("available" if up else "unavailable").inc()
-        kind = "state_available" if up else "state_unavailable"
+        kind: Literal["state_available", "state_unavailable"] = "state_available" if up else "state_unavailable"
         self._hub.publish(None, SystemEvent(kind, {"backend": "redis", "redis": self.link.where, "reason": why}))
 
     @asynccontextmanager
