@@ -111,10 +111,10 @@ class SharedBreakers:
             return breaker.acquire(now)
         args: list[Any] = [int(breaker.recovery_timeout_secs * 1000), int(breaker.trial_timeout_secs * 1000)]
         try:
-            answer: Any = await self.link.call(lambda: self._acquire([self._key(breaker.target)], args))
-            allowed, trial, gen, state, wait_ms = answer
+            answer: list[Any] = await self.link.call(lambda: self._acquire([self._key(breaker.target)], args))
         except StateUnavailable:
             return breaker.acquire(now)
+        allowed, trial, gen, state, wait_ms = answer
         wait = int(wait_ms) / 1000
         breaker.mirror(str(state), now, wait if state == "open" else 0.0, "shared state")
         if not int(allowed):
@@ -127,8 +127,8 @@ class SharedBreakers:
             return
         args: list[Any] = [permit.generation, breaker.failure_threshold]
         try:
-            failed: Any = await self.link.call(lambda: self._failure([self._key(breaker.target)], args))
-            state, _ = failed
+            state: Any
+            state, _ = await self.link.call(lambda: self._failure([self._key(breaker.target)], args))
         except StateUnavailable:
             breaker.record_failure(now, reason)
             return
@@ -139,10 +139,8 @@ class SharedBreakers:
             breaker.record_success(now, permit)
             return
         try:
-            succeeded: Any = await self.link.call(
-                lambda: self._success([self._key(breaker.target)], [permit.generation])
-            )
-            state, _ = succeeded
+            state: Any
+            state, _ = await self.link.call(lambda: self._success([self._key(breaker.target)], [permit.generation]))
         except StateUnavailable:
             breaker.record_success(now)
             return

@@ -13,9 +13,9 @@ without persistence): open sessions are counted again as soon as Redis is back.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -143,6 +143,6 @@ class RedisLeases:
             keys = [k for k, _ in chunk]
             args: list[Any] = [self.ttl_ms, *(m for _, m in chunk)]
             try:
-                await self.link.call(functools.partial(self._renew, keys, args))
+                await self.link.call(partial(self._renew, keys, args))
             except StateUnavailable:
                 return
