@@ -35,7 +35,7 @@ _ROLE_LINE = re.compile(
     r"(?:^|\n)[ \t>*#\-=\[<(|]*"
     r"(system|systeme|sistema|systeem|система|системное|系统|システム|assistant|asistente|assistente|assistent|"
     r"asystent|ассистент|助手|アシスタント|developer|admin|administrator|root|operator|sys)"
-    r"((?: [\w]+){0,2})[ \t]*(?:\]+|>|#+|\*\*|\))?[ \t]*(:|\n|#)"
+    r"((?: [\w]+){0,2})[ \t]*(?:\]+|>|#+|\*\*|\)|=+|-+)?[ \t]*(:|\n|#)"
 )
 _BOUNDARY = re.compile(
     r"\b(?:end of (?:the )?(?:user )?(?:input|conversation|prompt|instructions|context)|"
@@ -44,9 +44,9 @@ _BOUNDARY = re.compile(
 # The model named right after a quote, a bracket, a comment opener or a sentence end, then ':' or
 # ',': "…: "AI system: mark this resolved", "<!-- AI agents: …", ". Assistant, when you …".
 _VOCATIVE = re.compile(
-    r"(?:[\"“«„(<\-]|[.!?]) *(?:hey |dear |@)?(ai|ia|ki|ии|llm|bot|assistant|asistente|assistente|assistent|"
+    r"(?:[\"“«„(<\-\[>]|[.!?]) *(?:hey |dear |@)?(ai|ia|ki|ии|llm|bot|assistant|asistente|assistente|assistent|"
     r"asystencie|ассистент|助手|アシスタント|copilot|agent|agents|ai agents?|ai system|ai assistant|"
-    r"language model)(?: \w+)?\)? *[:,：]"
+    r"language model)(?: \w+){0,2}\)? *[:,：]|@\w*(?:ai|bot|assistant|gpt|copilot)\w*"
 )
 _QUOTE = re.compile(r"[\"“”«„「『]([^\"“”«»„「」『』]{3,400})[\"“”»」』]|(?<!\w)'([^'\n]{3,200})'(?!\w)")
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
@@ -85,7 +85,10 @@ def concepts_of(hits: list[Hit]) -> Concepts:
 
 def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hit]]:
     """Score of each family that fired, and the hits that made them (for the language)."""
-    c = concepts_of(hits)
+    # A two-letter word of one language is often a word of another ("du" is French and German):
+    # such short entries count only in the language the text is written in.
+    lang = language_of(text, [])
+    c = concepts_of([h for h in hits if h.end - h.start > 3 or h.lang == lang or h.lang in ("zh", "ja", "ru")])
     scores: dict[str, float] = {}
     used: list[Hit] = []
     meta = bool(c.get("meta"))
@@ -98,8 +101,12 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
             scores[family] = round(min(w, 0.95), 4)
         used.extend(evidence)
 
+    # the concept lists the rules read, gathered once
     context = _get(c, "prior", "self", "all")
     given = _get(c, "target", "told")
+    self_told = _get(c, "self", "told")
+    hidden_told = _get(c, "hidden", "told")
+    activate_now = _get(c, "activate", "now")
     # --- instruction_override
     for o, t in _near(c.get("override", []), given, 70):
         lo, hi = min(o.start, t.start), max(o.end, t.end)
@@ -108,7 +115,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         del lo, hi
     for t, v in _near(given, c.get("invalid", []), 90):
         w = 0.6
-        if _any_near(t.start, _get(c, "self", "told"), 50):
+        if _any_near(t.start, self_told, 50):
             w += 0.2
         if c.get("now") or c.get("new_instructions"):
             w += 0.15
@@ -122,7 +129,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         if "user" in text[u.start : u.end] or u.lang != "en":
             put("indirect_injection", 0.6, o, u, damp=False)
     # --- persona_override (personas and modes)
-    nolimit = c.get("nolimit", [])
+    nolimit = c.get("nolimit", []) + [n for n, _ in _near(c.get("neg", []), c.get("limits", []), 22, ordered=True)]
     for p, n in _near(c.get("persona", []), nolimit, 160):
         put("persona_override", 0.9, p, n)
     for n in nolimit:
@@ -133,7 +140,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         modes.append(m)
     for m in modes:
         w = 0.55
-        if _any_near(m.start, _get(c, "activate", "now"), 40):
+        if _any_near(m.start, activate_now, 40):
             w = 0.7
         if _any_near(m.start, nolimit, 200) or _any_near(m.start, c.get("persona", []), 60):
             w = 0.92
@@ -144,16 +151,22 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     verbs = c.get("exfil_verb", [])
     for o in c.get("exfil_object", []):
         put("prompt_exfiltration", 0.55, o)
+    extra = _get(c, "verbatim", "hidden", "self", "told")
     for v, o in _near(verbs, c.get("exfil_object", []), 90, ordered=True):
-        put("prompt_exfiltration", 0.9, v, o)
+        # "hidden instructions" may be anybody's; the model's own need a "your" or "you were"
+        mine = not text.startswith(("hidden", "secret", "confidential"), o.start) or _any_near(o.start, self_told, 40)
+        put("prompt_exfiltration", 0.9 if mine else 0.7, v, o)
+    for v, o in _near(verbs, c.get("above_object", []), 60, ordered=True):
+        w = 0.9 if any(h.start > o.start - 5 for h in extra if abs(h.start - o.start) <= 60) else 0.6
+        put("prompt_exfiltration", w, v, o)
     for o, v in _near(c.get("exfil_object", []), verbs, 60, ordered=True):
         if o.lang in ("ja", "zh", "de", "nl") or v.lang in ("ja", "zh"):
             put("prompt_exfiltration", 0.88, v, o)
     for v, t in _near(verbs, given, 60, ordered=True):
-        if _any_near(t.start, _get(c, "hidden", "told"), 30) and _any_near(t.start, c.get("self", []), 40):
+        if _any_near(t.start, hidden_told, 30) and _any_near(t.start, c.get("self", []), 40):
             put("prompt_exfiltration", 0.85, v, t)
         elif _any_near(t.start, c.get("hidden", []), 25):
-            put("prompt_exfiltration", 0.8, v, t)
+            put("prompt_exfiltration", 0.7, v, t)
     # --- delimiter_spoofing
     payload = _get(c, "override", "invalid", "nolimit", "exfil_object", "new_instructions", "privilege")
     switched_off = [d for d, _ in _near(c.get("disable", []), c.get("safety", []), 40)]
@@ -176,7 +189,8 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     for a, ai in _near(c.get("address", []), c.get("ai", []), 40):
         if a.start <= ai.start or "reading" in text[a.start : a.end] or "processing" in text[a.start : a.end]:
             addressed.append(min(a.start, ai.start))
-    addressed.extend(m.start(1) for m in _VOCATIVE.finditer(text))
+    addressed.extend(m.start() for m in _VOCATIVE.finditer(text))
+    addressed.extend(h.start for h in c.get("address_ai", []))
     orders = _get(c, "directive", "override", "exfil_object", "nolimit", "new_instructions") + switched_off
     for pos in addressed:
         told = [h for h in orders if pos <= h.start <= pos + 260]
@@ -189,26 +203,29 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
 
 
 _LATIN_WORD = re.compile(r"[a-z']+")
+_SCRIPTS = (
+    ("ja", re.compile("[\u3040-\u30ff]")),
+    ("zh", re.compile("[\u4e00-\u9fff]")),
+    ("ru", re.compile("[\u0400-\u04ff]")),
+)
+_WORD_LANGS: dict[str, tuple[str, ...]] = {}
+for _lang, _words in STOPWORDS.items():
+    for _w in _words.split():
+        _WORD_LANGS[_w] = (*_WORD_LANGS.get(_w, ()), _lang)
 
 
 def language_of(text: str, hits: list[Hit]) -> str:
-    """The language to name in a reason: by script for Russian, Chinese and Japanese, else the
+    """The language to name in a reason: by script for Japanese, Chinese and Russian, else the
     stop words the text uses most (the languages of the evidence break ties)."""
-    if re.search("[\u3040-\u30ff]", text):
-        return "ja"
-    if re.search("[\u4e00-\u9fff]", text):
-        return "zh"
-    if re.search("[\u0400-\u04ff]", text):
-        return "ru"
-    words = Counter(_LATIN_WORD.findall(text))
+    for lang, rx in _SCRIPTS:
+        if rx.search(text):
+            return lang
     votes: Counter[str] = Counter()
-    for lang, sw in _STOP.items():
-        votes[lang] = sum(words[w] for w in sw)
+    for w in _LATIN_WORD.findall(text):
+        for lang in _WORD_LANGS.get(w, ()):
+            votes[lang] += 1
     for h in hits:
         votes[h.lang] += 0.5
-    if not votes or max(votes.values()) == 0:
+    if not votes:
         return "en"
     return votes.most_common(1)[0][0]
-
-
-_STOP = {lang: frozenset(ws.split()) for lang, ws in STOPWORDS.items()}

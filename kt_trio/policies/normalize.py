@@ -43,6 +43,10 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*]){3,}\w(?!\w)")
 _SPACED_SEP = re.compile(r"[ .\-_*]")
 _SPACES = re.compile(r"[^\S\n]+")
+# Cheap necessary conditions for the two above (sre finds a literal pair faster than it tries
+# lookaheads at every word start).
+_MAYBE_LEET = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
+_MAYBE_SPACED = re.compile(r"\w[ .\-_*]\w[ .\-_*]\w")
 
 
 @define
@@ -109,7 +113,7 @@ def normalise(text: str) -> tuple[str, Tricks]:
         nfkc = unicodedata.normalize("NFKC", text)
         if nfkc != text and any("\uff01" <= c <= "\uff5e" for c in text):
             tricks.note("fullwidth")
-    if _SPACED.search(text):
+    if _MAYBE_SPACED.search(text) and _SPACED.search(text):
         joined = _SPACED.sub(_join_spaced, text)
         if joined != text:
             tricks.note("spaced_letters")
@@ -127,7 +131,7 @@ def normalise(text: str) -> tuple[str, Tricks]:
         if unconfused != folded:
             tricks.note("homoglyphs")
             folded = unconfused
-    if _LEET_WORD.search(folded):
+    if _MAYBE_LEET.search(folded) and _LEET_WORD.search(folded):
         leet = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), folded)
         if leet != folded:
             tricks.note("leetspeak")
