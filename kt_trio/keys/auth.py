@@ -1,7 +1,8 @@
 """What the gateway asks at each handshake: is this key good for this route?
 
 `decide` is the pure part (a presented key, the stored row it points at, a scope, a time -> a
-`KeyDecision`); `KeyRing` is the I/O around it: it finds the row in keys.db on a worker thread
+`KeyDecision`); `KeyRing` is the I/O around it: it finds the row in keys.db (or PostgreSQL, shared
+by every instance, with `store.backend: postgres`) on a worker thread
 (`trio.to_thread` with a limiter of 1, like the audit writer) and records usage.
 
 Freshness: `KeyRing` keeps no cache. Every `authenticate` runs one indexed SELECT by prefix, so a
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import trio
 from attrs import frozen
@@ -30,10 +31,13 @@ from kt_trio.keys.store import (
     DailyBudgetState,
     KeyRecord,
     KeyStore,
-    db_path,
     hash_key,
     key_prefix,
+    open_key_store,
 )
+
+if TYPE_CHECKING:
+    from kt_trio.config.schema import Store
 
 log = logging.getLogger("kt_trio.keys")
 
@@ -146,11 +150,11 @@ class KeyRing:
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, state_dir: str | Path) -> KeyRing:
-        """Open (creating if need be) `<state_dir>/keys.db`: a gateway that requires keys starts
-        fine before the first key exists, and refuses everyone until one does."""
-        store = await trio.to_thread.run_sync(KeyStore.open, db_path(state_dir))
-        return cls(store)
+    async def open(cls, state_dir: str | Path, store: Store | None = None) -> KeyRing:
+        """Open (creating if need be) `<state_dir>/keys.db`, or the PostgreSQL key tables when
+        `store.backend` is `postgres`: a gateway that requires keys starts fine before the first
+        key exists, and refuses everyone until one does."""
+        return cls(await trio.to_thread.run_sync(open_key_store, state_dir, store))
 
     async def aclose(self) -> None:
         # Shielded: closing is quick and must happen even when the gateway is being cancelled.
@@ -179,7 +183,7 @@ class KeyRing:
         if decision.ok and decision.key is not None:
             try:
                 self._store.touch(decision.key.name, now)
-            except sqlite3.OperationalError as exc:  # the CLI holds the write lock: "last used" can wait
+            except self._store.db.busy_errors as exc:  # the CLI holds the write lock: "last used" can wait
                 log.debug("could not note use of key %s: %s", decision.key.name, exc)
         return decision
 

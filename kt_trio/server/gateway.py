@@ -185,7 +185,7 @@ class Gateway:
             lsock.listen(BACKLOG)
             lsock.setblocking(False)
             self.port = lsock.getsockname()[1]
-            async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir) as keys:
+            async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys:
                 self.keys = keys
                 details = {"port": self.port, "pack": self.config.pack.name, "packs": ",".join(self.packs)}
                 self.hub.publish(None, SystemEvent("startup", details))
