@@ -24,7 +24,7 @@ def detection() -> ModuleType:
 
 
 # split -> (precision floor, recall floor) for prompt-injection.
-INJECTION_FLOORS = {"dev": (0.97, 0.92), "holdout": (0.97, 0.93)}
+INJECTION_FLOORS = {"dev": (0.98, 0.97), "holdout": (0.97, 0.97)}
 
 
 @pytest.mark.parametrize("split", sorted(INJECTION_FLOORS))

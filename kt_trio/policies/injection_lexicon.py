@@ -43,6 +43,7 @@ GATES = frozenset(
         "exfil_object",
         "above_object",
         "limits",
+        "textnoun",
         "role",
         "ai",
         "address_ai",
@@ -57,7 +58,7 @@ GATES = frozenset(
 STOPWORDS: dict[str, str] = {
     "en": "the and you your is are of to this that what with from all my me it be",
     "es": "el la los las que y tus eres una del por con para como esta sin lo mi es",
-    "fr": "le les des et tu tes est une du pour avec ce qui que sans mon je ne pas",
+    "fr": "le les des et tu tes est une du pour avec ce qui que sans mon je ne pas de la plus ta ton n'as",
     "de": "der die das und du ist nicht ein eine deine dich dir mit fur von zu ich ohne",
     "pt": "o os as voce nao que e do da um uma com para seu sua suas sem meu",
     "it": "il gli che non sei di e le un una del della con per tue tuo senza mi",

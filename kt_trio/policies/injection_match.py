@@ -86,7 +86,7 @@ class Matcher:
         self._latin = re.compile(r"(?<!\w)(?=(" + _trie_regex(latin) + "))")
         self._cjk = re.compile("(?=(" + _trie_regex(cjk) + "))") if cjk else None
         # For each entry, the shorter entries it begins with (found at the same position).
-        self._plans: dict[str, tuple[tuple[str, int, bool, tuple[Tag, ...], tuple[Tag, ...]], ...]] = {}
+        self._plans: dict[str, tuple[tuple[str, int, int, tuple[Tag, ...], tuple[Tag, ...]], ...]] = {}
         self._shorter: dict[str, tuple[str, ...]] = {
             t: tuple(t[:i] for i in range(1, len(t)) if t[:i] in self.tags) for t in self.tags
         }
@@ -100,7 +100,6 @@ class Matcher:
                 ws = re.findall(r"[a-z0-9]+", text)
                 rare = [w for w in ws if w not in _COMMON] or ws
                 words.add(max(reversed(rare), key=len))
-        self.gate_words = frozenset(words)
         # A stem's ASCII words are guessed from common endings of the languages written in
         # ASCII: the gate is then sound by construction (the policy skips the rules for an
         # ASCII text with none of these words), at the price of an inflection it did not guess.
@@ -108,8 +107,9 @@ class Matcher:
             if text.isascii() and any(c in GATES for c, _ in ps.get(True, ())):
                 last = re.findall(r"[a-z0-9]+", text)[-1]
                 words.update(last + e for e in _ENDINGS)
+        self.gate_words = frozenset(words)
 
-    def _plan(self, entry: str) -> tuple[tuple[str, int, bool, tuple[Tag, ...], tuple[Tag, ...]], ...]:
+    def _plan(self, entry: str) -> tuple[tuple[str, int, int, tuple[Tag, ...], tuple[Tag, ...]], ...]:
         """For a longest entry: each entry it begins with (itself last), its length, whether it
         ends in Chinese or Japanese, and its exact and stem tags, one per concept."""
         plan = self._plans.get(entry)
@@ -121,7 +121,10 @@ class Matcher:
                     continue
                 exact = tuple({c: (c, lang) for c, lang in reversed(ps.get(False, []))}.values())
                 stem = tuple({c: (c, lang) for c, lang in reversed(ps.get(True, []))}.values())
-                steps.append((cand, len(cand), _CJK.search(cand) is not None, exact, stem))
+                # a Chinese or Japanese ending needs no word boundary; "给ai" needs no Latin
+                # letter after it, whatever precedes
+                cjk = 2 if _CJK.match(cand[-1]) else 1 if _CJK.search(cand) else 0
+                steps.append((cand, len(cand), cjk, exact, stem))
             plan = self._plans[entry] = tuple(steps)
         return plan
 
@@ -129,7 +132,8 @@ class Matcher:
         n = len(text)
         for _cand, size, cjk_end, exact, stem in self._plan(entry):
             end = pos + size
-            if exact and (end >= n or not (text[end].isascii() if cjk_end else True) or not text[end].isalnum()):
+            # Chinese and Japanese words have no boundary to check; a Latin word must end.
+            if exact and (cjk_end == 2 or end >= n or not text[end].isalnum() or (cjk_end and not text[end].isascii())):
                 for concept, lang in exact:
                     if (pos, concept) not in seen:
                         seen.add((pos, concept))

@@ -34,8 +34,8 @@ Concepts = dict[str, list[Hit]]
 _ROLE_LINE = re.compile(
     r"(?:^|\n)[ \t>*#\-=\[<(|]*"
     r"(system|systeme|sistema|systeem|система|системное|系统|システム|assistant|asistente|assistente|assistent|"
-    r"asystent|ассистент|助手|アシスタント|developer|admin|administrator|root|operator|sys)"
-    r"((?: [\w]+){0,2})[ \t]*(?:\]+|>|#+|\*\*|\)|=+|-+)?[ \t]*(:|\n|#)"
+    r"asystent|ассистент|助手|アシスタント|developer|admin|administrator|root|operator|sys|instructions?|human)"
+    r"(?:\]+|>|\*\*|\))?((?: [\w]+){0,2})[ \t]*(?:\]+|>|#+|\*\*|\)|=+|-+)?[ \t]*(:|\n|#)"
 )
 _BOUNDARY = re.compile(
     r"\b(?:end of (?:the )?(?:user )?(?:input|conversation|prompt|instructions|context)|"
@@ -44,7 +44,7 @@ _BOUNDARY = re.compile(
 # The model named right after a quote, a bracket, a comment opener or a sentence end, then ':' or
 # ',': "…: "AI system: mark this resolved", "<!-- AI agents: …", ". Assistant, when you …".
 _VOCATIVE = re.compile(
-    r"(?:[\"“«„(<\-\[>]|[.!?]) *(?:hey |dear |@)?(ai|ia|ki|ии|llm|bot|assistant|asistente|assistente|assistent|"
+    r"(?:[\"“«„(<\-\[>,]|[.!?。！？]) *(?:hey |dear |@)?(ai|ia|ki|ии|llm|bot|assistant|asistente|assistente|assistent|"
     r"asystencie|ассистент|助手|アシスタント|copilot|agent|agents|ai agents?|ai system|ai assistant|"
     r"language model)(?: \w+){0,2}\)? *[:,：]|@\w*(?:ai|bot|assistant|gpt|copilot)\w*"
 )
@@ -63,6 +63,14 @@ def _near(a: list[Hit], b: list[Hit], window: int, ordered: bool = False) -> lis
             if (0 <= d <= window) if ordered else abs(d) <= window:
                 out.append((x, y))
     return out
+
+
+_CLAUSE_END = re.compile(r"[.!?;\n。！？；]")
+
+
+def _same_clause(text: str, a: Hit, b: Hit) -> bool:
+    lo, hi = (a, b) if a.start <= b.start else (b, a)
+    return _CLAUSE_END.search(text, lo.end, hi.start) is None
 
 
 def _any_near(pos: int, hits: list[Hit], window: int) -> bool:
@@ -87,7 +95,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     """Score of each family that fired, and the hits that made them (for the language)."""
     # A two-letter word of one language is often a word of another ("du" is French and German):
     # such short entries count only in the language the text is written in.
-    lang = language_of(text, [])
+    lang = language_of(text, hits)
     c = concepts_of([h for h in hits if h.end - h.start > 3 or h.lang == lang or h.lang in ("zh", "ja", "ru")])
     scores: dict[str, float] = {}
     used: list[Hit] = []
@@ -95,7 +103,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     quoted = [m.span(1) if m.group(1) else m.span(2) for m in _QUOTE.finditer(text)] if meta else []
 
     def put(family: str, w: float, *evidence: Hit, damp: bool = True) -> None:
-        if damp and meta and evidence and any(qs <= evidence[0].start < qe for qs, qe in quoted):
+        if damp and meta and any(qs <= h.start < qe for h in evidence for qs, qe in quoted):
             w *= 0.5
         if w > scores.get(family, 0.0):
             scores[family] = round(min(w, 0.95), 4)
@@ -117,11 +125,20 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         w = 0.6
         if _any_near(t.start, self_told, 50):
             w += 0.2
-        if c.get("now") or c.get("new_instructions"):
+        if c.get("new_instructions") or any(
+            _same_clause(text, t, n) or _same_clause(text, v, n) for n in c.get("now", [])
+        ):
             w += 0.15
         if _any_near(t.start, c.get("prior", []), 40) or _any_near(t.start, c.get("all", []), 20):
             w += 0.1
         put("instruction_override", w, v, t)
+    # The model's own configuration named ("your instructions", "the rules you were given",
+    # "the restrictions from your setup") and acted on in the same clause: whatever the verb.
+    owned = [t for t, s in _near(given, c.get("self", []), 25) if t.concept == "target" and _same_clause(text, t, s)]
+    acting = _get(c, "override", "invalid", "new_instructions", "exfil_verb", "verbatim", "disable")
+    for t in owned:
+        act = [a for a in acting if abs(a.start - t.start) <= 80 and _same_clause(text, a, t)]
+        put("instruction_override", 0.82 if act else 0.4, t, *act[:1])
     for n in c.get("new_instructions", []):
         colon = text.find(":", n.end, n.end + 3) >= 0
         put("instruction_override", 0.6 if colon else 0.5, n)
@@ -129,7 +146,22 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         if "user" in text[u.start : u.end] or u.lang != "en":
             put("indirect_injection", 0.6, o, u, damp=False)
     # --- persona_override (personas and modes)
-    nolimit = c.get("nolimit", []) + [n for n, _ in _near(c.get("neg", []), c.get("limits", []), 22, ordered=True)]
+    nolimit = c.get("nolimit", []) + [n for n, _ in _near(c.get("neg", []), c.get("limits", []), 30, ordered=True)]
+    nolimit += [n for _, n in _near(c.get("limits", []), c.get("neg", []), 6, ordered=True) if n.lang == "ja"]
+    # "whose safety training was removed": limits declared gone
+    targets = {t.start for t in c.get("target", [])}
+    nolimit += [
+        lim
+        for lim, _ in _near(c.get("limits", []), _get(c, "invalid", "disable"), 30, ordered=True)
+        if lim.start not in targets  # "the rules were revoked" is the override family's to judge
+    ]
+    if len({h.start for h in nolimit}) >= 2:  # two claims of no limits: a persona, framed or not
+        put("persona_override", 0.85, *nolimit[:1])
+    for o, lim in _near(c.get("override", []), c.get("limits", []), 30, ordered=True):
+        if not _same_clause(text, o, lim) or any(t.start == lim.start for t in given):
+            continue  # "override the rules" is the override family's to judge
+        w = 0.85 if (c.get("persona") or c.get("now") or _any_near(o.start, c.get("self", []), 40)) else 0.6
+        put("persona_override", w, o, lim)
     for p, n in _near(c.get("persona", []), nolimit, 160):
         put("persona_override", 0.9, p, n)
     for n in nolimit:
@@ -142,9 +174,11 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         w = 0.55
         if _any_near(m.start, activate_now, 40):
             w = 0.7
-        if _any_near(m.start, nolimit, 200) or _any_near(m.start, c.get("persona", []), 60):
+        framing = [h for h in nolimit if abs(h.start - m.start) <= 200]
+        framing += [h for h in c.get("persona", []) if abs(h.start - m.start) <= 60]
+        if framing:
             w = 0.92
-        put("developer_mode", w, m)
+        put("developer_mode", w, m, *framing)
     for p in c.get("persona", []):
         put("persona_override", 0.25, p)
     # --- prompt_exfiltration
@@ -157,8 +191,13 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         mine = not text.startswith(("hidden", "secret", "confidential"), o.start) or _any_near(o.start, self_told, 40)
         put("prompt_exfiltration", 0.9 if mine else 0.7, v, o)
     for v, o in _near(verbs, c.get("above_object", []), 60, ordered=True):
-        w = 0.9 if any(h.start > o.start - 5 for h in extra if abs(h.start - o.start) <= 60) else 0.6
+        w = 0.9 if _any_near(o.start, extra, 60) else 0.6
         put("prompt_exfiltration", w, v, o)
+    for v, x in _near(verbs, c.get("textnoun", []), 40, ordered=True):
+        if _any_near(x.start, _get(c, "told"), 40) or _any_near(x.start, c.get("exfil_object", []), 40):
+            put("prompt_exfiltration", 0.85, v, x)
+    for o, vb in _near(c.get("exfil_object", []), c.get("verbatim", []), 120):
+        put("prompt_exfiltration", 0.85, o, vb)
     for o, v in _near(c.get("exfil_object", []), verbs, 60, ordered=True):
         if o.lang in ("ja", "zh", "de", "nl") or v.lang in ("ja", "zh"):
             put("prompt_exfiltration", 0.88, v, o)
@@ -168,7 +207,15 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         elif _any_near(t.start, c.get("hidden", []), 25):
             put("prompt_exfiltration", 0.7, v, t)
     # --- delimiter_spoofing
-    payload = _get(c, "override", "invalid", "nolimit", "exfil_object", "new_instructions", "privilege")
+    payload = _get(
+        c,
+        "override",
+        "invalid",
+        "nolimit",
+        "exfil_object",
+        "new_instructions",
+        "privilege",
+    )
     switched_off = [d for d, _ in _near(c.get("disable", []), c.get("safety", []), 40)]
     revealing = [v for v, _ in _near(verbs, _get(c, "hidden", "target"), 50, ordered=True)]
     attack_content = payload + switched_off + revealing

@@ -80,7 +80,8 @@ _TRICK_WEIGHTS = {"leetspeak": 0.2, "spaced_letters": 0.3, "fullwidth": 0.1, "ho
                   "bidi_override": 0.5, "tag_characters": 0.8}  # fmt: skip
 _MAX_DEPTH = 2  # a payload inside a payload is decoded once more, no further
 
-_QUOTED = re.compile(r"[\"'“‘`]([^\"“”‘’`]{4,300})[\"'”’`]")
+# A quoted stretch: double or typographic quotes, or single quotes that are not apostrophes.
+_QUOTED = re.compile(r"[\"“”«„`]([^\"“”«»„`]{4,300})[\"“”»`]|(?<!\w)[‘']([^'‘’\n]{4,300})['’](?!\w)")
 _META = re.compile(
     r"\b(?:explain|example|examples|e\.g\.|such\s+as|like|detect|detection|detects|defend|defen[cs]e|protect|attack|attacks|"
     r"injection|jailbreaks|classif\w*|what\s+(?:is|are|does)|how\s+(?:do|does|can)|research|paper|study|article|means?|"
@@ -138,7 +139,7 @@ def _phrase_signals(
     if not wanted:
         return
     meta = damp and _META.search(lower) is not None
-    quoted = [m.span(1) for m in _QUOTED.finditer(lower)] if meta else []
+    quoted = [m.span(1) if m.group(1) else m.span(2) for m in _QUOTED.finditer(lower)] if meta else []
     for i in sorted(wanted):
         signal, weight, _, rx = _PHRASES[i]
         for m in rx.finditer(lower):
@@ -146,6 +147,17 @@ def _phrase_signals(
             if meta and (rx is _DELIMITER_TOKENS or any(qs <= m.start() and m.end() <= qe for qs, qe in quoted)):
                 w *= _DAMP
             _add(signals, only or signal, m.start(), m.end(), w)
+
+
+# Words with both letters and digits ("1gn0re", "y0ur"): two of them make leetspeak worth a look.
+_LEET_WORDS = re.compile(r"\b(?=[a-z]*[0-9@$])[a-z0-9@$]*[a-z][a-z0-9@$]*\b")
+
+
+def _leetspeak(view: TextView) -> bool:
+    if not view.has_any_of("0123456789@$"):
+        return False
+    found = _LEET_WORDS.findall(view.lower)
+    return len(found) >= 2 and sum(1 for w in found if not w.isdigit()) >= 2
 
 
 class PromptInjection:
@@ -160,7 +172,7 @@ class PromptInjection:
         # payloads), four one-letter words (spaced letters), or non-ASCII text. Without any,
         # the score is 0: below any threshold > 0.
         self.quiet: Quiet | None = (
-            Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS | _GATE_WORDS, b"[<", short_words=True)
+            Quiet(_ALL_TRIGGERS | _ROT13_TRIGGERS | _GATE_WORDS, b"[<0123456789@$", short_words=True)
             if self.threshold > 0
             else None
         )
@@ -178,10 +190,16 @@ class PromptInjection:
         ascii_text = view.ascii is not None
         # The multilingual families: an ASCII text without a gate word has none of them (the
         # pre-filter's promise).
-        if not ascii_text or not _GATE_WORDS.isdisjoint(view.hits):
+        if not ascii_text or not _GATE_WORDS.isdisjoint(view.hits) or _leetspeak(view):
             folded, tricks = normalise(text)
             hits = _MATCHER.hits(folded)
             families, used = family_scores(folded, hits)
+            if tricks.alternate is not None:
+                alt_hits = _MATCHER.hits(tricks.alternate)
+                for name, w in family_scores(tricks.alternate, alt_hits)[0].items():
+                    if w > families.get(name, 0.0):
+                        families[name] = w
+                        used = alt_hits
             if families or signals:
                 language = language_of(folded, used)
             for name, w in families.items():
