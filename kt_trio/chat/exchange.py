@@ -67,10 +67,12 @@ class Exchange:
         audit: AuditSink | None,
         key_tokens: KeyTokens | None,
         keep_content: bool = True,
+        event_type: str = EVENT_TYPE,
     ) -> None:
         """`keep_content=False`: never keep the bodies for the audit log, whatever
         `include_content` says (passed-through requests: their bodies are not read as text)."""
         self.id = session_id
+        self.event_type = event_type  # what its request and response records call the message
         self.route = route
         self.target = target  # the target that answered, once one did (fallback may change it)
         self.client_ip = client_ip
@@ -142,7 +144,7 @@ class Exchange:
                 session_id=self.id,
                 seq=1,
                 direction="input",
-                event_type=EVENT_TYPE,
+                event_type=self.event_type,
                 event_id=None,
                 size=self.bytes_in,
                 forwarded=forwarded is not None,
@@ -213,7 +215,7 @@ class Exchange:
                     session_id=self.id,
                     seq=2,
                     direction="output",
-                    event_type=EVENT_TYPE,
+                    event_type=self.event_type,
                     event_id=None,
                     size=self.bytes_out,
                     forwarded=True,

@@ -23,11 +23,20 @@ OnError = Literal["block", "allow"]
 RateLimitMode = Literal["reject", "delay"]
 Durability = Literal["batch", "strict"]
 StoreBackend = Literal["sqlite", "postgres"]
-PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
+PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name", "national_id"]
 SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
 WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
 
-PII_PATTERNS: tuple[PiiPattern, ...] = ("email", "phone", "credit_card", "ssn", "iban", "ip_address", "name")
+PII_PATTERNS: tuple[PiiPattern, ...] = (
+    "email",
+    "phone",
+    "credit_card",
+    "ssn",
+    "iban",
+    "ip_address",
+    "name",
+    "national_id",
+)
 SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "self-harm", "harassment")
 
 # The public endpoints a target with no base_url uses (DESIGN.md, "Configuration").
@@ -74,6 +83,18 @@ class GatewayWebSocket:
     connect_timeout_secs: float = _positive(10.0)
 
 
+# DESIGN.md "no route around it": the `/v1/*` prefixes passed through unparsed by default.
+DEFAULT_PASSTHROUGH_PATHS = ("/v1/files", "/v1/uploads", "/v1/batches")
+
+
+@frozen(kw_only=True)
+class GatewayHttp:
+    """HTTP front doors. `passthrough_paths`: path prefixes passed through unparsed (setting it
+    replaces the default); any other `/v1/*` path that is not a governed route is 404."""
+
+    passthrough_paths: tuple[str, ...] = DEFAULT_PASSTHROUGH_PATHS
+
+
 @frozen(kw_only=True)
 class Gateway:
     state_dir: str = "./.kt_trio"
@@ -81,6 +102,7 @@ class Gateway:
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
+    http: GatewayHttp = GatewayHttp()
 
 
 # --- providers --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import trio
 from attrs import frozen
 
+from kt_trio.keys.client_secrets import ClientSecrets, is_client_secret
 from kt_trio.keys.store import (
     ALERT_THRESHOLDS,
     DailyBudgetState,
@@ -77,6 +78,8 @@ class KeyInfo:
     max_sessions: int | None
     messages_per_minute: int | None
     daily_tokens: int | None
+    # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
+    models: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -94,6 +97,7 @@ class KeyInfo:
             max_sessions=record.max_sessions,
             messages_per_minute=record.messages_per_minute,
             daily_tokens=record.daily_tokens,
+            models=getattr(record, "models", None),
         )
 
 
@@ -116,6 +120,7 @@ MISSING = KeyDecision(
     " or the openai-insecure-api-key.<key> subprotocol",
 )
 UNKNOWN = KeyDecision(False, 401, "invalid gateway key")
+EXPIRED_SECRET = KeyDecision(False, 401, "invalid or expired client secret")
 
 
 def decide(presented: str | None, found: tuple[KeyRecord, str] | None, *, scope: str, now: float) -> KeyDecision:
@@ -130,6 +135,11 @@ def decide(presented: str | None, found: tuple[KeyRecord, str] | None, *, scope:
     record, stored_hash = found
     if not hmac.compare_digest(hash_key(presented), stored_hash):
         return UNKNOWN
+    return verdict(record, scope=scope, now=now)
+
+
+def verdict(record: KeyRecord, *, scope: str, now: float) -> KeyDecision:
+    """The verdict on a recognised key (presented, or the key a client secret was minted for)."""
     info = KeyInfo.of(record)
     if record.revoked_at is not None:
         return KeyDecision(False, 401, f"gateway key {record.name!r} has been revoked", info)
@@ -146,6 +156,7 @@ class KeyRing:
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
+        self.client_secrets = ClientSecrets()
         # One at a time on the connection: sqlite3 connections are not shared between threads.
         self._limiter = trio.CapacityLimiter(1)
 
@@ -173,10 +184,28 @@ class KeyRing:
         """The verdict for a handshake (or a chat request) presenting `presented` on a route that
         needs `scope`. Notes the key's use (at most once a minute) when it is accepted."""
         when = time.time() if now is None else now
+        if is_client_secret(presented):
+            assert presented is not None
+            return await self._authenticate_secret(presented, scope, when)
         prefix = key_prefix(presented) if presented else None
         if prefix is None:
             return MISSING if not presented else UNKNOWN
         return await trio.to_thread.run_sync(self._authenticate, presented, prefix, scope, when, limiter=self._limiter)
+
+    async def _authenticate_secret(self, presented: str, scope: str, now: float) -> KeyDecision:
+        """A `kt_ek_` client secret: live, and its key (looked up by name now) still good for
+        `scope`: revoking or expiring the key ends its secrets at once."""
+        found = self.client_secrets.resolve(presented, now)
+        if found is None:
+            return EXPIRED_SECRET
+        record = await trio.to_thread.run_sync(self._store.get, found.key_name, limiter=self._limiter)
+        if record is None:
+            return EXPIRED_SECRET
+        return verdict(record, scope=scope, now=now)
+
+    def mint_client_secret(self, key: KeyInfo, ttl_secs: float, now: float | None = None) -> tuple[str, float]:
+        """A `kt_ek_` secret for `key`, valid `ttl_secs` (see `kt_trio.keys.client_secrets`)."""
+        return self.client_secrets.mint(key.name, ttl_secs, time.time() if now is None else now)
 
     def _authenticate(self, presented: str, prefix: str, scope: str, now: float) -> KeyDecision:
         decision = decide(presented, self._store.lookup(prefix), scope=scope, now=now)

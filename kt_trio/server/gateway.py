@@ -28,6 +28,7 @@ from hypercorn.typing import ConnectionState
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
+from kt_trio.chat.client_secrets import client_secrets_door
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
@@ -37,6 +38,7 @@ from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
+from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
 from kt_trio.records import Record, SessionSummary
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
@@ -115,6 +117,7 @@ class Gateway:
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
+            "client_secrets": client_secrets_door(self._mint_client_secret),
         }
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
@@ -166,6 +169,10 @@ class Gateway:
         if key_info is None or key_info.pack is None:
             return self.default_pack
         return self.packs.get(key_info.pack)
+
+    def _mint_client_secret(self, key: KeyInfo, ttl_secs: float) -> tuple[str, float]:
+        assert self.keys is not None  # HttpApp checked the key, so the key store is open
+        return self.keys.mint_client_secret(key, ttl_secs)
 
     def chat_for(self, key_info: KeyInfo | None) -> ChatApp | None:
         pack = self.pack_for(key_info)
@@ -372,6 +379,10 @@ class Gateway:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
+        if key_info is not None and key_info.models is not None and (model or target.model) not in key_info.models:
+            message = f"gateway key {key_info.name!r} may not use model {model or target.model!r}"
+            await self._refuse(transport, 403, "permission_error", "model_not_allowed", message)
+            return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         per_key = []
         if key_info is not None and key_info.max_sessions:
@@ -411,7 +422,7 @@ class Gateway:
         A `kt_gk_` key is always checked. Anything else in the credential headers is taken for a
         provider key an SDK sends by habit: ignored (and never forwarded) unless keys are required.
         """
-        if presented is not None and not presented.startswith(KEY_PREFIX):
+        if presented is not None and not presented.startswith((KEY_PREFIX, CLIENT_SECRET_PREFIX)):
             presented = None
         if presented is None and not self.config.gateway.auth.require_keys:
             return None, None
@@ -541,6 +552,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
         )
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:

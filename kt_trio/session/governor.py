@@ -8,7 +8,7 @@ budget alerts) go to the session's one reporting point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol as TypingProtocol
 
 from attrs import frozen
 
@@ -19,7 +19,9 @@ from kt_trio.governance.usage import (
     SERVER_MODEL_EVENT_TYPES,
     USAGE_EVENT_TYPES,
     UsageAccumulator,
+    model_from_event,
 )
+from kt_trio.protocol.errors import Protocol, error_event
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.records import BudgetAlert, Record, TokenUsage
 from kt_trio.wire.frames import CloseCode
@@ -28,7 +30,7 @@ from kt_trio.wire.frames import CloseCode
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
 
 
-class KeyTokens(Protocol):
+class KeyTokens(TypingProtocol):
     """A gateway key's daily token budget, shared by its sessions (`kt_trio.server.key_budget`)."""
 
     exhausted: bool
@@ -55,8 +57,14 @@ class SessionGovernor:
         budget: SessionBudget | None,
         emit: Callable[[Record], None],
         key_tokens: KeyTokens | None = None,
+        allowed_models: frozenset[str] | None = None,
+        protocol: Protocol = "realtime",
     ) -> None:
+        """`allowed_models`: `keys create --models`; a `session.update` or `response.create`
+        naming another model is answered with an error event `model_not_allowed` and dropped."""
         self.session_id = session_id
+        self._allowed_models = allowed_models
+        self._protocol = protocol
         self.usage = UsageAccumulator(session_id, target, url_model)
         # The session's own limit and, for a gateway key with `messages_per_minute`, the key's
         # bucket shared by all of its sessions; a message must pass every one of them.
@@ -90,8 +98,22 @@ class SessionGovernor:
                 )
             )
         if event_type in CLIENT_MODEL_EVENT_TYPES:
+            allowed = self._allowed_models
+            if allowed is not None:
+                named = model_from_event(event_type, payload())
+                if named is not None and named[1] not in allowed:
+                    return Gate(reply=self._model_not_allowed(named[1], payload()))
             self.usage.observe_client_event(event_type, payload())
         return None
+
+    def _model_not_allowed(self, model: str, payload: bytes) -> bytes:
+        return error_event(
+            error_type="permission_error",
+            code="model_not_allowed",
+            message=f"this gateway key may not use model {model[:128]!r}",
+            client_event_id=client_event_id(payload),
+            protocol=self._protocol,
+        )
 
     def upstream_message(self, event_type: str | None, payload: Callable[[], bytes]) -> tuple[int, str] | None:
         """Taps usage; returns a close request when the session budget says `close`."""

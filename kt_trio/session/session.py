@@ -124,6 +124,7 @@ class Session:
         team: str | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
+        allowed_models: frozenset[str] | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
         self.client = client
@@ -147,6 +148,8 @@ class Session:
             budget=budget,
             emit=self._emit,
             key_tokens=key_tokens,
+            allowed_models=allowed_models,
+            protocol="responses" if route == "/v1/responses" else "realtime",
         )
         self._audit = audit
         # Records emitted while a batch is handled, written to the audit log before that batch is

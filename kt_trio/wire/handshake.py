@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import h11
 from attrs import frozen
 
+from kt_trio.providers.errors import error_body as provider_error_body
 from kt_trio.wire.transport import Transport
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -178,8 +178,8 @@ def switching_protocols(key: str, subprotocol: str | None) -> bytes:
 
 
 def error_body(status: int, err_type: str, code: str, message: str) -> bytes:
-    """The OpenAI-shaped error body every refusal carries."""
-    return json.dumps({"error": {"type": err_type, "code": code, "message": message}}).encode()
+    """The OpenAI-shaped error body every refusal carries (the one builder, `kt_trio.providers.errors`)."""
+    return provider_error_body(err_type, code, message)
 
 
 def http_response(
