@@ -43,7 +43,6 @@ GATES = frozenset(
         "exfil_object",
         "above_object",
         "limits",
-        "textnoun",
         "role",
         "ai",
         "address_ai",

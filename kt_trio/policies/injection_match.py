@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-from attrs import frozen
+from typing import Any, NamedTuple
 
 from kt_trio.policies.injection_lexicon import GATES, LEXICON
 from kt_trio.policies.normalize import fold
@@ -30,8 +29,9 @@ _ENDINGS = (
 )  # fmt: skip
 
 
-@frozen
-class Hit:
+class Hit(NamedTuple):
+    """One lexicon entry found: where, which concept, in which language's list."""
+
     start: int
     end: int
     concept: str
@@ -45,14 +45,14 @@ def _trie_regex(entries: Iterable[tuple[str, bool]]) -> str:
     """A regex alternation shaped as a trie over `entries` ((text, prefix?) pairs). At every
     node the longer continuations are tried first; an exact entry's end needs a non-word
     character after it, a prefix entry's end takes the rest of the word."""
-    trie: dict = {}
+    trie: dict[str, Any] = {}
     for text, prefix in entries:
         node = trie
         for ch in text:
             node = node.setdefault(ch, {})
         node[""] = node.get("", False) or prefix  # "" marks an end; True if some entry there is a prefix
 
-    def build(node: dict) -> str:
+    def build(node: dict[str, Any]) -> str:
         alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items(), key=lambda kv: kv[0]) if ch]
         if "" in node:
             alts.append(r"\w*" if node[""] else r"(?!\w)")

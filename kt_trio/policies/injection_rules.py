@@ -22,9 +22,8 @@ A text about attacks (prompt injection, jailbreak, detection...) halves what it 
 from __future__ import annotations
 
 import re
-from collections import Counter
 
-from kt_trio.policies.injection_lexicon import STOPWORDS
+from kt_trio.policies.injection_lexicon import GATES, STOPWORDS
 from kt_trio.policies.injection_match import Hit
 
 Concepts = dict[str, list[Hit]]
@@ -91,8 +90,10 @@ def concepts_of(hits: list[Hit]) -> Concepts:
     return c
 
 
-def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hit]]:
-    """Score of each family that fired, and the hits that made them (for the language)."""
+def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hit], str]:
+    """Score of each family that fired, the hits that made them, and the text's language."""
+    if not any(h.concept in GATES for h in hits):
+        return {}, [], "en"  # every rule needs a gate concept
     # A two-letter word of one language is often a word of another ("du" is French and German):
     # such short entries count only in the language the text is written in.
     lang = language_of(text, hits)
@@ -147,7 +148,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
             put("indirect_injection", 0.6, o, u, damp=False)
     # --- persona_override (personas and modes)
     nolimit = c.get("nolimit", []) + [n for n, _ in _near(c.get("neg", []), c.get("limits", []), 30, ordered=True)]
-    nolimit += [n for _, n in _near(c.get("limits", []), c.get("neg", []), 6, ordered=True) if n.lang == "ja"]
+    nolimit += [n for _, n in _near(c.get("limits", []), c.get("neg", []), 20, ordered=True) if n.lang == "ja"]
     # "whose safety training was removed": limits declared gone
     targets = {t.start for t in c.get("target", [])}
     nolimit += [
@@ -204,6 +205,8 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     for v, t in _near(verbs, given, 60, ordered=True):
         if _any_near(t.start, hidden_told, 30) and _any_near(t.start, c.get("self", []), 40):
             put("prompt_exfiltration", 0.85, v, t)
+        elif _any_near(t.start, c.get("verbatim", []), 40) and _any_near(t.start, _get(c, "told"), 40):
+            put("prompt_exfiltration", 0.85, v, t)
         elif _any_near(t.start, c.get("hidden", []), 25):
             put("prompt_exfiltration", 0.7, v, t)
     # --- delimiter_spoofing
@@ -219,13 +222,13 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     switched_off = [d for d, _ in _near(c.get("disable", []), c.get("safety", []), 40)]
     revealing = [v for v, _ in _near(verbs, _get(c, "hidden", "target"), 50, ordered=True)]
     attack_content = payload + switched_off + revealing
-    for m in _ROLE_LINE.finditer(text):
-        start = m.start(1)
+    for line in _ROLE_LINE.finditer(text) if c.get("role") else ():
+        start = line.start(1)
         content = [h for h in attack_content if start < h.start <= start + 320]
         w = 0.9 if content else 0.45
         put("delimiter_spoofing", w, *content[:1])
-    for m in _BOUNDARY.finditer(text):
-        content = [h for h in attack_content if m.start() < h.start <= m.end() + 320]
+    for boundary in _BOUNDARY.finditer(text) if ("end of" in text or "system" in text or "begin" in text) else ():
+        content = [h for h in attack_content if boundary.start() < h.start <= boundary.end() + 320]
         put("delimiter_spoofing", 0.85 if content else 0.6)
     for p in c.get("privilege", []):
         put("social_engineering", 0.5, p)
@@ -236,7 +239,8 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     for a, ai in _near(c.get("address", []), c.get("ai", []), 40):
         if a.start <= ai.start or "reading" in text[a.start : a.end] or "processing" in text[a.start : a.end]:
             addressed.append(min(a.start, ai.start))
-    addressed.extend(m.start() for m in _VOCATIVE.finditer(text))
+    if c.get("ai") or "@" in text:
+        addressed.extend(m.start() for m in _VOCATIVE.finditer(text))
     addressed.extend(h.start for h in c.get("address_ai", []))
     orders = _get(c, "directive", "override", "exfil_object", "nolimit", "new_instructions") + switched_off
     for pos in addressed:
@@ -246,7 +250,7 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         else:
             w = 0.7 if "if you" in text[pos - 12 : pos + 4] or "si " in text[pos - 8 : pos] else 0.5
             put("indirect_injection", w, damp=False)
-    return scores, used
+    return scores, used, lang
 
 
 _LATIN_WORD = re.compile(r"[a-z']+")
@@ -267,12 +271,14 @@ def language_of(text: str, hits: list[Hit]) -> str:
     for lang, rx in _SCRIPTS:
         if rx.search(text):
             return lang
-    votes: Counter[str] = Counter()
-    for w in _LATIN_WORD.findall(text):
-        for lang in _WORD_LANGS.get(w, ()):
-            votes[lang] += 1
+    words = set(_LATIN_WORD.findall(text))
+    # Doubled counts, so a hit's half vote stays an integer.
+    votes = {lang: 2 * len(words & sw) for lang, sw in _STOP.items()}
     for h in hits:
-        votes[h.lang] += 0.5
-    if not votes:
-        return "en"
-    return votes.most_common(1)[0][0]
+        if h.lang in votes:
+            votes[h.lang] += 1
+    best = max(votes, key=votes.__getitem__)
+    return best if votes[best] else "en"
+
+
+_STOP = {lang: frozenset(ws.split()) for lang, ws in STOPWORDS.items()}

@@ -96,6 +96,8 @@ _BARRED = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "ħ": "h", "ŧ": "t", 
 def fold(text: str) -> str:
     """Case-folded, accent-free, whitespace-collapsed form of `text` (used for lexicon entries
     too, so both sides compare in the same form)."""
+    if text.isascii():  # nothing to compose, strip or map: only case and spaces
+        return _SPACES.sub(" ", text.lower())
     return _SPACES.sub(" ", _strip_marks(unicodedata.normalize("NFKC", text).casefold()).translate(_BARRED))
 
 

@@ -50,7 +50,7 @@ from kt_trio.policies.base import (
 from kt_trio.policies.injection_decode import _decoded_payloads, more_payloads
 from kt_trio.policies.injection_match import Matcher
 from kt_trio.policies.injection_phrases import _PHRASES
-from kt_trio.policies.injection_rules import family_scores, language_of
+from kt_trio.policies.injection_rules import family_scores
 from kt_trio.policies.normalize import normalise
 
 __all__ = ["DEFAULT_THRESHOLD", "NAME", "_PHRASES", "PromptInjection", "_decoded_payloads"]
@@ -61,8 +61,8 @@ DEFAULT_THRESHOLD = PromptInjectionSettings().threshold  # the schema's default,
 _DELIMITER_TOKENS = next(rx for _, _, trig, rx in _PHRASES if trig is None)
 # trigger word -> indices of the patterns it wakes; patterns with no words wake on '<' or '['.
 _BY_WORD: dict[bytes, list[int]] = {}
-for _i, (_, _, _trig, _) in enumerate(_PHRASES):
-    for _w in word_set(_trig or ""):
+for _i, _phrase in enumerate(_PHRASES):
+    for _w in word_set(_phrase[2] or ""):
         _BY_WORD.setdefault(_w, []).append(_i)
 _BY_CHARS = [i for i, (_, _, trig, _) in enumerate(_PHRASES) if trig is None]
 _ALL_TRIGGERS = frozenset(_BY_WORD)
@@ -132,8 +132,8 @@ def _phrase_signals(
     if words is None:
         words = TextView(lower).words
     wanted: set[int] = set()
-    for w in words & _ALL_TRIGGERS:
-        wanted.update(_BY_WORD[w])
+    for word in words & _ALL_TRIGGERS:
+        wanted.update(_BY_WORD[word])
     if "[" in lower or "<" in lower:
         wanted.update(_BY_CHARS)
     if not wanted:
@@ -193,15 +193,11 @@ class PromptInjection:
         if not ascii_text or not _GATE_WORDS.isdisjoint(view.hits) or _leetspeak(view):
             folded, tricks = normalise(text)
             hits = _MATCHER.hits(folded)
-            families, used = family_scores(folded, hits)
+            families, _, language = family_scores(folded, hits)
             if tricks.alternate is not None:
                 alt_hits = _MATCHER.hits(tricks.alternate)
                 for name, w in family_scores(tricks.alternate, alt_hits)[0].items():
-                    if w > families.get(name, 0.0):
-                        families[name] = w
-                        used = alt_hits
-            if families or signals:
-                language = language_of(folded, used)
+                    families[name] = max(families.get(name, 0.0), w)
             for name, w in families.items():
                 signals[name] = max(signals.get(name, 0.0), w)
             if families:

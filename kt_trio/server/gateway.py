@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 from urllib.parse import parse_qs
 
 import trio
@@ -41,14 +42,14 @@ from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
 from kt_trio.records import Record, SessionSummary
+from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
-from kt_trio.session.reporting import Reporter
-from kt_trio.session.session import AuditSink, Session
+from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
 from kt_trio.state import Refusal, state_for
@@ -139,7 +140,7 @@ class Gateway:
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
-        self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        self.admission: Admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
         # What other processes and machines must agree on (`state.backend`, kt_trio.state).
@@ -157,7 +158,7 @@ class Gateway:
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self._http_app = ASGIWrapper(
-            HttpApp(
+            HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
@@ -428,7 +429,7 @@ class Gateway:
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
-    ) -> KeyInfo | bool | None:
+    ) -> KeyInfo | Literal[False] | None:
         """The client's gateway key, None for an anonymous client, or False once refused."""
         credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
         key_info, refusal = await self.check_key(credential.value if credential is not None else None, scope=scope)
@@ -567,7 +568,7 @@ class Gateway:
             settings,
             route=route,
             target=target.id,
-            model=model or target.model,
+            model=model or target.model_name,
             client_ip=ip,
             policies=policies,
             limiters=self._limiters(pack, key_info),

@@ -10,7 +10,7 @@ healthy, and its answer is the client's.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import trio
 
@@ -44,7 +44,7 @@ async def dial_with_fallback(
     query: str,
     client_headers: Sequence[tuple[bytes, bytes]],
     offered_subprotocols: Sequence[str],
-    secrets: dict[str, str],
+    secrets: Mapping[str, str],
     ssl_context: ssl.SSLContext | None,
 ) -> tuple[Target, Upstream, Permit | None]:
     """Dials the first healthy candidate; returns it with the breaker permit still to settle.
