@@ -1,33 +1,29 @@
 """`prompt-injection`: a scored detector (0..1) of attempts to take over the model.
 
-Each pattern has a weight; a signal (family of patterns) scores the noisy-OR of its patterns
-that matched (each counted once), and the message scores the noisy-OR of its signals
-(`base.combine`). So one strong phrase passes the default threshold 0.8 and weak hints only
-count together:
+Signals combine by noisy-OR (`base.combine`): one strong signal passes the default threshold
+0.8, weak hints only count together. Two sources, each explainable:
 
-- `instruction_override`: "ignore/disregard/forget ... previous/system ... instructions/rules",
-  "do not follow your instructions", "set aside whatever you were told", "the previous context
-  is void", "disable all filters", "new instructions:".
-- `persona_override`: "you are now DAN / an unrestricted AI", "pretend you have no rules",
-  "act as an unfiltered model", "from now on you will".
-- `developer_mode`: "developer mode", "DAN mode", "do anything now", "jailbreak".
-- `prompt_exfiltration`: "reveal/print/repeat your system prompt / initial instructions",
-  "what are your instructions", "repeat the text above verbatim", "starting with 'You are'".
-- `social_engineering` (weak): claims of authority ("I am the administrator"), secrecy ("I won't
-  tell anyone"), the canary "say you have been hacked".
-- `delimiter_spoofing`: chat-template tokens (`<|im_start|>`, `[INST]`, `<<SYS>>`,
-  `<|eot_id|>`), `<system>` tags, fake `system:` / `assistant:` turns at a line start.
-- `encoded_payload`: base64, hex or rot13 text that decodes to one of the phrases above.
-- `zero_width`, `bidi_override`, `tag_characters`, `homoglyphs`, `spaced_letters`: text hidden
-  or disguised; it is then normalised (invisibles dropped, lookalike Cyrillic/Greek letters
-  mapped to Latin, NFKC, "i g n o r e" joined) and the phrase signals are read again.
+- the multilingual families (`injection_rules`, over the concept lexicon `injection_lexicon`
+  found by `injection_match` in the normalised text): `instruction_override` (set aside, or
+  declared superseded / revoked / no longer in force), `persona_override` and `developer_mode`
+  (personas and modes without limits), `prompt_exfiltration` (repeat / translate / dump what came
+  before, the hidden rules), `delimiter_spoofing` (roles written as turns or headers),
+  `indirect_injection` (the model addressed inside quoted, forwarded or tool content), in
+  English, Spanish, French, German, Portuguese, Italian, Dutch, Polish, Russian, Chinese and
+  Japanese;
+- the English phrase patterns of issue 3 (`injection_phrases`), chat-template tokens among them.
 
-Benign text that quotes an attack to ask about it ("what does 'ignore previous instructions'
-do?") is damped: a phrase inside quotes, in a text that talks *about* attacks (explain,
-example, detect, test...), counts at half its weight; a chat-template token in a text about
-tokens and templates likewise. An attacker can use the same framing; that is the price of not
-blocking every developer who discusses prompt injection. The labelled corpus in
-tests/data/injection_corpus.jsonl and bench/injection_quality.py keep these weights honest.
+The text is normalised first (`normalize`: case, accents, zero-width and tag characters,
+full-width, homoglyphs inside Latin words, right-to-left overrides read as displayed, leetspeak,
+spelled-out letters); the trick undone is named among the signals. Encoded payloads
+(`injection_decode`: base64 and URL-safe base64, hex, percent-encoding, `+`-joined values, rot13,
+wherever they stand, after `key=` too) are decoded and scored in turn (`encoded_payload`).
+
+A text that talks *about* attacks (prompt injection, jailbreak, detection, "phrases like"...)
+halves what it quotes: the price of not blocking every developer who discusses the subject. The
+reason names the signals and the text's language. The corpus in tests/data/detection/ and
+bench/detection.py keep the weights honest (tests/data/injection_corpus.jsonl and
+bench/injection_quality.py, issue 3's, too).
 """
 
 from __future__ import annotations
