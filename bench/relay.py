@@ -57,8 +57,11 @@ CLIENT_OPTS: dict[str, Any] = {
     "close_timeout": 5,
     "open_timeout": 30,
 }
-PATHS = ("direct", "asyncio", "kt_trio")
-LABELS = {"direct": "direct", "asyncio": "asyncio relay", "kt_trio": "kt_trio"}
+PATHS = ("direct", "asyncio", "kt_trio", "kt_chain")
+LABELS = {"direct": "direct", "asyncio": "asyncio relay", "kt_trio": "kt_trio", "kt_chain": "kt_trio + chain"}
+# `kt_chain`: the gateway with the default chain's text policies (DEFAULT_CHAIN without the audit
+# log, which bench/audit.py measures on its own), so the checks' cost shows beside the relay's.
+CHAIN = "[prompt-injection, pii-detector, safety-filter]"
 GATEWAY_CONFIG = """\
 gateway:
   websocket:
@@ -562,11 +565,13 @@ def ratios(res: dict[str, Any]) -> dict[str, Any]:
     p = res["paths"]
     out: dict[str, Any] = {}
     a, k, d = p.get("asyncio", {}), p.get("kt_trio", {}), p.get("direct", {})
-    if a.get("cpu_us_per_rt") and k.get("cpu_us_per_rt"):
-        out["kt_trio_cpu_x_asyncio"] = k["cpu_us_per_rt"] / a["cpu_us_per_rt"]
-    if a.get("rt_per_s") and k.get("rt_per_s"):
-        out["kt_trio_rt_per_s_x_asyncio"] = k["rt_per_s"] / a["rt_per_s"]
-    for name, r in (("asyncio", a), ("kt_trio", k)):
+    c = p.get("kt_chain", {})
+    for name, r in (("kt_trio", k), ("kt_chain", c)):
+        if a.get("cpu_us_per_rt") and r.get("cpu_us_per_rt"):
+            out[f"{name}_cpu_x_asyncio"] = r["cpu_us_per_rt"] / a["cpu_us_per_rt"]
+        if a.get("rt_per_s") and r.get("rt_per_s"):
+            out[f"{name}_rt_per_s_x_asyncio"] = r["rt_per_s"] / a["rt_per_s"]
+    for name, r in (("asyncio", a), ("kt_trio", k), ("kt_chain", c)):
         if d.get("big_ms") and r.get("big_ms"):
             out[f"{name}_big_x_direct"] = r["big_ms"] / d["big_ms"]
     return out
@@ -584,20 +589,21 @@ def report_text(res: dict[str, Any]) -> str:
         f"1 MiB: median of {s['big_count']} per path after {s['big_warmup']} warm-up, paths in turn; "
         f"idle: {s['idle']} sessions; "
         f"opens: {s['opens']} sessions, {s['open_concurrency']} at a time",
-        "processes: echo upstream, asyncio relay, kt_trio gateway, this process (idle/open/1 MiB client), "
+        "processes: echo upstream, asyncio relay, kt_trio gateways (empty chain; text chain), "
+        "this process (idle/open/1 MiB client), "
         f"{s['workers']} load workers during the throughput phase",
         "",
         report_table(res),
         "",
         "ratios (as in PERFORMANCE.md):",
     ]
-    names = {"asyncio": "asyncio relay", "kt_trio": "kt_trio"}
+    names = {"asyncio": "asyncio relay", "kt_trio": "kt_trio", "kt_chain": "kt_trio + chain"}
     out.append("  | relay | CPU per round trip × asyncio relay | 1 MiB round trip × direct | idle KiB per connection |")
     out.append("  |---|---:|---:|---:|")
-    for path in ("asyncio", "kt_trio"):
+    for path in ("asyncio", "kt_trio", "kt_chain"):
         if path not in p:
             continue
-        cpu_x = 1.0 if path == "asyncio" else rat.get("kt_trio_cpu_x_asyncio")
+        cpu_x = 1.0 if path == "asyncio" else rat.get(f"{path}_cpu_x_asyncio")
         if "asyncio" not in p:
             cpu_x = None
         big_x = rat.get(f"{path}_big_x_direct")
@@ -717,14 +723,17 @@ async def run(settings: Settings, paths: list[str]) -> dict[str, Any]:
             servers["asyncio"] = Server("asyncio", argv, logdir)
             await servers["asyncio"].wait_port(port)
             urls["asyncio"] = f"ws://127.0.0.1:{port}" + query.format("asyncio")
-        if "kt_trio" in paths:
+        for name in ("kt_trio", "kt_chain"):
+            if name not in paths:
+                continue
             port = free_port()
-            cfg = logdir / "gateway.yaml"
-            cfg.write_text(GATEWAY_CONFIG.format(upstream_port=up_port))
+            cfg = logdir / f"{name}.yaml"
+            text = GATEWAY_CONFIG.format(upstream_port=up_port)
+            cfg.write_text(text.replace("chain: []", f"chain: {CHAIN}") if name == "kt_chain" else text)
             argv = [PY, "-m", "kt_trio", "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
-            servers["kt_trio"] = Server("kt_trio", argv, logdir)
-            await servers["kt_trio"].wait_port(port)
-            urls["kt_trio"] = f"ws://127.0.0.1:{port}" + query.format("kt_trio")
+            servers[name] = Server(name, argv, logdir)
+            await servers[name].wait_port(port)
+            urls[name] = f"ws://127.0.0.1:{port}" + query.format(name)
         urls = {p: urls[p] for p in PATHS if p in urls}
         bench = Bench(settings, servers, urls)
         phases = [
@@ -753,7 +762,7 @@ async def run(settings: Settings, paths: list[str]) -> dict[str, Any]:
         interrupted = True
         raise
     finally:
-        for name in ("kt_trio", "asyncio", "upstream"):
+        for name in ("kt_trio", "kt_chain", "asyncio", "upstream"):
             if name in servers:
                 servers[name].stop()
         if interrupted:
@@ -823,7 +832,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts: a smoke run")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of direct,asyncio,kt_trio")
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="comma-separated subset of direct,asyncio,kt_trio,kt_chain"
+    )
     parser.add_argument("--workers", type=int, help="load worker processes (default 2)")
     parser.add_argument("--duration", type=float, help="measured seconds of the throughput phase per path")
     parser.add_argument("--idle", type=int, help="idle sessions per relay (default 2000)")
