@@ -13,6 +13,11 @@ One ASGI app answers by path:
   ``content_block_stop``, (a ``tool_use`` block with two ``input_json_delta`` pieces when
   `tool_call` is set, cut at `tool_call_split`), ``message_delta`` with the stop reason and
   usage, ``message_stop``.
+* ``POST .../responses`` (OpenAI Responses; also Azure's ``/openai/responses``): a response
+  object, or with ``stream: true`` its events (``response.created``, the message's
+  ``response.output_text.delta`` per entry of `chunks`, the done events, a ``function_call``
+  item with two ``response.function_call_arguments.delta`` pieces when `tool_call` is set, then
+  ``response.completed`` with usage).
 * ``GET .../models``: a list.
 * For the gateway's `/v1/*` passthrough: ``POST .../embeddings`` (float embeddings, one per
   input), ``GET .../files/{id}`` (a file object) and ``GET .../files/{id}/content``
@@ -137,6 +142,11 @@ class MockHttpUpstream:
                 await _sse(send, self._anthropic_events(model))
             else:
                 await _json(send, 200, self._anthropic_message(model))
+        elif path.endswith("/responses"):
+            if body.get("stream"):
+                await _sse(send, self._responses_events(model))
+            else:
+                await _json(send, 200, self._response_object(model))
         elif path.endswith("/chat/completions"):
             if body.get("stream"):
                 usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -217,6 +227,82 @@ class MockHttpUpstream:
         if include_usage:
             yield b"data: " + json.dumps({**base, "choices": [], "usage": self._usage()}).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    # -- OpenAI Responses -----------------------------------------------------------------------
+
+    def _response_output(self) -> list[dict[str, Any]]:
+        b = self.behaviour
+        text = {"type": "output_text", "text": "".join(b.chunks), "annotations": []}
+        out: list[dict[str, Any]] = [
+            {"id": "msg_mock", "type": "message", "status": "completed", "role": "assistant", "content": [text]}
+        ]
+        if b.tool_call:
+            name, args = b.tool_call
+            call = {"id": "fc_mock", "type": "function_call", "status": "completed", "call_id": "call_mock1"}
+            out.append({**call, "name": name, "arguments": args})
+        return out
+
+    def _response_object(self, model: str, status: str = "completed") -> dict[str, Any]:
+        b = self.behaviour
+        usage = {
+            "input_tokens": b.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": b.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": b.prompt_tokens + b.completion_tokens,
+        }
+        done = status == "completed"
+        return {
+            "id": "resp_mock",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "model": model,
+            "output": self._response_output() if done else [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": usage if done else None,
+        }
+
+    async def _responses_events(self, model: str) -> AsyncIterator[bytes]:
+        """The Responses API's stream: created, the message's text deltas, a function call's
+        argument deltas in two pieces when `tool_call` is set, then `response.completed`."""
+        b = self.behaviour
+        seq = 0
+
+        def ev(name: str, data: dict[str, Any]) -> bytes:
+            nonlocal seq
+            seq += 1
+            return f"event: {name}\ndata: {json.dumps({'type': name, 'sequence_number': seq, **data})}\n\n".encode()
+
+        yield ev("response.created", {"response": self._response_object(model, "in_progress")})
+        output = self._response_output()
+        msg = {**output[0], "status": "in_progress", "content": []}
+        yield ev("response.output_item.added", {"output_index": 0, "item": msg})
+        where = {"item_id": "msg_mock", "output_index": 0, "content_index": 0}
+        yield ev(
+            "response.content_part.added", {**where, "part": {"type": "output_text", "text": "", "annotations": []}}
+        )
+        for text in b.chunks:
+            if b.chunk_delay:
+                await trio.sleep(b.chunk_delay)
+            yield ev("response.output_text.delta", {**where, "delta": text, "logprobs": []})
+        full = "".join(b.chunks)
+        yield ev("response.output_text.done", {**where, "text": full, "logprobs": []})
+        yield ev("response.content_part.done", {**where, "part": output[0]["content"][0]})
+        yield ev("response.output_item.done", {"output_index": 0, "item": output[0]})
+        if b.tool_call:
+            call = output[1]
+            yield ev("response.output_item.added", {"output_index": 1, "item": {**call, "arguments": ""}})
+            for piece in _halves(call["arguments"], b.tool_call_split):
+                yield ev(
+                    "response.function_call_arguments.delta", {"item_id": "fc_mock", "output_index": 1, "delta": piece}
+                )
+            args = {"item_id": "fc_mock", "output_index": 1, "arguments": call["arguments"]}
+            yield ev("response.function_call_arguments.done", args)
+            yield ev("response.output_item.done", {"output_index": 1, "item": call})
+        yield ev("response.completed", {"response": self._response_object(model)})
 
     # -- Anthropic ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from psycopg import conninfo
 Migrations = Sequence[str]
 
 CONNECT_TIMEOUT_SECS = 10  # unless the DSN says otherwise: a dead server fails a start, not hangs it
-_SCHEMA_LOCK = "kt_trio schema"  # the advisory lock two instances starting at once take in turn
+SCHEMA_LOCK = "kt_trio schema"  # the advisory lock two instances starting at once take in turn
 
 
 class PostgresError(Exception):
@@ -83,7 +83,7 @@ def migrate(conn: psycopg.Connection[Any], component: str, migrations: Migration
     if _version(conn, component) == len(migrations):
         return
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_SCHEMA_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (SCHEMA_LOCK,))
         conn.execute("CREATE TABLE IF NOT EXISTS kt_trio_schema (component text PRIMARY KEY, version integer NOT NULL)")
         current = _version(conn, component) or 0
         if current > len(migrations):

@@ -21,7 +21,7 @@ CLIENT_KEY = "kt_gk_client_secret_do_not_forward"
 # Every SDK call gives up after this long: the worker thread it blocks cannot be cancelled, so the
 # test's own deadline abandons it (see `in_thread`) and this bound ends it.
 SDK_TIMEOUT = 20.0
-SECRETS = {"oa": "sk-openai-target", "az": "azure-target-key", "claude": "sk-ant-target"}
+SECRETS = {"oa": "sk-openai-target", "az": "azure-target-key", "claude": "sk-ant-target", "emb": "sk-openai-target"}
 T = TypeVar("T")
 
 
@@ -47,6 +47,10 @@ providers:
       provider: openai
       model: gpt-realtime
       base_url: ws://127.0.0.1:1/v1/realtime
+    - id: emb
+      provider: openai
+      model: text-embedding-3-small
+      base_url: {mock_url}/v1
 policies:
   chain: [{", ".join(chain)}]
 {extra}"""

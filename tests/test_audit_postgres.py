@@ -133,8 +133,7 @@ async def test_a_row_edited_by_a_superuser_is_found_with_its_chain_and_seq(
     # The CLI, reading store.* from the gateway's config (the DSN's password from the environment).
     config = tmp_path / "gateway.yaml"
     config.write_text(
-        "store:\n  backend: postgres\n  postgres_dsn: ${KT_TEST_DSN}\n"
-        f"gateway:\n  state_dir: {tmp_path / 'state'}\n",
+        f"store:\n  backend: postgres\n  postgres_dsn: ${{KT_TEST_DSN}}\ngateway:\n  state_dir: {tmp_path / 'state'}\n",
         encoding="utf-8",
     )
     env = {"KT_TEST_DSN": pg_dsn, "PATH": "/usr/bin:/bin"}

@@ -3,6 +3,8 @@ official openai SDK, with `ChatApp` served by hypercorn on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -115,6 +117,16 @@ async def test_block_mid_stream_ends_with_an_error_chunk_and_done() -> None:
         assert '"type":"policy_violation"' in text and '"code":"safety-filter"' in text
         assert text.endswith("data: [DONE]\n\n")
         assert "and more" not in text
+        # DESIGN.md: the last chunk before [DONE] finishes its choice with content_filter.
+        last = json.loads(text.rsplit("data: ", 2)[-2])
+        assert last["choices"][0]["finish_reason"] == "content_filter"
+        assert last["error"] == {
+            "type": "policy_violation",
+            "code": "safety-filter",
+            "message": last["error"]["message"],
+            "param": None,
+        }
+        assert last["object"] == "chat.completion.chunk" and last["id"] == "chatcmpl-mock"
 
 
 async def test_azure_url_and_api_key() -> None:
@@ -144,7 +156,7 @@ async def test_upstream_429_stays_429() -> None:
 async def test_models_and_unknown_model() -> None:
     async with chat_rig() as rig:
         models = await in_thread(lambda: [m.id for m in rig.client().models.list()])
-        assert models == ["gpt-4o-mini", "gpt-az", "claude-test"]
+        assert models == ["gpt-4o-mini", "gpt-az", "claude-test", "text-embedding-3-small"]
 
         def call() -> openai.NotFoundError:
             with pytest.raises(openai.NotFoundError) as info:

@@ -131,7 +131,7 @@ providers:
 """
     async with gateway_with(yaml=only_anthropic) as (gw, mock):
         async with httpx.AsyncClient() as client:
-            resp = await client.post(f"{gw.base_url}/v1/embeddings", json={"input": "x"})
+            resp = await client.get(f"{gw.base_url}/v1/files/x")
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
         assert mock.requests == []
     unreachable = """
@@ -144,7 +144,7 @@ providers:
 """
     async with gateway_with(yaml=unreachable) as (gw, _):
         async with httpx.AsyncClient() as client:
-            resp = await client.post(f"{gw.base_url}/v1/embeddings", json={"input": "x"})
+            resp = await client.get(f"{gw.base_url}/v1/files/x")
         assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_unreachable"
 
 

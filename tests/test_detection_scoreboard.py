@@ -24,7 +24,7 @@ def detection() -> ModuleType:
 
 
 # split -> (precision floor, recall floor) for prompt-injection.
-INJECTION_FLOORS = {"dev": (0.97, 0.5), "holdout": (0.97, 0.05)}
+INJECTION_FLOORS = {"dev": (0.97, 0.92), "holdout": (0.97, 0.93)}
 
 
 @pytest.mark.parametrize("split", sorted(INJECTION_FLOORS))

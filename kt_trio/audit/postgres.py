@@ -35,7 +35,7 @@ from kt_trio.audit.store import (
     chain_rows,
     format_ts,
 )
-from kt_trio.postgres import connect, migrate
+from kt_trio.postgres import SCHEMA_LOCK, connect, migrate
 from kt_trio.records import Record
 
 COMPONENT = "audit"
@@ -88,7 +88,16 @@ _TRIGGERS = {
 
 def set_triggers(conn: psycopg.Connection[Any], immutable: bool) -> None:
     """The config is the authority, as for SQLite: `immutable: false` removes the triggers. Only
-    changes what differs, so a least-privileged role (no DDL) starts when nothing needs changing."""
+    changes what differs, so a least-privileged role (no DDL) starts when nothing needs changing;
+    changes are made under the schema lock, so instances starting together do not collide."""
+    if _trigger_changes(conn, immutable):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (SCHEMA_LOCK,))
+            for statement in _trigger_changes(conn, immutable):
+                conn.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
+
+
+def _trigger_changes(conn: psycopg.Connection[Any], immutable: bool) -> list[str]:
     present = {
         str(name)
         for (name,) in conn.execute(
@@ -96,13 +105,14 @@ def set_triggers(conn: psycopg.Connection[Any], immutable: bool) -> None:
             " ('audit_records'::regclass, 'audit_chains'::regclass)"
         ).fetchall()
     }
-    with conn.transaction():
-        for name, definition in _TRIGGERS.items():
-            table = definition.split(" ON ", 1)[1].split()[0]
-            if immutable and name not in present:
-                conn.execute(f"CREATE TRIGGER {name} {definition} EXECUTE FUNCTION kt_trio_audit_append_only()")  # type: ignore[arg-type]
-            elif not immutable and name in present:
-                conn.execute(f"DROP TRIGGER {name} ON {table}")  # type: ignore[arg-type]
+    changes = []
+    for name, definition in _TRIGGERS.items():
+        table = definition.split(" ON ", 1)[1].split()[0]
+        if immutable and name not in present:
+            changes.append(f"CREATE TRIGGER {name} {definition} EXECUTE FUNCTION kt_trio_audit_append_only()")
+        elif not immutable and name in present:
+            changes.append(f"DROP TRIGGER {name} ON {table}")
+    return changes
 
 
 def _lock_chain(conn: psycopg.Connection[Any], chain: str) -> None:
@@ -120,22 +130,36 @@ class PostgresAuditStore:
     """The writer's side: one connection, used from the writer's thread one call at a time
     (`AuditBackend`)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], dsn: str, chain: str, *, include_content: bool) -> None:
-        self._conn = conn
+    def __init__(self, dsn: str, chain: str, *, strict: bool, include_content: bool) -> None:
         self._dsn = dsn
         self.chain = chain
+        self._strict = strict
         self._include_content = include_content
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = connect(self._dsn, application_name=f"kt_trio audit {self.chain}"[:63])
+        # batch: a commit returns before the WAL is flushed (a killed gateway loses nothing it
+        # committed; a crash of the database server may lose the last fraction of a second),
+        # like SQLite's synchronous=NORMAL. strict: every commit waits for the flush.
+        conn.execute("SET synchronous_commit TO " + ("on" if self._strict else "off"))
+        return conn
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, a new one if the last one broke: once the database is back, the next
+        append goes through (what failed meanwhile is the writer's to report)."""
+        if self._conn.broken or self._conn.closed:
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
 
     @classmethod
     def open(cls, dsn: str, *, chain: str, immutable: bool, strict: bool, include_content: bool) -> PostgresAuditStore:
-        conn = connect(dsn, application_name=f"kt_trio audit {chain}"[:63])
+        store = cls(dsn, chain, strict=strict, include_content=include_content)
+        conn = store._conn
         try:
             migrate(conn, COMPONENT, MIGRATIONS)
             set_triggers(conn, immutable)
-            # batch: a commit returns before the WAL is flushed (a killed gateway loses nothing it
-            # committed; a crash of the database server may lose the last fraction of a second),
-            # like SQLite's synchronous=NORMAL. strict: every commit waits for the flush.
-            conn.execute("SET synchronous_commit TO " + ("on" if strict else "off"))
             conn.execute(
                 "INSERT INTO audit_chains (chain_id, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (chain, format_ts(time.time())),
@@ -143,7 +167,7 @@ class PostgresAuditStore:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, dsn, chain, include_content=include_content)
+        return store
 
     def close(self) -> None:
         self._conn.close()
@@ -151,7 +175,7 @@ class PostgresAuditStore:
     def _insert(self, chain: str, rows: Iterable[AuditRow], head: tuple[int, str]) -> tuple[int, str]:
         params, end = chain_rows(rows, head)
         with (
-            self._conn.cursor() as cur,
+            self._live().cursor() as cur,
             cur.copy(
                 "COPY audit_records (chain_id, seq, ts, kind, session_id, data, prev_hash, hash) FROM STDIN"
             ) as copy,
@@ -162,19 +186,20 @@ class PostgresAuditStore:
 
     def append(self, entries: Sequence[tuple[str, str | None, Record]]) -> int:
         rows = audit_rows(entries, include_content=self._include_content)
-        with self._conn.transaction():
-            _lock_chain(self._conn, self.chain)
-            seq, _ = self._insert(self.chain, rows, _head(self._conn, self.chain))
+        conn = self._live()
+        with conn.transaction():
+            _lock_chain(conn, self.chain)
+            seq, _ = self._insert(self.chain, rows, _head(conn, self.chain))
         return seq
 
     def remove_expired(self, cutoff_ts: str, now_ts: str, retention_days: int | None = None) -> int:
         """Retention on every chain, each in its own transaction under its chain's lock: a retired
         instance's records expire too, and a live writer's next append sees the checkpoint."""
-        chains = [str(c) for (c,) in self._conn.execute("SELECT chain_id FROM audit_chains").fetchall()]
+        chains = [str(c) for (c,) in self._live().execute("SELECT chain_id FROM audit_chains").fetchall()]
         return sum(self._remove_expired(chain, cutoff_ts, now_ts, retention_days) for chain in chains)
 
     def _remove_expired(self, chain: str, cutoff_ts: str, now_ts: str, retention_days: int | None) -> int:
-        conn = self._conn
+        conn = self._live()
         with conn.transaction():
             _lock_chain(conn, chain)
             row = conn.execute("SELECT MIN(seq) FROM audit_records WHERE chain_id = %s", (chain,)).fetchone()

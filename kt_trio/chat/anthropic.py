@@ -14,7 +14,12 @@ import time
 from typing import Any
 
 from kt_trio.config.schema import Target
+from kt_trio.providers.auth import auth_header
+from kt_trio.providers.errors import anthropic_error
+from kt_trio.providers.urls import messages_url
 from kt_trio.records import TokenUsage
+
+__all__ = ["StreamError", "StreamTranslator", "headers", "messages_url", "to_completion", "to_messages_request"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -28,23 +33,6 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-# Anthropic error type -> (OpenAI error type, HTTP status the client sees).
-_ERRORS = {
-    "invalid_request_error": ("invalid_request_error", 400),
-    "authentication_error": ("upstream_error", 502),  # the gateway's secret, not the client's key
-    "permission_error": ("upstream_error", 502),
-    "not_found_error": ("invalid_request_error", 404),
-    "request_too_large": ("invalid_request_error", 413),
-    "rate_limit_error": ("rate_limit_exceeded", 429),
-    "api_error": ("upstream_error", 502),
-    "overloaded_error": ("upstream_unavailable", 503),
-}
-
-
-def messages_url(target: Target) -> str:
-    base = target.http_base_url.rstrip("/")
-    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
-
 
 def headers(secret: str | None, *, stream: bool) -> dict[str, str]:
     out = {
@@ -53,8 +41,9 @@ def headers(secret: str | None, *, stream: bool) -> dict[str, str]:
         "accept-encoding": "identity",
         "anthropic-version": ANTHROPIC_VERSION,
     }
-    if secret:
-        out["x-api-key"] = secret
+    auth = auth_header("anthropic", secret)
+    if auth is not None:
+        out[auth[0]] = auth[1]
     return out
 
 
@@ -97,7 +86,7 @@ def to_messages_request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         else:
             add("user", _blocks(content))
     out: dict[str, Any] = {
-        "model": target.model,
+        "model": target.model or body.get("model"),
         "messages": messages,
         "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }
@@ -231,24 +220,6 @@ def to_completion(msg: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def error_of(status: int, body: Any) -> tuple[int, dict[str, Any]]:
-    """An Anthropic error response (or stream `error` event) as (HTTP status, OpenAI error body).
-    429 stays 429; `overloaded_error` (HTTP 529) becomes 503."""
-    err = body.get("error") if isinstance(body, dict) else None
-    kind = err.get("type") if isinstance(err, dict) else None
-    message = err.get("message") if isinstance(err, dict) else None
-    if not isinstance(kind, str):
-        kind = "overloaded_error" if status == 529 else "rate_limit_error" if status == 429 else "api_error"
-    oa_type, mapped = _ERRORS.get(kind, ("upstream_error", 502))
-    if status == 529:
-        mapped = 503
-    elif status == 429:
-        mapped = 429
-    return mapped, {
-        "error": {"type": oa_type, "code": kind, "message": message or f"upstream error (HTTP {status})", "param": None}
-    }
-
-
 class StreamTranslator:
     """Anthropic stream events in, OpenAI chat completion chunks out (sans-IO, one per stream)."""
 
@@ -317,15 +288,19 @@ class StreamTranslator:
             chunk["usage"] = openai_usage(self.usage)
             return [chunk]
         if t == "error":
-            raise StreamError(*error_of(200, event))
+            status, _, err_type, code, message = anthropic_error(200, event)
+            raise StreamError(status, err_type, code, message)
         return []  # ping, content_block_stop, unknown events
 
 
 class StreamError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body["error"]["message"])
+    """An `error` event mid-stream, translated (`kt_trio.providers.errors.anthropic_error`)."""
+
+    def __init__(self, status: int, err_type: str, code: str, message: str) -> None:
+        super().__init__(message)
         self.status = status
-        self.body = body
+        self.err_type = err_type
+        self.code = code
 
 
 def _chat_id(msg_id: Any) -> str:

@@ -9,21 +9,13 @@ for azure-openai.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from kt_trio.config.schema import Target
+from kt_trio.providers.auth import auth_header
+from kt_trio.providers.urls import chat_url
 from kt_trio.records import TokenUsage
 
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
-
-
-def chat_url(target: Target) -> str:
-    base = target.http_base_url.rstrip("/")
-    if target.provider == "azure-openai":
-        deployment = quote(target.deployment or target.model, safe="")
-        version = quote(target.api_version or DEFAULT_AZURE_API_VERSION, safe="")
-        return f"{base}/openai/deployments/{deployment}/chat/completions?api-version={version}"
-    return f"{base}/chat/completions"
+__all__ = ["chat_url", "headers", "prepare", "usage_of"]
 
 
 def headers(target: Target, secret: str | None, *, stream: bool) -> dict[str, str]:
@@ -33,11 +25,9 @@ def headers(target: Target, secret: str | None, *, stream: bool) -> dict[str, st
         # A compressed stream would be held by the decoder; chunks are small anyway.
         "accept-encoding": "identity",
     }
-    if secret:
-        if target.provider == "azure-openai":
-            out["api-key"] = secret
-        else:
-            out["authorization"] = f"Bearer {secret}"
+    auth = auth_header(target.provider, secret)
+    if auth is not None:
+        out[auth[0]] = auth[1]
     return out
 
 
@@ -45,7 +35,8 @@ def prepare(body: dict[str, Any], target: Target) -> bool:
     """Rewrite `body` for the upstream in place. Returns whether the client asked for usage in
     its stream (when it did not, the gateway asks anyway and strips the extra chunk)."""
     if target.provider == "openai":
-        body["model"] = target.model
+        if target.model is not None:
+            body["model"] = target.model
     else:
         body.pop("model", None)  # azure: the deployment names the model
     if not body.get("stream"):

@@ -1,9 +1,12 @@
-"""Every other `/v1/*` HTTP request, passed through to the default OpenAI-compatible target.
+"""The `/v1/*` paths listed in `gateway.http.passthrough_paths`, passed through unparsed to the
+default OpenAI-compatible target.
 
-Issue 8: "Any other /v1/* request passes through to the default OpenAI-compatible target with
-the credentials swapped (streamed both ways, not buffered)." So `/v1/embeddings`, `/v1/files`,
-`/v1/audio/...`, `/v1/responses` over HTTP and whatever OpenAI adds next work through the gateway
-with only `base_url` and `api_key` changed in the SDK.
+Issue 14 (DESIGN.md "no route around it"): only those path prefixes pass through (default
+`/v1/files`, `/v1/uploads`, `/v1/batches`: file bodies and batch jobs, which carry no prompt the
+chain could judge as it streams); a prefix matches on path-segment boundaries (`/v1/files`
+matches `/v1/files` and `/v1/files/abc`, never `/v1/filesystem`). Every other `/v1/*` path is
+the router's 404 `unsupported_route` (`kt_trio.chat.app`), so no text reaches a provider
+ungoverned unless the operator lists its path.
 
 - The default target is the first `transport: http` target whose provider is `openai`. Not
   `azure-openai`: Azure names deployments in its paths (`/openai/deployments/{d}/...`) and wants
@@ -28,7 +31,6 @@ unreachable), all OpenAI-shaped.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -36,9 +38,11 @@ from typing import Any
 import httpx
 import trio
 
-from kt_trio.chat.asgi_io import ClientGone, watch_disconnect
+from kt_trio.chat.asgi_io import ClientGone, respond, watch_disconnect
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.providers.auth import auth_header
+from kt_trio.providers.errors import refusal
 from kt_trio.providers.headers import forwarded_headers
 
 log = logging.getLogger("kt_trio.chat")
@@ -82,10 +86,11 @@ class Passthrough:
         self.health = health
         self._client = client  # the chat's pool, shared
         self.target = default_target(config)
+        self.prefixes = tuple(p.rstrip("/") for p in config.gateway.http.passthrough_paths)
 
-    @staticmethod
-    def handles(scope: Scope) -> bool:
-        return scope.get("type") == "http" and str(scope.get("path", "")).startswith(PREFIX)
+    def allows(self, path: str) -> bool:
+        """Whether `path` is under one of `gateway.http.passthrough_paths`, on a segment boundary."""
+        return any(path == p or path.startswith(p + "/") for p in self.prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = self.target
@@ -156,9 +161,9 @@ class Passthrough:
     def _headers(self, target: Target, scope: Scope) -> list[tuple[bytes, bytes]]:
         # The one allow-list of forwarded request headers (`kt_trio.providers.headers`).
         headers = forwarded_headers(scope.get("headers", ()), with_body=True)
-        secret = self.secrets.get(target.id)
-        if secret:
-            headers.append((b"authorization", f"Bearer {secret}".encode()))
+        auth = auth_header(target.provider, self.secrets.get(target.id))
+        if auth is not None:
+            headers.append((auth[0].encode(), auth[1].encode()))
         return headers
 
 
@@ -184,13 +189,5 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def _error(send: Send, status: int, err_type: str, code: str, message: str, **headers: str) -> None:
-    body = json.dumps({"error": {"type": err_type, "code": code, "message": message, "param": None}}).encode()
-    extra = [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    r = refusal(status, err_type, code, message, **headers)
+    await respond(send, r.status, r.body, r.headers)

@@ -5,8 +5,8 @@ very SSE bytes it came in as; a delta whose tail could still be the start of PII
 split across two chunks) is sent without that tail, which follows with the next chunk or, when
 the choice finishes, inside its `finish_reason` chunk. Tool call arguments
 (`delta.tool_calls[].function.arguments`) go through the same redactor, one stream per tool call
-of each choice. A block raises `policy.Stop`; the caller ends the stream with `error_chunk` and
-`[DONE]`.
+of each choice. A block raises `policy.Stop`; the caller ends the stream with `error_chunk` (its choice
+finished with `content_filter`) and `[DONE]`.
 
 Usage: the gateway asks for `stream_options.include_usage` itself; when the client did not, the
 final usage chunk (empty `choices`) is read and not forwarded.
@@ -20,11 +20,19 @@ from typing import Any
 from kt_trio.chat import sse
 from kt_trio.chat.policy import ChatPolicies, PartKey
 from kt_trio.protocol.errors import dumps
+from kt_trio.providers.errors import error_object
 from kt_trio.records import PolicyDecision, TokenUsage
 
 
-def error_chunk(err_type: str, code: str, message: str) -> bytes:
-    return sse.encode(dumps({"error": {"type": err_type, "code": code, "message": message}}))
+def error_chunk(err_type: str, code: str, message: str, head: dict[str, Any] | None = None) -> bytes:
+    """The chunk that ends a stream the gateway cut: the error body's `error`; with `head` (the
+    stream's id/object/created/model) also a choice with `finish_reason: "content_filter"`, so a
+    client reading finish reasons sees why its text stopped (DESIGN.md, for policy blocks)."""
+    chunk: dict[str, Any] = {}
+    if head is not None:
+        chunk = {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]}
+    chunk.update(error_object(err_type, code, message))
+    return sse.encode(dumps(chunk))
 
 
 class ChunkFilter:
@@ -82,7 +90,7 @@ class ChunkFilter:
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") if isinstance(call, dict) else None
                 args = fn.get("arguments") if isinstance(fn, dict) else None
-                if isinstance(args, str) and args and isinstance(call.get("index"), int):
+                if isinstance(fn, dict) and isinstance(args, str) and args and isinstance(call.get("index"), int):
                     emit = self.policies.feed((index, call["index"]), args, self.decisions)
                     if emit != args:
                         fn["arguments"] = emit
@@ -96,6 +104,10 @@ class ChunkFilter:
         if raw is not None and not changed:
             return [raw]
         return [sse.encode(dumps(obj))]
+
+    def error_chunk(self, err_type: str, code: str, message: str, *, content_filter: bool = False) -> bytes:
+        head = {"object": "chat.completion.chunk", **(self._template or {})} if content_filter else None
+        return error_chunk(err_type, code, message, head)
 
     def flush(self) -> list[bytes]:
         """Tails of parts whose choice never sent a `finish_reason` (an interrupted stream)."""

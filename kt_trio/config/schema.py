@@ -23,11 +23,20 @@ OnError = Literal["block", "allow"]
 RateLimitMode = Literal["reject", "delay"]
 Durability = Literal["batch", "strict"]
 StoreBackend = Literal["sqlite", "postgres"]
-PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
+PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name", "national_id"]
 SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
 WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
 
-PII_PATTERNS: tuple[PiiPattern, ...] = ("email", "phone", "credit_card", "ssn", "iban", "ip_address", "name")
+PII_PATTERNS: tuple[PiiPattern, ...] = (
+    "email",
+    "phone",
+    "credit_card",
+    "ssn",
+    "iban",
+    "ip_address",
+    "name",
+    "national_id",
+)
 SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "self-harm", "harassment")
 
 # The public endpoints a target with no base_url uses (DESIGN.md, "Configuration").
@@ -74,6 +83,18 @@ class GatewayWebSocket:
     connect_timeout_secs: float = _positive(10.0)
 
 
+# DESIGN.md "no route around it": the `/v1/*` prefixes passed through unparsed by default.
+DEFAULT_PASSTHROUGH_PATHS = ("/v1/files", "/v1/uploads", "/v1/batches")
+
+
+@frozen(kw_only=True)
+class GatewayHttp:
+    """HTTP front doors. `passthrough_paths`: path prefixes passed through unparsed (setting it
+    replaces the default); any other `/v1/*` path that is not a governed route is 404."""
+
+    passthrough_paths: tuple[str, ...] = DEFAULT_PASSTHROUGH_PATHS
+
+
 @frozen(kw_only=True)
 class GatewayTls:
     """TLS on the listener (`serve --certfile/--keyfile` override these): `wss://` and `https://`
@@ -93,6 +114,9 @@ class Gateway:
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
     tls: GatewayTls = GatewayTls()
+    # `serve --workers N`: processes sharing the port (SO_REUSEPORT) under one supervisor.
+    workers: int = _positive(1)
+    http: GatewayHttp = GatewayHttp()
 
 
 # --- providers --------------------------------------------------------------------------------
@@ -333,6 +357,23 @@ class Features:
     websocket: EventStream = EventStream()
 
 
+# --- shared state -----------------------------------------------------------------------------
+
+StateBackend = Literal["embedded", "redis"]
+OnUnavailable = Literal["fail_closed", "fail_open"]
+
+
+@frozen(kw_only=True)
+class State:
+    """`state`: where limits, leases, breakers and the event fan-out live (DESIGN.md "Past one
+    process and one machine"). `redis_url` may carry a password (or `${ENV}`): kept out of repr."""
+
+    backend: StateBackend = "embedded"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    on_unavailable: OnUnavailable = "fail_closed"
+    lease_ttl_secs: float = _positive(30.0)
+
+
 # --- stores -----------------------------------------------------------------------------------
 
 
@@ -379,6 +420,7 @@ class GatewayConfig:
     policies: Policies = Policies()
     policy: Mapping[str, PolicySettings] = field(factory=dict)
     features: Features = Features()
+    state: State = State()
     store: Store = Store()
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)

@@ -1,7 +1,8 @@
 """What the gateway asks at each handshake: is this key good for this route?
 
 `decide` is the pure part (a presented key, the stored row it points at, a scope, a time -> a
-`KeyDecision`); `KeyRing` is the I/O around it: it finds the row in keys.db on a worker thread
+`KeyDecision`); `KeyRing` is the I/O around it: it finds the row in keys.db (or PostgreSQL, shared
+by every instance, with `store.backend: postgres`) on a worker thread
 (`trio.to_thread` with a limiter of 1, like the audit writer) and records usage.
 
 Freshness: `KeyRing` keeps no cache. Every `authenticate` runs one indexed SELECT by prefix, so a
@@ -16,24 +17,28 @@ from __future__ import annotations
 
 import hmac
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import trio
 from attrs import frozen
 
+from kt_trio.keys.client_secrets import ClientSecrets, is_client_secret
 from kt_trio.keys.store import (
     ALERT_THRESHOLDS,
     DailyBudgetState,
     KeyRecord,
     KeyStore,
-    db_path,
     hash_key,
     key_prefix,
+    open_key_store,
 )
+
+if TYPE_CHECKING:
+    from kt_trio.config.schema import Store
 
 log = logging.getLogger("kt_trio.keys")
 
@@ -73,6 +78,8 @@ class KeyInfo:
     max_sessions: int | None
     messages_per_minute: int | None
     daily_tokens: int | None
+    # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
+    models: tuple[str, ...] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -90,6 +97,7 @@ class KeyInfo:
             max_sessions=record.max_sessions,
             messages_per_minute=record.messages_per_minute,
             daily_tokens=record.daily_tokens,
+            models=getattr(record, "models", None),
         )
 
 
@@ -112,6 +120,7 @@ MISSING = KeyDecision(
     " or the openai-insecure-api-key.<key> subprotocol",
 )
 UNKNOWN = KeyDecision(False, 401, "invalid gateway key")
+EXPIRED_SECRET = KeyDecision(False, 401, "invalid or expired client secret")
 
 
 def decide(presented: str | None, found: tuple[KeyRecord, str] | None, *, scope: str, now: float) -> KeyDecision:
@@ -126,6 +135,11 @@ def decide(presented: str | None, found: tuple[KeyRecord, str] | None, *, scope:
     record, stored_hash = found
     if not hmac.compare_digest(hash_key(presented), stored_hash):
         return UNKNOWN
+    return verdict(record, scope=scope, now=now)
+
+
+def verdict(record: KeyRecord, *, scope: str, now: float) -> KeyDecision:
+    """The verdict on a recognised key (presented, or the key a client secret was minted for)."""
     info = KeyInfo.of(record)
     if record.revoked_at is not None:
         return KeyDecision(False, 401, f"gateway key {record.name!r} has been revoked", info)
@@ -142,15 +156,16 @@ class KeyRing:
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
+        self.client_secrets = ClientSecrets()
         # One at a time on the connection: sqlite3 connections are not shared between threads.
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, state_dir: str | Path) -> KeyRing:
-        """Open (creating if need be) `<state_dir>/keys.db`: a gateway that requires keys starts
-        fine before the first key exists, and refuses everyone until one does."""
-        store = await trio.to_thread.run_sync(KeyStore.open, db_path(state_dir))
-        return cls(store)
+    async def open(cls, state_dir: str | Path, store: Store | None = None) -> KeyRing:
+        """Open (creating if need be) `<state_dir>/keys.db`, or the PostgreSQL key tables when
+        `store.backend` is `postgres`: a gateway that requires keys starts fine before the first
+        key exists, and refuses everyone until one does."""
+        return cls(await trio.to_thread.run_sync(open_key_store, state_dir, store))
 
     async def aclose(self) -> None:
         # Shielded: closing is quick and must happen even when the gateway is being cancelled.
@@ -169,17 +184,35 @@ class KeyRing:
         """The verdict for a handshake (or a chat request) presenting `presented` on a route that
         needs `scope`. Notes the key's use (at most once a minute) when it is accepted."""
         when = time.time() if now is None else now
+        if is_client_secret(presented):
+            assert presented is not None
+            return await self._authenticate_secret(presented, scope, when)
         prefix = key_prefix(presented) if presented else None
-        if prefix is None:
+        if prefix is None or not presented:
             return MISSING if not presented else UNKNOWN
         return await trio.to_thread.run_sync(self._authenticate, presented, prefix, scope, when, limiter=self._limiter)
+
+    async def _authenticate_secret(self, presented: str, scope: str, now: float) -> KeyDecision:
+        """A `kt_ek_` client secret: live, and its key (looked up by name now) still good for
+        `scope`: revoking or expiring the key ends its secrets at once."""
+        found = self.client_secrets.resolve(presented, now)
+        if found is None:
+            return EXPIRED_SECRET
+        record = await trio.to_thread.run_sync(self._store.get, found.key_name, limiter=self._limiter)
+        if record is None:
+            return EXPIRED_SECRET
+        return verdict(record, scope=scope, now=now)
+
+    def mint_client_secret(self, key: KeyInfo, ttl_secs: float, now: float | None = None) -> tuple[str, float]:
+        """A `kt_ek_` secret for `key`, valid `ttl_secs` (see `kt_trio.keys.client_secrets`)."""
+        return self.client_secrets.mint(key.name, ttl_secs, time.time() if now is None else now)
 
     def _authenticate(self, presented: str, prefix: str, scope: str, now: float) -> KeyDecision:
         decision = decide(presented, self._store.lookup(prefix), scope=scope, now=now)
         if decision.ok and decision.key is not None:
             try:
                 self._store.touch(decision.key.name, now)
-            except sqlite3.OperationalError as exc:  # the CLI holds the write lock: "last used" can wait
+            except self._store.db.busy_errors as exc:  # the CLI holds the write lock: "last used" can wait
                 log.debug("could not note use of key %s: %s", decision.key.name, exc)
         return decision
 

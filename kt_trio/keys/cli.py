@@ -2,7 +2,9 @@
 
 `create` prints the new key alone on stdout (so `KEY=$(python -m kt_trio keys create --name x)`
 works) and a note on stderr; it is never shown again. `list` shows everything but the key.
-Changes are committed at once; a running gateway sees them at its next handshake.
+Changes are committed at once; a running gateway sees them at its next handshake. With
+`--config` naming a gateway whose `store.backend` is `postgres`, they act on the PostgreSQL key
+tables that every instance of that gateway shares.
 
 Exit codes: 0 success; 1 the key operation was refused (duplicate name, no such key); 2 a bad
 argument or an unreadable config or database.
@@ -19,8 +21,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from kt_trio.config.state_dir import resolve_state_dir, state_dir_parser
-from kt_trio.keys.store import DEFAULT_SCOPES, SCOPES, KeyRecord, KeyStore, KeyStoreError, db_path, parse_scopes
+from kt_trio.config.state_dir import resolve_store, state_dir_parser
+from kt_trio.keys.store import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    KeyRecord,
+    KeyStore,
+    KeyStoreError,
+    db_path,
+    open_key_store,
+    parse_scopes,
+)
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -86,11 +97,20 @@ def parse_duration(text: str) -> float:
 
 
 def _open(args: argparse.Namespace) -> KeyStore | None:
-    state_dir = resolve_state_dir(args)
-    if state_dir is None:
+    found = resolve_store(args)
+    if found is None:
         return None
+    state_dir, store = found
+    if store.backend == "postgres":
+        from kt_trio.postgres import PostgresError
+
+        try:
+            return open_key_store(state_dir, store)
+        except PostgresError as exc:  # its message names the server, never the password
+            print(f"keys: {exc}", file=sys.stderr)
+            return None
     try:
-        return KeyStore.open(db_path(state_dir))
+        return open_key_store(state_dir, store)
     except (OSError, sqlite3.Error) as exc:
         print(f"keys: cannot open {db_path(state_dir)}: {exc}", file=sys.stderr)
         return None

@@ -1,4 +1,7 @@
-"""The gateway key database: `<state_dir>/keys.db`, SQLite, synchronous.
+"""The gateway key database: `<state_dir>/keys.db` (SQLite) or PostgreSQL, synchronous.
+
+`KeyStore` holds the logic once, over `KeyDb`'s few SQL primitives: `SqliteKeyDb` here,
+`kt_trio.keys.postgres` for `store.backend: postgres` (several gateway instances share its keys).
 
 The CLI (`kt_trio.keys.cli`) uses `KeyStore` directly; the gateway uses it through `KeyRing`
 (`kt_trio.keys.auth`), which runs every call on a worker thread. Both may have the database open
@@ -22,12 +25,15 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
+
+if TYPE_CHECKING:
+    from kt_trio.config.schema import Store
 
 DB_NAME = "keys.db"
 SCHEMA_VERSION = 1
@@ -129,6 +135,17 @@ def db_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / DB_NAME
 
 
+def open_key_store(state_dir: str | Path, store: Store | None = None) -> KeyStore:
+    """The key database `store.backend` names: `<state_dir>/keys.db`, or PostgreSQL, shared by
+    every gateway instance pointed at it. Synchronous: the gateway calls it on a worker thread."""
+    if store is not None and store.backend == "postgres":
+        from kt_trio.keys.postgres import open_postgres_key_store  # psycopg only when it is used
+
+        assert store.postgres_dsn is not None  # the loader requires it
+        return open_postgres_key_store(store.postgres_dsn)
+    return KeyStore.open(db_path(state_dir))
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -185,35 +202,72 @@ def _record(row: Sequence[Any]) -> KeyRecord:
     )
 
 
-def _one(cursor: sqlite3.Cursor) -> Any:
-    """The first row, or None. Reads the result to the end: in autocommit mode that ends the
-    statement's read transaction now, so the gateway's long-lived connection never pins an old
-    WAL snapshot (and so never misses a key the CLI just created or revoked)."""
-    rows = cursor.fetchall()
-    return rows[0] if rows else None
+class KeyDb(Protocol):
+    """The few SQL primitives `KeyStore` needs: SQLite (`SqliteKeyDb`) or PostgreSQL
+    (`kt_trio.keys.postgres`). SQL is written once, with `?` placeholders, in the subset both
+    dialects share."""
+
+    # Raised when an INSERT hits a unique constraint (a prefix collision, a concurrent create).
+    integrity_errors: tuple[type[Exception], ...]
+    # Raised when another writer holds a lock long enough to give up; "last used" can wait.
+    busy_errors: tuple[type[Exception], ...]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE: take the write lock up front, so a read-modify-write (token usage, alert
-    # thresholds) cannot interleave with another process's and a busy database waits
-    # (busy_timeout) at BEGIN instead of failing halfway.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+class SqliteKeyDb:
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    busy_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first row, or None. Reads the result to the end: in autocommit mode that ends the
+        statement's read transaction now, so the gateway's long-lived connection never pins an old
+        WAL snapshot (and so never misses a key the CLI just created or revoked)."""
+        rows = self._conn.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # IMMEDIATE: take the write lock up front, so a read-modify-write (token usage, alert
+        # thresholds) cannot interleave with another process's and a busy database waits
+        # (busy_timeout) at BEGIN instead of failing halfway.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class KeyStore:
-    """One connection to keys.db. Not thread-safe by itself: `KeyRing` serialises its calls with a
-    limiter of 1; the CLI is single-threaded."""
+    """One connection to the key database (keys.db, or PostgreSQL through `open_key_store`). Not
+    thread-safe by itself: `KeyRing` serialises its calls with a limiter of 1; the CLI is
+    single-threaded."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
+    def __init__(self, db: KeyDb, path: Path | None = None) -> None:
+        self.db = db
+        self.path = path  # keys.db; None for PostgreSQL
 
     @classmethod
     def open(cls, path: str | Path) -> KeyStore:
@@ -236,10 +290,10 @@ class KeyStore:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        return cls(SqliteKeyDb(conn), path)
 
     def close(self) -> None:
-        self._conn.close()
+        self.db.close()
 
     # --- the CLI's side ------------------------------------------------------------------------
 
@@ -277,13 +331,13 @@ class KeyStore:
             prefix = key_prefix(key)
             assert prefix is not None
             try:
-                with _transaction(self._conn):
-                    if _one(self._conn.execute("SELECT 1 FROM gateway_keys WHERE name = ?", (name,))):
+                with self.db.transaction():
+                    if self.db.one("SELECT 1 FROM gateway_keys WHERE name = ?", (name,)):
                         raise KeyStoreError(
                             f"a key named {name!r} already exists"
                             " (names stay taken after revocation, so audit records always name one key)"
                         )
-                    self._conn.execute(
+                    self.db.run(
                         f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             name,
@@ -302,7 +356,7 @@ class KeyStore:
                             hash_key(key),
                         ),
                     )
-            except sqlite3.IntegrityError:
+            except self.db.integrity_errors:
                 continue  # a prefix collision (72 bits: never in practice): draw another key
             record = self.get(name)
             assert record is not None
@@ -310,11 +364,11 @@ class KeyStore:
         raise KeyStoreError("could not draw a key with a unique prefix")  # pragma: no cover
 
     def get(self, name: str) -> KeyRecord | None:
-        row = _one(self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys WHERE name = ?", (name,)))
+        row = self.db.one(f"SELECT {_COLUMNS} FROM gateway_keys WHERE name = ?", (name,))
         return None if row is None else _record(row)
 
     def list_keys(self) -> list[KeyRecord]:
-        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys ORDER BY created_at, name").fetchall()
+        rows = self.db.all(f"SELECT {_COLUMNS} FROM gateway_keys ORDER BY created_at, name")
         return [_record(row) for row in rows]
 
     def find(self, name_or_prefix: str) -> KeyRecord | None:
@@ -323,20 +377,20 @@ class KeyStore:
         if record is not None:
             return record
         prefix = name_or_prefix if name_or_prefix.startswith(KEY_PREFIX) else KEY_PREFIX + name_or_prefix
-        row = _one(self._conn.execute(f"SELECT {_COLUMNS} FROM gateway_keys WHERE prefix = ?", (prefix,)))
+        row = self.db.one(f"SELECT {_COLUMNS} FROM gateway_keys WHERE prefix = ?", (prefix,))
         return None if row is None else _record(row)
 
     def revoke(self, name_or_prefix: str, *, terminate: bool = False, now: float | None = None) -> KeyRecord:
         """Revoke a key (by name or prefix). Revoking again keeps the first time; `terminate` is
         sticky (asking for it on an already revoked key still closes its live sessions)."""
         when = time.time() if now is None else now
-        with _transaction(self._conn):
+        with self.db.transaction():
             record = self.find(name_or_prefix)
             if record is None:
                 raise KeyStoreError(f"no key with name or prefix {name_or_prefix!r}")
-            self._conn.execute(
-                "UPDATE gateway_keys SET revoked_at = COALESCE(revoked_at, ?), terminate = MAX(terminate, ?)"
-                " WHERE name = ?",
+            self.db.run(
+                "UPDATE gateway_keys SET revoked_at = COALESCE(revoked_at, ?),"
+                " terminate = CASE WHEN ? = 1 THEN 1 ELSE terminate END WHERE name = ?",
                 (when, int(terminate), record.name),
             )
         revoked = self.get(record.name)
@@ -347,13 +401,13 @@ class KeyStore:
 
     def lookup(self, prefix: str) -> tuple[KeyRecord, str] | None:
         """(record, stored hash) of the key with this prefix."""
-        row = _one(self._conn.execute(f"SELECT {_COLUMNS}, hash FROM gateway_keys WHERE prefix = ?", (prefix,)))
+        row = self.db.one(f"SELECT {_COLUMNS}, hash FROM gateway_keys WHERE prefix = ?", (prefix,))
         return None if row is None else (_record(row[:-1]), str(row[-1]))
 
     def touch(self, name: str, now: float) -> None:
         """Note a use of the key, at most once per LAST_USED_RESOLUTION_SECS."""
-        with _transaction(self._conn):
-            self._conn.execute(
+        with self.db.transaction():
+            self.db.run(
                 "UPDATE gateway_keys SET last_used_at = ? WHERE name = ? AND"
                 " (last_used_at IS NULL OR last_used_at <= ?)",
                 (now, name, now - LAST_USED_RESOLUTION_SECS),
@@ -366,26 +420,24 @@ class KeyStore:
         if tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens}")
         day = utc_day(now)
-        with _transaction(self._conn):
-            conn = self._conn
-            conn.execute(
+        db = self.db
+        with db.transaction():
+            db.run(
                 "INSERT INTO key_daily_usage (key_name, day, tokens) VALUES (?, ?, ?)"
-                " ON CONFLICT (key_name, day) DO UPDATE SET tokens = tokens + excluded.tokens",
+                " ON CONFLICT (key_name, day) DO UPDATE SET tokens = key_daily_usage.tokens + excluded.tokens",
                 (key_name, day, tokens),
             )
-            used, alerted = _one(
-                conn.execute(
-                    "SELECT tokens, alerted_upto FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day)
-                )
+            used, alerted = db.one(
+                "SELECT tokens, alerted_upto FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day)
             )
-            row = _one(conn.execute("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,)))
+            row = db.one("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,))
             limit = None if row is None else row[0]
             crossed: tuple[float, ...] = ()
             if limit:
                 # The same hair of tolerance as SessionBudget: a threshold fires at its exact count.
                 crossed = tuple(t for t in sorted(set(thresholds)) if alerted < t and used >= t * limit - 1e-9)
                 if crossed:
-                    conn.execute(
+                    db.run(
                         "UPDATE key_daily_usage SET alerted_upto = ? WHERE key_name = ? AND day = ?",
                         (crossed[-1], key_name, day),
                     )
@@ -393,10 +445,8 @@ class KeyStore:
 
     def daily_usage(self, key_name: str, now: float) -> DailyBudgetState:
         day = utc_day(now)
-        row = _one(
-            self._conn.execute("SELECT tokens FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day))
-        )
-        limit = _one(self._conn.execute("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,)))
+        row = self.db.one("SELECT tokens FROM key_daily_usage WHERE key_name = ? AND day = ?", (key_name, day))
+        limit = self.db.one("SELECT daily_tokens FROM gateway_keys WHERE name = ?", (key_name,))
         return DailyBudgetState(key_name, day, 0 if row is None else int(row[0]), None if limit is None else limit[0])
 
     def terminated(self, names: Iterable[str]) -> set[str]:
@@ -405,10 +455,10 @@ class KeyStore:
         found: set[str] = set()
         for start in range(0, len(names), 500):  # stay well under SQLite's bound-parameter limit
             chunk = names[start : start + 500]
-            rows = self._conn.execute(
+            rows = self.db.all(
                 "SELECT name FROM gateway_keys WHERE terminate = 1 AND revoked_at IS NOT NULL"
                 f" AND name IN ({','.join('?' * len(chunk))})",
                 chunk,
-            ).fetchall()
+            )
             found.update(str(r[0]) for r in rows)
         return found

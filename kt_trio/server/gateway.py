@@ -17,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 from urllib.parse import parse_qs
 
 import trio
@@ -29,6 +30,7 @@ from hypercorn.typing import ConnectionState
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
+from kt_trio.chat.client_secrets import client_secrets_door
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
@@ -38,20 +40,22 @@ from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
+from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
 from kt_trio.records import Record, SessionSummary
+from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
-from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
-from kt_trio.session.reporting import Reporter
-from kt_trio.session.session import AuditSink, Session
+from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
+from kt_trio.state import Refusal, state_for
+from kt_trio.state.base import KeyBudget
 from kt_trio.wire.frames import CloseCode
 from kt_trio.wire.handshake import (
     HeadError,
@@ -117,6 +121,7 @@ class Gateway:
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
+            "client_secrets": client_secrets_door(self._mint_client_secret),
         }
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
@@ -137,11 +142,19 @@ class Gateway:
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
-        self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        self.admission: Admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
-        self._key_limiters: dict[str, MessageRateLimiter] = {}
-        self._key_budgets: dict[str, KeyTokenBudget] = {}
+        # What other processes and machines must agree on (`state.backend`, kt_trio.state).
+        self.state = state_for(
+            config,
+            hub=self.hub,
+            report=self.reporter.emit,
+            registry=self.metrics.registry,
+            terminate=self._terminate_keys,
+        )
+        for pack in self.packs.values():
+            self.state.bind_health(pack.health, pack.name)
         self.keys: KeyRing | None = None
         # /ws/events subscribers (anonymous ones capped apart; keyed ones ended on revocation).
         self.subscribers = Subscribers()
@@ -151,7 +164,7 @@ class Gateway:
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self._http_app = ASGIWrapper(
-            HttpApp(
+            HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
@@ -175,6 +188,10 @@ class Gateway:
             return self.default_pack
         return self.packs.get(key_info.pack)
 
+    def _mint_client_secret(self, key: KeyInfo, ttl_secs: float) -> tuple[str, float]:
+        assert self.keys is not None  # HttpApp checked the key, so the key store is open
+        return self.keys.mint_client_secret(key, ttl_secs)
+
     def chat_for(self, key_info: KeyInfo | None) -> ChatApp | None:
         pack = self.pack_for(key_info)
         return pack.chat if pack is not None else None
@@ -193,7 +210,11 @@ class Gateway:
             lsock.listen(BACKLOG)
             lsock.setblocking(False)
             self.port = lsock.getsockname()[1]
-            async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir) as keys:
+            async with (
+                self._audit_log(),
+                await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys,
+                self.state.running(),
+            ):
                 self.keys = keys
                 details = {"port": self.port, "pack": self.config.pack.name, "packs": ",".join(self.packs)}
                 self.hub.publish(None, SystemEvent("startup", details))
@@ -270,15 +291,20 @@ class Gateway:
                     sub.end(CloseCode.POLICY_VIOLATION, "key expired")
             live = {s.key_name for s in self.sessions if s.key_name}
             if live:
-                terminated = await self.keys.revoked_since(live)
-                for session in list(self.sessions):
-                    if session.key_name in terminated:
-                        session.terminate(CloseCode.POLICY_VIOLATION, "key revoked")
+                revoked = await self.keys.revoked_since(live)
+                if revoked:
+                    self._terminate_keys(revoked)
+                    await self.state.announce_revoked(revoked)  # other instances act at once
             if keyed:
-                revoked = await self.keys.revoked({s.key.name for s in keyed})
+                gone = await self.keys.revoked({s.key.name for s in keyed})
                 for sub in keyed:
-                    if sub.key.name in revoked:
+                    if sub.key.name in gone:
                         sub.end(CloseCode.POLICY_VIOLATION, "key revoked")
+
+    def _terminate_keys(self, names: set[str]) -> None:
+        for session in list(self.sessions):
+            if session.key_name in names:
+                session.terminate(CloseCode.POLICY_VIOLATION, "key revoked")
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -421,6 +447,10 @@ class Gateway:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
             return
+        if key_info is not None and key_info.models is not None and (model or target.model) not in key_info.models:
+            message = f"gateway key {key_info.name!r} may not use model {model or target.model!r}"
+            await self._refuse(transport, 403, "permission_error", "model_not_allowed", message)
+            return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         per_key = []
         if key_info is not None and key_info.max_sessions:
@@ -438,9 +468,17 @@ class Gateway:
             )
             return
         with ticket:  # released exactly once, however the session ends
-            await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
+            slot = await self.state.admit(ip, self.admission.per_ip.limit, key_info)
+            if isinstance(slot, Refusal):
+                retry = [("Retry-After", str(slot.retry_after))]
+                await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
+                return
+            async with slot:  # the cluster's slots, released (or left to expire) at the end
+                await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
 
-    async def _authenticate(self, transport: Transport, head: RequestHead, *, scope: str) -> KeyInfo | bool | None:
+    async def _authenticate(
+        self, transport: Transport, head: RequestHead, *, scope: str
+    ) -> KeyInfo | Literal[False] | None:
         """The client's gateway key, None for an anonymous client, or False once refused."""
         credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
         key_info, refusal = await self.check_key(credential.value if credential is not None else None, scope=scope)
@@ -458,7 +496,7 @@ class Gateway:
         A `kt_gk_` key is always checked. Anything else in the credential headers is taken for a
         provider key an SDK sends by habit: ignored (and never forwarded) unless keys are required.
         """
-        if presented is not None and not presented.startswith(KEY_PREFIX):
+        if presented is not None and not presented.startswith((KEY_PREFIX, CLIENT_SECRET_PREFIX)):
             presented = None
         if presented is None and not self.config.gateway.auth.require_keys:
             return None, None
@@ -540,9 +578,13 @@ class Gateway:
         early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
         if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
             # A provider that accepts and then drops sessions at once is failing too.
-            pack.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+            why = "upstream closed abnormally early"
+            if permit is not None and pack.health.shared is not None:
+                await pack.health.record_failure_shared(permit, trio.current_time(), why)
+            else:
+                pack.health.breaker(target.id).record_failure(trio.current_time(), why)
         elif permit is not None:
-            pack.health.record_success(permit, trio.current_time())
+            await pack.health.record_success_shared(permit, trio.current_time())
 
     async def _new_session(
         self,
@@ -590,6 +632,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
         )
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
@@ -611,17 +654,12 @@ class Gateway:
         keys in use."""
         if key_info is None or not key_info.messages_per_minute:
             return None
-        shared = self._key_limiters.get(key_info.name)
-        if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
-            shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
-        return shared
+        return self.state.key_limiter(key_info.name, key_info.messages_per_minute)
 
-    async def _key_tokens(self, key_info: KeyInfo | None) -> KeyTokenBudget | None:
+    async def _key_tokens(self, key_info: KeyInfo | None) -> KeyBudget | None:
         if key_info is None or not key_info.daily_tokens or self.keys is None:
             return None
-        budget = self._key_budgets.get(key_info.name)
-        if budget is None or budget.daily_tokens != key_info.daily_tokens:
-            budget = self._key_budgets[key_info.name] = KeyTokenBudget(self.keys, key_info.name, key_info.daily_tokens)
+        budget = self.state.key_budget(self.keys, key_info.name, key_info.daily_tokens)
         await budget.refresh()
         return budget
 

@@ -1,8 +1,7 @@
 """The ASGI app hypercorn serves behind the front door: every non-WebSocket HTTP request.
 
-Health, readiness and `/metrics`; `/v1/chat/completions`, `/v1/models` and every other `/v1/*`
-request (passed through to the default OpenAI target) go to `kt_trio.chat`, after the same key
-check (scope `chat`).
+Health, readiness and `/metrics`; every `/v1/*` request goes to `kt_trio.chat` after the same
+key check (scope `chat`; `realtime` for `/v1/realtime/client_secrets`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,9 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from kt_trio.chat.app import ChatApp
+from kt_trio.chat.app import CLIENT_SECRETS_PATH, ChatApp
+from kt_trio.chat.asgi_io import respond
+from kt_trio.providers.errors import error_body
 from kt_trio.server.packs import unknown_pack_message
 from kt_trio.session.upstream_headers import client_credential
 
@@ -42,10 +43,10 @@ class HttpApp:
         if scope["type"] == "lifespan":
             # The front door drives hypercorn per connection, without a lifespan; answer anyway.
             while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
+                event = await receive()
+                if event["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
+                elif event["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] == "websocket":
@@ -55,15 +56,15 @@ class HttpApp:
         if self._chat_for is not None and ChatApp.handles(scope):
             key = None
             if self._check_key is not None:
-                key, refusal = await self._check_key(_presented_key(scope), scope="chat")
-                if refusal is not None:
-                    status, err_type, code, message = refusal
-                    await _json(send, status, {"error": {"type": err_type, "code": code, "message": message}})
+                needs = "realtime" if scope.get("path") == CLIENT_SECRETS_PATH else "chat"
+                key, refused = await self._check_key(_presented_key(scope), scope=needs)
+                if refused is not None:
+                    await respond(send, refused[0], error_body(*refused[1:]))
                     return
             chat = self._chat_for(key)
             if chat is None:
-                error = {"type": "permission_error", "code": "unknown_pack", "message": unknown_pack_message(key)}
-                await _json(send, 403, {"error": error})
+                assert key is not None  # anonymous clients are served by the default pack
+                await respond(send, 403, error_body("permission_error", "unknown_pack", unknown_pack_message(key)))
                 return
             await chat(scope, receive, send, key=key)
             return
@@ -85,17 +86,7 @@ class HttpApp:
             )
             await send({"type": "http.response.body", "body": body})
         else:
-            await _json(
-                send,
-                404,
-                {
-                    "error": {
-                        "type": "invalid_request_error",
-                        "code": "not_found",
-                        "message": f"no route for {method} {path}",
-                    }
-                },
-            )
+            await respond(send, 404, error_body("invalid_request_error", "not_found", f"no route for {method} {path}"))
 
 
 def _presented_key(scope: Scope) -> str | None:

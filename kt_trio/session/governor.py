@@ -8,32 +8,26 @@ budget alerts) go to the session's one reporting point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from attrs import frozen
 
-from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event, tokens_of
-from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
+from kt_trio.governance.budget import SessionBudget, tokens_of
+from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
     SERVER_MODEL_EVENT_TYPES,
     USAGE_EVENT_TYPES,
     UsageAccumulator,
+    model_from_event,
 )
+from kt_trio.protocol.errors import Protocol, budget_exceeded_error_event, error_event, rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import BudgetAlert, Record, TokenUsage
+from kt_trio.records import Record, TokenUsage
+from kt_trio.reporting import KeyTokens
 from kt_trio.wire.frames import CloseCode
 
 # Server events the accumulator reads: usage carriers and the ones that name the session's model.
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
-
-
-class KeyTokens(Protocol):
-    """A gateway key's daily token budget, shared by its sessions (`kt_trio.server.key_budget`)."""
-
-    exhausted: bool
-
-    async def add(self, tokens: int, session_id: str) -> list[BudgetAlert]: ...
 
 
 @frozen
@@ -55,8 +49,14 @@ class SessionGovernor:
         budget: SessionBudget | None,
         emit: Callable[[Record], None],
         key_tokens: KeyTokens | None = None,
+        allowed_models: frozenset[str] | None = None,
+        protocol: Protocol = "realtime",
     ) -> None:
+        """`allowed_models`: `keys create --models`; a `session.update` or `response.create`
+        naming another model is answered with an error event `model_not_allowed` and dropped."""
         self.session_id = session_id
+        self._allowed_models = allowed_models
+        self._protocol = protocol
         self.usage = UsageAccumulator(session_id, target, url_model)
         # The session's own limit and, for a gateway key with `messages_per_minute`, the key's
         # bucket shared by all of its sessions; a message must pass every one of them.
@@ -72,26 +72,46 @@ class SessionGovernor:
         for limiter in self._limiters:
             decision = limiter.check(event_type, now)
             if decision.action == "reject":
-                return Gate(reply=rate_limit_error_event(client_event_id(payload()), limiter.bucket.rate_per_sec * 60))
+                reply = rate_limit_error_event(
+                    client_event_id(payload()), limiter.bucket.rate_per_sec * 60, protocol=self._protocol
+                )
+                return Gate(reply=reply)
             if decision.action == "delay":
                 return Gate(delay_until=decision.until)
         key_tokens = self.key_tokens
         if key_tokens is not None and key_tokens.exhausted and event_type == "response.create":
             return Gate(
                 reply=budget_exceeded_error_event(
-                    client_event_id(payload()), whose="Daily token budget of this key", until="with this key today"
+                    client_event_id(payload()),
+                    whose="Daily token budget of this key",
+                    until="with this key today",
+                    protocol=self._protocol,
                 )
             )
         if self._budget is not None and not self._budget.check_client_event(event_type):
             budget = self._budget
             return Gate(
                 reply=budget_exceeded_error_event(
-                    client_event_id(payload()), budget.used_tokens, budget.max_total_tokens
+                    client_event_id(payload()), budget.used_tokens, budget.max_total_tokens, protocol=self._protocol
                 )
             )
         if event_type in CLIENT_MODEL_EVENT_TYPES:
+            allowed = self._allowed_models
+            if allowed is not None:
+                named = model_from_event(event_type, payload())
+                if named is not None and named[1] not in allowed:
+                    return Gate(reply=self._model_not_allowed(named[1], payload()))
             self.usage.observe_client_event(event_type, payload())
         return None
+
+    def _model_not_allowed(self, model: str, payload: bytes) -> bytes:
+        return error_event(
+            error_type="permission_error",
+            code="model_not_allowed",
+            message=f"this gateway key may not use model {model[:128]!r}",
+            client_event_id=client_event_id(payload),
+            protocol=self._protocol,
+        )
 
     def upstream_message(self, event_type: str | None, payload: Callable[[], bytes]) -> tuple[int, str] | None:
         """Taps usage; returns a close request when the session budget says `close`."""

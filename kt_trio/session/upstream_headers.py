@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
+from kt_trio.providers.auth import auth_header
 from kt_trio.providers.headers import forwarded_headers
 
 INSECURE_KEY_PREFIX = "openai-insecure-api-key."
@@ -49,11 +50,9 @@ def upstream_headers(
     the target's secret. The handshake's own headers (key, version, subprotocols) are the
     dialler's to write, so they are not among the allowed ones."""
     out = forwarded_headers(raw_headers, with_body=False)
-    if secret:
-        if provider == "azure-openai":
-            out.append((b"api-key", secret.encode()))
-        else:
-            out.append((b"authorization", f"Bearer {secret}".encode()))
+    auth = auth_header(provider, secret)
+    if auth is not None:
+        out.append((auth[0].encode(), auth[1].encode()))
     return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import h11
 from attrs import frozen
 
+from kt_trio.providers.errors import error_body as provider_error_body
 from kt_trio.wire.transport import Transport
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -178,8 +178,8 @@ def switching_protocols(key: str, subprotocol: str | None) -> bytes:
 
 
 def error_body(status: int, err_type: str, code: str, message: str) -> bytes:
-    """The OpenAI-shaped error body every refusal carries."""
-    return json.dumps({"error": {"type": err_type, "code": code, "message": message}}).encode()
+    """The OpenAI-shaped error body every refusal carries (the one builder, `kt_trio.providers.errors`)."""
+    return provider_error_body(err_type, code, message)
 
 
 def http_response(
@@ -212,17 +212,22 @@ class UpgradeResponse:
         return None
 
 
+def _ascii(value: str | bytes) -> bytes:
+    return value.encode("ascii") if isinstance(value, str) else value
+
+
 def upgrade_request(
     host: str, target: str, key: str, headers: Sequence[tuple[str | bytes, str | bytes]]
 ) -> tuple[bytes, h11.Connection]:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+    # As bytes, the one form h11 takes mixed (its own conversion of a str is ASCII as well).
     all_headers = [
-        ("Host", host),
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", key),
-        ("Sec-WebSocket-Version", "13"),
-        *headers,
+        (b"Host", host.encode("ascii")),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", key.encode("ascii")),
+        (b"Sec-WebSocket-Version", b"13"),
+        *((_ascii(k), _ascii(v)) for k, v in headers),
     ]
     data = conn.send(h11.Request(method="GET", target=target, headers=all_headers))
     return data or b"", conn

@@ -1,0 +1,177 @@
+"""Encoded payloads: the text that base64, hex, URL-encoding or rot13 hides, to be scored too.
+
+`_decoded_payloads` finds base64 and hex runs (with sound byte-class pre-filters, so a text with
+no such run costs one `translate`); `more_payloads` adds what the older search does not read:
+URL-safe base64 (a JWT-like `-`/`_` alphabet), percent-encoding and `+`-joined query values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import string
+import urllib.parse
+
+from kt_trio.policies.base import HEX_SPACED, HEX_TABLE
+
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
+# Hex: pairs of hex digits, each maybe followed by one ' ' or ':', or '\\x' escapes. Without
+# '\\x' in the text only the first form can match, and only inside the runs its pre-filter
+# finds (below), so sre no longer tries the alternation at every position of every text that
+# has a long word (~10 µs on 150 characters). The lookahead is implied by what follows it (ten
+# pairs are 20 or more of those characters); sre gives up sooner with it.
+_HEX_PAIRS = re.compile(r"(?=[0-9A-Fa-f :]{20})(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])")
+# Both forms in one scan, as the check always read them: where '\\x' occurs they can touch (the
+# pairs of '\\x73' then begin a run '7374...'), and the first to match in text order wins.
+_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){10,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){8,}")
+
+# Cheap, sound pre-filters for `_decoded_payloads`, on the text's UTF-8 bytes mapped to classes
+# by one `translate` (the regexes read ASCII characters only; any other byte is in no class):
+# - `_B64` needs a run of 16 base64 characters: 'x' * 16 in the base64 map;
+# - `_HEX_PAIRS` needs ten pairs: two with no separator between them ('hhhh' in the hex map) or
+#   all ten separated ('hhs' * 9 + 'hh');
+# - `_HEX` (with escapes) needs a backslash-x.
+# A text sent here for a long word usually passes none: an English word is a base64 run of 16
+# only when it has 16 letters, and English seldom has four hex digits in a row.
+_B64_MAP = bytes(0x78 if chr(i) in string.ascii_letters + string.digits + "+/" else 0x20 for i in range(256))
+_HEX_MAP = HEX_TABLE
+_B64_RUN = b"x" * 16
+_HEX_ADJACENT = b"hhhh"
+_HEX_SPACED = HEX_SPACED
+_HEX_RUN = re.compile(rb"[hs]{20,}")
+
+
+def _printable_ratio(s: str) -> float:
+    if not s:
+        return 0.0
+    if s.isprintable():  # the common answer, without a Python step per character
+        return 1.0
+    return sum(1 for c in s if c.isprintable() or c in "\n\t") / len(s)
+
+
+def _utf8(b: bytes) -> str | None:
+    """`b.decode("utf-8")`, or None where that raises: most candidates are not text, and
+    decoding with replacement marks them without the cost of an exception (~0.8 µs). Only
+    bytes that hold an encoded U+FFFD themselves take the strict decode to tell."""
+    s = b.decode("utf-8", "replace")
+    if "\ufffd" not in s:
+        return s
+    if b"\xef\xbf\xbd" not in b:
+        return None
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _b64_matches(text: str, raw: bytes) -> list[re.Match[str]]:
+    """`_B64.finditer(text)`, trying only the runs of 16 or more base64 characters."""
+    b64 = raw.translate(_B64_MAP)
+    i = b64.find(_B64_RUN)
+    if i < 0:
+        return []
+    if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
+        return list(_B64.finditer(text))
+    out: list[re.Match[str]] = []
+    while i >= 0:
+        # A match begins where a run begins (the lookbehind refuses any later start) and ends
+        # where it ends (with its '=' padding), so one anchored try per run finds it.
+        m = _B64.match(text, i)
+        if m is not None:
+            out.append(m)
+        end = b64.find(b" ", i)
+        if end < 0:
+            break
+        i = b64.find(_B64_RUN, end)
+    return out
+
+
+def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
+    """`_HEX.finditer(text)`: without a '\\x' in the text, `_HEX_PAIRS` tried only inside long
+    runs of hex digits and separators that hold two adjacent pairs or ten separated ones."""
+    if "\\x" in text:
+        return list(_HEX.finditer(text))
+    out: list[re.Match[str]] = []
+    hexes = raw.translate(_HEX_MAP)
+    if _HEX_ADJACENT in hexes or _HEX_SPACED in hexes:
+        if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
+            out.extend(_HEX_PAIRS.finditer(text))
+        else:
+            # Every match lies inside one run of 20 or more hex digits and separators, and holds
+            # two adjacent pairs or ten separated ones: search only such runs.
+            for run in _HEX_RUN.finditer(hexes):
+                lo, hi = run.span()
+                if _HEX_ADJACENT in run.group() or _HEX_SPACED in run.group():
+                    out.extend(_HEX_PAIRS.finditer(text, lo, hi))
+    return out
+
+
+def _decoded_payloads(text: str) -> list[str]:
+    """The printable UTF-8 texts that the base64 runs of `text`, then its hex runs (each in
+    text order), decode to.
+
+    Each regex is tried only where its pre-filter (above) says it can match. Work stays linear
+    in the text: every candidate is decoded (a cap on their number would let decoys hide a
+    payload behind them).
+    """
+    out: list[str] = []
+    raw = text.encode("utf-8", "surrogatepass")
+    for m in _b64_matches(text, raw):
+        tok = m.group()
+        if tok.isalpha() and (tok.islower() or tok.isupper()):
+            continue  # a long plain word, not base64
+        try:
+            s = _utf8(base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False))
+        except (binascii.Error, ValueError):
+            continue
+        if s is not None and _printable_ratio(s) > 0.9:
+            out.append(s)
+    for m in _hex_matches(text, raw):
+        tok = re.sub(r"\\x|[ :]", "", m.group())
+        try:
+            s = _utf8(bytes.fromhex(tok))
+        except ValueError:
+            continue
+        if s is not None and _printable_ratio(s) > 0.9:
+            out.append(s)
+    return out
+
+
+_B64URL = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9_\-]{16,}={0,2}(?![A-Za-z0-9+/=_\-])")
+_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){3,}")
+# Base64 right after a parameter's '=' or ':' (the older search wants no '=' before a run).
+_AFTER_KEY = re.compile(r"(?<=[=:])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
+_PLUS_JOINED = re.compile(r"[A-Za-z]+(?:\+[A-Za-z']+){3,}")
+
+
+def more_payloads(text: str) -> list[str]:
+    """Payloads `_decoded_payloads` does not read: URL-safe base64 runs (with '-' or '_'),
+    percent-encoded stretches (three or more escapes) and words joined by '+' (a form value)."""
+    out: list[str] = []
+    if "-" in text or "_" in text:
+        for m in _B64URL.finditer(text):
+            tok = m.group()
+            if "-" not in tok and "_" not in tok:
+                continue
+            if not any(c.isdigit() or c.isupper() for c in tok):
+                continue  # snake_case or kebab-case words, not base64
+            try:
+                s = _utf8(base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)))
+            except (binascii.Error, ValueError):
+                continue
+            if s is not None and _printable_ratio(s) > 0.9:
+                out.append(s)
+    if "=" in text or ":" in text:
+        for m in _AFTER_KEY.finditer(text):
+            try:
+                s = _utf8(base64.b64decode(m.group() + "=" * (-len(m.group()) % 4), validate=False))
+            except (binascii.Error, ValueError):
+                continue
+            if s is not None and _printable_ratio(s) > 0.9:
+                out.append(s)
+    if "%" in text and _PERCENT.search(text):
+        out.append(urllib.parse.unquote_plus(text))
+    if "+" in text:
+        out.extend(m.group().replace("+", " ") for m in _PLUS_JOINED.finditer(text))
+    return out
