@@ -7,6 +7,8 @@ goes to hypercorn, which must parse it from its first byte. hypercorn's `TCPServ
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 
@@ -15,7 +17,7 @@ class ReplayStream(trio.abc.HalfCloseableStream):
         self._stream = stream
         self._prefix = prefix
         # hypercorn reads the peer's address from `socket`; under TLS it is the transport's.
-        inner = getattr(stream, "transport_stream", stream)
+        inner: Any = getattr(stream, "transport_stream", stream)
         self.socket = inner.socket
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:

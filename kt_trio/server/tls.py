@@ -53,7 +53,9 @@ def server_context(tls: GatewayTls) -> ssl.SSLContext | None:
     return ctx
 
 
-async def accept_tls(sock: socket.socket, ctx: ssl.SSLContext, connection_id: str) -> trio.SSLStream | None:
+async def accept_tls(
+    sock: socket.socket, ctx: ssl.SSLContext, connection_id: str
+) -> trio.SSLStream[trio.SocketStream] | None:
     """The connection's TLS stream once the handshake is done; None when it failed or timed out."""
     stream = trio.SSLStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), ctx, server_side=True)
     with trio.move_on_after(TLS_HANDSHAKE_TIMEOUT):
