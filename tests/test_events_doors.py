@@ -9,19 +9,11 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import open_websocket_url
 
 from conformance.mock_upstream import MockBehaviour
 from tests.conftest import running
-from tests.helpers import bearer, make_key, rejected, rejected_status, revoke
-
-
-async def _closed(ws) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as info:
-        while True:
-            await ws.get_message()
-    return info.value.reason.code, info.value.reason.reason
+from tests.helpers import bearer, closed_with, make_key, rejected, rejected_status, revoke
 
 
 async def test_cross_origin_browsers_are_refused_even_with_auth_off() -> None:
@@ -66,14 +58,14 @@ async def test_revoked_key_ends_its_subscription_with_1008(tmp_path: Path) -> No
     async with running(state_dir=tmp_path) as gw:
         async with open_websocket_url(f"ws://127.0.0.1:{gw.port}/ws/events", extra_headers=bearer(key)) as ws:
             revoke(tmp_path, "dash", terminate=False)  # plain revoke: no --terminate
-            assert await _closed(ws) == (1008, "key revoked")
+            assert await closed_with(ws) == (1008, "key revoked")
 
 
 async def test_expired_key_ends_its_subscription_with_1008(tmp_path: Path) -> None:
     key = make_key(tmp_path, "short-lived", scopes=["admin"], expires_at=time.time() + 1.5)
     async with running(state_dir=tmp_path) as gw:
         async with open_websocket_url(f"ws://127.0.0.1:{gw.port}/ws/events", extra_headers=bearer(key)) as ws:
-            assert await _closed(ws) == (1008, "key expired")
+            assert await closed_with(ws) == (1008, "key expired")
 
 
 async def test_expired_key_ends_its_session_with_1008(tmp_path: Path) -> None:
@@ -82,6 +74,6 @@ async def test_expired_key_ends_its_session_with_1008(tmp_path: Path) -> None:
         async with open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as ws:
             await ws.send_message("hello")
             assert await ws.get_message() == "hello"
-            assert await _closed(ws) == (1008, "key expired")
+            assert await closed_with(ws) == (1008, "key expired")
         await gw.gateway.wait_sessions(lambda n: n == 0)
         assert gw.gateway.recent_summaries[-1].close_reason == "key expired"

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
@@ -17,6 +18,14 @@ from tests.conftest import running, serve_process
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 MASK = b"\x11\x22\x33\x44"
+
+
+def frame(opcode: int, payload: bytes = b"", *, fin: bool = True) -> bytes:
+    """One masked frame, as a client sends it; `fin=False` for a fragment that is not the last."""
+    data = bytearray(encode_frame(opcode, payload, mask=MASK))
+    if not fin:
+        data[0] &= 0x7F
+    return bytes(data)
 
 
 class RawClient:
@@ -44,10 +53,7 @@ class RawClient:
         return cls(stream, rest)
 
     async def send_frame(self, opcode: int, payload: bytes = b"", *, fin: bool = True) -> None:
-        frame = bytearray(encode_frame(opcode, payload, mask=MASK))
-        if not fin:
-            frame[0] &= 0x7F
-        await self.stream.send_all(bytes(frame))
+        await self.stream.send_all(frame(opcode, payload, fin=fin))
 
     async def _read(self) -> None:
         view = self.reader.pending_view()
@@ -104,28 +110,28 @@ async def test_too_many_fragments_close_with_1009_and_nothing_is_forwarded() -> 
         assert gw.mock.connections[0].messages == []
 
 
-async def test_endless_empty_continuation_frames_close_with_1008() -> None:
+# A peer flooding the gateway with frames that carry nothing (a message never finished with
+# empty continuations; pings by the hundred) is closed with 1008, with the reason.
+FLOODS = {
+    "empty-continuations": (
+        frame(Opcode.TEXT, b"{", fin=False) + frame(Opcode.CONTINUATION, b"", fin=False) * 1000,
+        "empty continuation",
+    ),
+    "pings": (frame(Opcode.PING, b"p") * 500, "control frames"),
+}
+
+
+@pytest.mark.parametrize("flood", sorted(FLOODS))
+async def test_floods_close_with_1008(flood: str) -> None:
+    data, reason = FLOODS[flood]
     async with running(MockBehaviour(mode="echo")) as gw:
         client = await RawClient.open(gw.port)
-        await client.send_frame(Opcode.TEXT, b"{", fin=False)
         try:
-            for _ in range(1000):
-                await client.send_frame(Opcode.CONTINUATION, b"", fin=False)
+            await client.stream.send_all(data)
         except trio.BrokenResourceError:
             pass
         close = await client.next_close()
-        assert close.code == 1008 and "empty continuation" in close.reason
-
-
-async def test_ping_flood_closes_with_1008() -> None:
-    async with running(MockBehaviour(mode="echo")) as gw:
-        client = await RawClient.open(gw.port)
-        try:
-            await client.stream.send_all(encode_frame(Opcode.PING, b"p", mask=MASK) * 500)
-        except trio.BrokenResourceError:
-            pass
-        close = await client.next_close()
-        assert close.code == 1008 and "control frames" in close.reason
+        assert close.code == 1008 and reason in close.reason
 
 
 async def test_invalid_utf8_closes_with_1007_before_anything_is_forwarded() -> None:
