@@ -1,4 +1,7 @@
-"""The command line: `serve`, `validate`, `chat`. Thin: each command calls into the package."""
+"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`. Thin: each command calls into the package.
+
+Keeptrusts users' names work too: `gateway run` is `serve`, `gateway-key create` is `keys create`
+(`--configuration-id` is `--pack`)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ EXIT_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `serve --workers` hands its workers
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
@@ -38,21 +42,31 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kt_trio", description="A governed gateway for real-time LLM APIs.")
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="run the gateway (demo mode with no --config)")
-    serve.add_argument(
+    # `serve`'s options live on a parent parser so Keeptrusts' `gateway run` takes every one of them.
+    serve_args = argparse.ArgumentParser(add_help=False)
+    serve_args.add_argument(
         "--config",
         "--policy-config",
         dest="config",
         action="append",
         help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
     )
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--certfile", help="TLS certificate (PEM) for wss:// and https:// (gateway.tls.certfile)")
-    serve.add_argument("--keyfile", help="its private key (PEM) (gateway.tls.keyfile)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default="text", choices=["text", "json"])
+    serve_args.add_argument("--host", default=DEFAULT_HOST)
+    serve_args.add_argument("--certfile", help="TLS certificate (PEM) for wss:// and https:// (gateway.tls.certfile)")
+    serve_args.add_argument("--keyfile", help="its private key (PEM) (gateway.tls.keyfile)")
+    serve_args.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_args.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve_args.add_argument("--log-format", default="text", choices=["text", "json"])
+    serve_args.add_argument(
+        "--workers", type=int, help="processes sharing the port (default: gateway.workers); needs state.backend: redis"
+    )
+    serve_args.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve = sub.add_parser("serve", parents=[serve_args], help="run the gateway (demo mode with no --config)")
     serve.set_defaults(func=_serve)
+    gateway = sub.add_parser("gateway", help="Keeptrusts' name: `gateway run` is `serve`")
+    gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True)
+    run = gateway_commands.add_parser("run", parents=[serve_args], help="the same as `serve`")
+    run.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config files (each one a pack)")
     validate.add_argument("file", nargs="+", help="config files or directories, as for serve --config")
@@ -108,7 +122,10 @@ def _serve(args: argparse.Namespace) -> int:
     except TlsSetupError as exc:
         print(f"tls: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    trio.run(_run_gateway, packs, args.host, args.port, tls)
+    workers = args.workers or (packs[0][0].gateway.workers if packs else 1)
+    if workers > 1 and not args.worker:
+        return _supervise(args, packs, workers)
+    trio.run(_run_gateway, packs, args.host, args.port, args.worker, tls)
     return 0
 
 
@@ -118,8 +135,22 @@ def _with_tls(config: GatewayConfig, tls: dict[str, str | None]) -> GatewayConfi
     return attrs.evolve(config, gateway=attrs.evolve(config.gateway, tls=attrs.evolve(config.gateway.tls, **given)))
 
 
+def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[str, str]]], workers: int) -> int:
+    from kt_trio.server.supervisor import embedded_refusal, supervise
+
+    if not packs or packs[0][0].state.backend != "redis":
+        print(f"kt_trio: {embedded_refusal(workers)}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = packs[0][0]
+    return supervise(args.argv, workers, args.host, args.port, config.gateway.shutdown_timeout_secs)
+
+
 async def _run_gateway(
-    packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int, tls: dict[str, str | None] | None = None
+    packs: list[tuple[GatewayConfig, dict[str, str]]],
+    host: str,
+    port: int,
+    reuse_port: bool = False,
+    tls: dict[str, str | None] | None = None,
 ) -> None:
     from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
@@ -139,7 +170,7 @@ async def _run_gateway(
             ws = "wss" if config.gateway.tls.certfile else "ws"
             http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:
-                bound = await serving.start(gateway.serve, host, port)
+                bound = await serving.start(partial(gateway.serve, reuse_port=reuse_port), host, port)
                 if mock_url is not None:
                     url = f"{ws}://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
                     print(f"kt_trio demo mode: gateway on {ws}://{host}:{bound}, mock Realtime provider on {mock_url}")

@@ -34,17 +34,20 @@ Where each metric is fed:
 - `kt_policy_decisions_total`: per `PolicyDecision`. `kt_circuit_breaker_state`: per `BreakerTransition`.
 - `kt_handshake_rejections_total`: `handshake_rejected(reason)`; `kt_relay_added_seconds`:
   `observe_relay_added(seconds)`; both called by the gateway where those things happen.
-- `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`: read at scrape time
-  from callables bound with `bind_event_hub` and `set_audit_queue_depth_source`.
+- `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`, `kt_audit_available`:
+  read at scrape time from callables bound with `bind_event_hub`, `set_audit_queue_depth_source`
+  and `set_audit_available_source`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from kt_trio.records import (
@@ -122,6 +125,7 @@ class _ScrapeTimeCollector(Collector):
     def __init__(self) -> None:
         self.hub: _HubStats | None = None
         self.audit_queue_depth: Callable[[], int] | None = None
+        self.audit_available: Callable[[], bool] | None = None
 
     def collect(self) -> Iterator[Metric]:
         hub = self.hub
@@ -135,6 +139,10 @@ class _ScrapeTimeCollector(Collector):
         )
         depth = self.audit_queue_depth() if self.audit_queue_depth else 0
         yield GaugeMetricFamily("kt_audit_queue_depth", "Audit records waiting to be written.", value=depth)
+        available = self.audit_available() if self.audit_available else True
+        yield GaugeMetricFamily(
+            "kt_audit_available", "1 while the audit log commits, 0 while its store fails.", value=int(available)
+        )
 
 
 class Metrics:
@@ -161,7 +169,11 @@ class Metrics:
             buckets=TOKEN_BUCKETS,
             registry=r,
         )
-        self.sessions_active = Gauge("kt_sessions_active", "Open proxied sessions.", registry=r)
+        # `multiprocess_mode`: how `serve --workers N` sums a gauge over its workers (used only
+        # when PROMETHEUS_MULTIPROC_DIR is set, see `render`).
+        self.sessions_active = Gauge(
+            "kt_sessions_active", "Open proxied sessions.", registry=r, multiprocess_mode="livesum"
+        )
         self.sessions_total = Counter(
             "kt_sessions_total", "Proxied sessions ended.", ["route", "target", "close_code", "team"], registry=r
         )
@@ -176,7 +188,11 @@ class Metrics:
             "kt_handshake_rejections_total", "WebSocket handshakes refused.", ["reason"], registry=r
         )
         self.circuit_breaker_state = Gauge(
-            "kt_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["target"], registry=r
+            "kt_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.relay_added_seconds = Histogram(
             "kt_relay_added_seconds", "Time a message spends inside the gateway.", buckets=RELAY_BUCKETS, registry=r
@@ -265,6 +281,10 @@ class Metrics:
         """`kt_event_subscribers` and `kt_event_dropped_total` are read from `hub` at scrape time."""
         self._scrape_time.hub = hub
 
+    def set_audit_available_source(self, available: Callable[[], bool]) -> None:
+        """`kt_audit_available` is `available()` at scrape time."""
+        self._scrape_time.audit_available = available
+
     def set_audit_queue_depth_source(self, depth: Callable[[], int]) -> None:
         """`kt_audit_queue_depth` is `depth()` at scrape time (must be cheap and non-blocking)."""
         self._scrape_time.audit_queue_depth = depth
@@ -272,5 +292,15 @@ class Metrics:
     # -- exposition ----------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type, for `GET /metrics`."""
+        """The Prometheus text exposition and its content type, for `GET /metrics`.
+
+        Under `serve --workers N` (the supervisor sets PROMETHEUS_MULTIPROC_DIR, prometheus_client's
+        multiprocess mode): every worker writes its series to files there and any worker's
+        `/metrics` answers the sum over all of them; the scrape-time gauges (event subscribers,
+        audit queue) are that worker's own."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self._scrape_time)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
