@@ -59,6 +59,7 @@ def add_keys_commands(subparsers: Any) -> None:
     create.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
     create.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
     create.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
+    create.add_argument("--models", metavar="M1,M2", help="the only models the key may use (default: any)")
     create.set_defaults(func=create_command)
 
     listing = commands.add_parser("list", parents=[where], help="show keys (never the key itself)")
@@ -138,6 +139,7 @@ def create_command(args: argparse.Namespace) -> int:
             messages_per_minute=args.messages_per_minute,
             daily_tokens=args.daily_tokens,
             now=now,
+            models=args.models,
         )
     except KeyStoreError as exc:
         print(f"keys create: {exc}", file=sys.stderr)
@@ -218,6 +220,7 @@ def _as_json(record: KeyRecord, now: float) -> dict[str, Any]:
         "max_sessions": record.max_sessions,
         "messages_per_minute": record.messages_per_minute,
         "daily_tokens": record.daily_tokens,
+        "models": list(record.models) if record.models is not None else None,
         "created_at": _when(record.created_at),
         "last_used_at": _when(record.last_used_at) if record.last_used_at is not None else None,
         "revoked_at": _when(record.revoked_at) if record.revoked_at is not None else None,

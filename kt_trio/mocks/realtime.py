@@ -65,6 +65,7 @@ from kt_trio.mocks.behaviour import (
     Mode,
     realtime_usage,
     responses_usage,
+    transcription_usage,
 )
 from kt_trio.mocks.realtime_session import _GONE, MockSession
 
@@ -76,6 +77,7 @@ __all__ = [
     "open_mock_upstream",
     "realtime_usage",
     "responses_usage",
+    "transcription_usage",
 ]
 
 
