@@ -140,7 +140,9 @@ def test_policy_defaults() -> None:
     pii = config.policy_settings("pii-detector")
     assert isinstance(pii, PiiDetectorSettings)
     assert pii.action == "redact"
-    assert set(pii.detect_patterns) == {"email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"}
+    assert set(pii.detect_patterns) == {
+        *("email", "phone", "credit_card", "ssn", "iban", "ip_address", "name", "national_id")
+    }
     safety = config.policy_settings("safety-filter")
     assert safety.action == "block"
     assert set(safety.categories) == {"hate", "violence", "sexual", "self-harm", "harassment"}  # type: ignore[union-attr]

@@ -92,9 +92,12 @@ def test_unknown_pattern_is_an_error():
 
 
 def test_phone_regions_setting():
-    gb = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",), phone_regions=("GB",)))
-    assert [s.kind for s in gb.find("ring 020 7946 0958")] == ["PHONE"]
-    assert PiiDetector(PiiDetectorSettings(detect_patterns=("phone",))).find("ring 020 7946 0958") == []
+    # Every region's national format is found without configuring it (issue 15)...
+    only_phone = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",)))
+    assert [s.kind for s in only_phone.find("ring 020 7946 0958")] == ["PHONE"]
+    # ...and `phone_regions` adds regions beyond the common ones, tried first and leniently.
+    ke = PiiDetector(PiiDetectorSettings(detect_patterns=("phone",), phone_regions=("KE",)))
+    assert [s.kind for s in ke.find("ring 0712 345678")] == ["PHONE"]
 
 
 def test_default_settings():

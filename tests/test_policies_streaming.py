@@ -84,16 +84,23 @@ def test_random_multi_splits(text):
         ("123-45-6789", "SSN"),
         ("GB82 WEST 1234 5698 7654 32", "IBAN"),
         ("10.0.0.254", "IP_ADDRESS"),
+        ("06 12 34 56 78", "PHONE"),
+        ("+7 912 345-67-89", "PHONE"),
+        ("AB 12 34 56 C", "NATIONAL_ID"),
+        ("390.533.447-05", "NATIONAL_ID"),
+        ("1 85 05 78 006 084 91", "NATIONAL_ID"),
+        ("RCCMNL83S18D969H", "NATIONAL_ID"),
     ],
 )
 def test_split_inside_the_match_at_every_position(match, kind):
-    text = f"Sure: {match}, right."
-    want = f"Sure: [REDACTED:{kind}], right."
+    text = f"Sure, tel/ID: {match}, right."
+    want = f"Sure, tel/ID: [REDACTED:{kind}], right."
     start = text.index(match)
     for i in range(start + 1, start + len(match)):
         got, _ = stream(text, [i])
         assert got == want, (text[:i], text[i:])
-        assert match[: i - start] not in got or match[: i - start] in "Sure: "  # no partial leak
+        shown = got.replace(f"[REDACTED:{kind}]", "")
+        assert match[: i - start] not in shown or match[: i - start] in "Sure, tel/ID: "  # no partial leak
     # in three pieces too
     for i in range(start + 1, start + len(match) - 1):
         assert stream(text, [i, i + 1])[0] == want
@@ -315,8 +322,26 @@ FRAGMENTS = [
     *("+1 415 555 2671", "(415) 555-2671", "415", " 555", "2671", "123-45-6789", "4111 1111 1111 1111"),
     *("bob.smith@example.com", "a@b.co", "@", "example.com", "GB82 WEST 1234 5698 7654 32", "GB82", "WEST"),
     *("DE89370400440532013000", "192.168.1.20", "10.0.0.", "fe80::1ff:fe23:4567:890a", "dead:beef::cafe", "::"),
+    # national identifiers (valid and checksum-invalid), the words that name them, and national
+    # phone numbers with the words that make them phones
+    *("BSN ", "PESEL: ", "DNI ", "NIE ", "Steuer-ID ", "CPF ", "Aadhaar ", "SIN ", "身份证 ", "NINO ", "ITIN "),
+    *("111222333", "111222334", "44051401359", "44051401358", "54362315K", "54362315A", "X2482300W"),
+    *("AB 12 34 56 C", "RCCMNL83S18D969H", "ACUPA7085R", "1 85 05 78 006 084 91", "36 574 261 809"),
+    *("390.533.447-05", "390.533.447-06", "2341 2341 2346", "130 692 544", "912-90-3456", "AB", "X", "K "),
+    *("Handy ", "téléphone ", "телефон ", "电话 ", "06 12 34 56 78", "030 12345678", "8 (912) 345-67-89"),
+    *("+33 6 12 34 56 78", "0044 20 7946 0958", "612 34 56 78", "090-1234-5678", "138 0013 8000"),
 ]
-KIND_SETS = [None, ["name"], ["email"], ["phone", "credit_card"], ["iban"], ["ip_address"], ["name", "email"]]
+KIND_SETS = [
+    None,
+    ["name"],
+    ["email"],
+    ["phone", "credit_card"],
+    ["iban"],
+    ["ip_address"],
+    ["name", "email"],
+    ["national_id"],
+    ["national_id", "phone"],
+]
 
 
 def _random_text(rnd: random.Random) -> str:

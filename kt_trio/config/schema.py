@@ -23,11 +23,20 @@ OnError = Literal["block", "allow"]
 RateLimitMode = Literal["reject", "delay"]
 Durability = Literal["batch", "strict"]
 StoreBackend = Literal["sqlite", "postgres"]
-PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name"]
+PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name", "national_id"]
 SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
 WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
 
-PII_PATTERNS: tuple[PiiPattern, ...] = ("email", "phone", "credit_card", "ssn", "iban", "ip_address", "name")
+PII_PATTERNS: tuple[PiiPattern, ...] = (
+    "email",
+    "phone",
+    "credit_card",
+    "ssn",
+    "iban",
+    "ip_address",
+    "name",
+    "national_id",
+)
 SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "self-harm", "harassment")
 
 # The public endpoints a target with no base_url uses (DESIGN.md, "Configuration").

@@ -29,8 +29,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import phonenumbers
-
 from kt_trio.config.schema import PiiDetectorSettings
 from kt_trio.policies.base import (
     _CONTROLS,
@@ -42,6 +40,8 @@ from kt_trio.policies.base import (
     common_settings,
     register_vocabulary,
 )
+from kt_trio.policies.pii_national_id import MAX_ID_CHARS, find_ids
+from kt_trio.policies.pii_phone import PHONE, PhoneFinder
 
 NAME = "pii-detector"
 
@@ -54,6 +54,7 @@ PATTERNS: dict[str, str] = {
     "iban": "IBAN",
     "ip_address": "IP_ADDRESS",
     "name": "NAME",
+    "national_id": "NATIONAL_ID",
 }
 _ALIASES = {
     "phone_number": "phone",
@@ -63,6 +64,8 @@ _ALIASES = {
     "ip": "ip_address",
     "person": "name",
     "person_name": "name",
+    "national_identifier": "national_id",
+    "id_number": "national_id",
 }
 
 # The longest text any detector can match, in characters. E-mail is the longest kind: RFC 5321
@@ -99,7 +102,6 @@ _EMAIL = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9._%+\-À-ÖØ-öø-ÿ]{1,64}@(?=[A-Za-z0-9.-]{1,190}(?![A-Za-z0-9.-]))"
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?!\w)")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?!\d)")
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
@@ -272,23 +274,6 @@ def _valid(text: str, m: re.Match[str]) -> tuple[int, int] | None:
     return m.span()
 
 
-def _phone_validator(regions: tuple[str, ...]) -> Callable[[str, re.Match[str]], tuple[int, int] | None]:
-    def validate(text: str, m: re.Match[str]) -> tuple[int, int] | None:
-        cand = m.group()
-        n = sum(c.isdigit() for c in cand)
-        if n < 7 or n > 15:
-            return None
-        for region in (None,) if cand.startswith("+") else regions:
-            try:
-                if phonenumbers.is_valid_number(phonenumbers.parse(cand, region)):
-                    return m.span()
-            except phonenumbers.NumberParseException:
-                continue
-        return None
-
-    return validate
-
-
 # --- streaming tail rules --------------------------------------------------------------------
 
 # Characters an e-mail address, an IPv6 address, or the word being typed can be made of. The
@@ -391,12 +376,13 @@ class PiiDetector:
             ("CREDIT_CARD", _CARD, _card),
             ("SSN", _SSN, _ssn),
             ("IP_ADDRESS", _IPV4, _valid),
-            ("PHONE", _PHONE, _phone_validator(regions)),
+            ("PHONE", PHONE, PhoneFinder(regions).validate),
         ]
         self._detectors = [row for row in table if row[0] in self.kinds]
         self._iban = "IBAN" in self.kinds
+        self._ids = "NATIONAL_ID" in self.kinds
         self._ipv6 = "IP_ADDRESS" in self.kinds
-        self._digit_kinds = bool(self._detectors) or self._iban
+        self._digit_kinds = bool(self._detectors) or self._iban or self._ids
         self._names = "NAME" in self.kinds
         self._email = "EMAIL" in self.kinds
         # Which streaming tail rules apply: the trailing run of address characters (e-mail,
@@ -417,7 +403,8 @@ class PiiDetector:
         self.quiet: Quiet = Quiet(_CUE_FIRST | _TITLE_WORDS if self._names else frozenset(), chars)
         # When two kinds overlap at one start, the longer wins, then the stricter validator.
         self._priority = {
-            k: i for i, k in enumerate(["EMAIL", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "PHONE", "NAME"])
+            k: i
+            for i, k in enumerate(["EMAIL", "CREDIT_CARD", "IBAN", "SSN", "NATIONAL_ID", "IP_ADDRESS", "PHONE", "NAME"])
         }
 
     # The one scanning routine; `find` and the streaming redactor both use it.
@@ -452,6 +439,10 @@ class PiiDetector:
                         hit = _iban(text, mm)
                         if hit is not None:
                             spans.append(Span(hit[0], hit[1], "IBAN", mm.start(), mm.end()))
+            if self._ids:
+                found: list[tuple[int, int]] = []
+                find_ids(text, pos, found, raw)
+                spans.extend(Span(a, b, "NATIONAL_ID", a, b) for a, b in found)
         if self._ipv6 and text.count(":", pos) >= 2:
             self._run(_IPV6, _ipv6, "IP_ADDRESS", text, pos, len(text), spans, raw)
         # A name needs a capital letter where its words start (at or after pos): none there,
@@ -568,6 +559,10 @@ class PiiDetector:
             h = n - (run if run < MAX_MATCH else MAX_MATCH)
         if self._digit_tail and text[-1] in "+(" and h == n:
             h = n - 1
+        if self._ids:
+            k = _id_tail(text)
+            if n - k < h:
+                h = n - k
         if names:
             tail = text[-_PLAIN_WINDOW:]
             if rest:
@@ -642,7 +637,24 @@ class PiiDetector:
             m = rx.match(rev)
             if m is not None and m.end() > longest:
                 longest = m.end()
+        if self._ids:
+            k = _id_tail(text)
+            if k > longest:
+                longest = k
         return n - longest
+
+
+# An identifier (`pii_national_id`) is upper-case letters and digits with single separators, at
+# most MAX_ID_CHARS long: one that could still grow lies in the trailing run of these characters
+# and starts at a letter or digit.
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .-/"
+
+
+def _id_tail(text: str) -> int:
+    """How many trailing characters could still begin an identifier."""
+    w = text[-MAX_ID_CHARS:]
+    tail = w[len(w.rstrip(_ID_CHARS)) :]
+    return len(tail.lstrip(" .-/"))
 
 
 _DIGIT_CHARS = "0123456789"
