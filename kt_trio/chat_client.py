@@ -32,7 +32,7 @@ def _request(route: str, text: str) -> list[dict[str, Any]]:
 
 
 async def chat(url: str, text: str, *, key: str | None = None, timeout: float = 30.0) -> int:
-    headers = [("Authorization", f"Bearer {key}")] if key else []
+    headers = [(b"Authorization", f"Bearer {key}".encode())] if key else []
     route = url.split("?", 1)[0]
     out = sys.stdout
     with trio.move_on_after(timeout) as scope:

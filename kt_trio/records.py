@@ -2,7 +2,7 @@
 
 Like h11's and wsproto's event classes, these are plain values: producers (policies, the
 governance layer, the session) create them, and the one reporting point in a session
-(`kt_trio.session.reporting`) fans them out. Nobody passes dicts between layers.
+(`kt_trio.reporting`) fans them out. Nobody passes dicts between layers.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ class TokenUsage:
     transcription_seconds: float = 0.0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        return TokenUsage(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__)  # type: ignore[attr-defined]
-        )
+        return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__))
 
 
 @frozen

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event
+from kt_trio.governance.budget import SessionBudget
+from kt_trio.protocol.errors import budget_exceeded_error_event
 from kt_trio.records import BudgetAlert, TokenUsage
 
 

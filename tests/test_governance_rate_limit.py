@@ -12,8 +12,8 @@ from kt_trio.governance.rate_limit import (
     MessageRateLimiter,
     RateDecision,
     TokenBucket,
-    rate_limit_error_event,
 )
+from kt_trio.protocol.errors import rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
 
 

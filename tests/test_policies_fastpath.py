@@ -214,11 +214,11 @@ def _item_slow(text: str, i: int) -> bytes:
 @pytest.mark.parametrize("settings", [{}, {"pii-detector": {"action": "block"}}, {"safety-filter": {"action": "flag"}}])
 def test_item_create_layout_equals_the_parsing_path(settings):
     fast_s, slow_s = _session(settings=settings), _session(settings=settings)
-    from kt_trio.policies import chain
+    from kt_trio.protocol import messages
 
     for i, text in enumerate(TEXTS * 2):
         a, b = _item_fast(text, i), _item_slow(text, i)
-        assert chain._ITEM_CREATE.match(a.decode()) is not None and chain._ITEM_CREATE.match(b.decode()) is None
+        assert messages._ITEM_CREATE.match(a.decode()) is not None and messages._ITEM_CREATE.match(b.decode()) is None
         va, vb = fast_s.on_client_message(a, True, i * 0.7), slow_s.on_client_message(b, True, i * 0.7)
         sa, sb = _summary(va, a), _summary(vb, b)
         if sa[0] not in (None, "same"):  # a rewritten message: same content, keys in its own order
@@ -256,7 +256,7 @@ def _delta_slow(t: str, d: str, i: int, rid: str = "resp_1") -> bytes:
 @pytest.mark.parametrize("t", ["response.output_text.delta", "response.audio_transcript.delta"])
 @pytest.mark.parametrize("chain_names", [ALL, ["pii-detector"], ["safety-filter", "prompt-injection"]])
 def test_delta_layout_equals_the_parsing_path(t, chain_names):
-    from kt_trio.policies import chain
+    from kt_trio.protocol import messages
 
     settings = {"prompt-injection": {"apply_to": "both"}}
     rnd = random.Random(3)
@@ -268,7 +268,7 @@ def test_delta_layout_equals_the_parsing_path(t, chain_names):
         got_a, got_b = [], []
         for i, p in enumerate(pieces):
             a, b = _delta_fast(t, p, i, rid), _delta_slow(t, p, i, rid)
-            assert chain._GA_DELTA.match(a.decode()) is not None and chain._GA_DELTA.match(b.decode()) is None
+            assert messages._GA_DELTA.match(a.decode()) is not None and messages._GA_DELTA.match(b.decode()) is None
             va, vb = fast_s.on_upstream_message(a, True, 1.0), slow_s.on_upstream_message(b, True, 1.0)
             sa, sb = _summary(va, a), _summary(vb, b)
             assert (sa[0] == "same") == (sb[0] == "same"), (text, p)

@@ -275,7 +275,7 @@ def test_response_done_flushes_parts_whose_done_never_came():
     got += _messages(s.on_upstream_message(json.dumps(rdone).encode(), True, 1))
     assert "".join(m.get("delta", "") for m in got) == "ring me: 415 555 26"
     assert got[-1]["type"] == "response.done"
-    assert s._parts == {}
+    assert s.state.parts == {}
 
 
 def test_open_parts_are_capped_and_evicted_parts_flushed():
@@ -283,7 +283,7 @@ def test_open_parts_are_capped_and_evicted_parts_flushed():
     got = []
     for k in range(MAX_OPEN_PARTS + 5):
         got += _messages(s.on_upstream_message(_delta("r", f"item{k}", "word"), True, 1))
-    assert len(s._parts) == MAX_OPEN_PARTS
+    assert len(s.state.parts) == MAX_OPEN_PARTS
     flushed = [m for m in got if m.get("delta") == "word"]
     assert len(flushed) == 5  # the evicted parts' held text still reached the client, once
 

@@ -75,10 +75,10 @@ class PostgresSource:
                     what = f"chain {chain!r} was never registered by a writer (inserted)"
                     result = VerifyResult(result.count, result.first_seq, result.last_seq, None, result.first_seq, what)
                 results.append((chain, result))
-            for chain, (seq, _) in anchors.items():
-                if chain not in chains:
-                    what = f"the anchor's chain {chain!r} has no records (deleted or renamed)"
-                    results.append((chain, VerifyResult(0, None, None, None, seq, what)))
+            for anchored, (seq, _) in anchors.items():
+                if anchored not in chains:
+                    what = f"the anchor's chain {anchored!r} has no records (deleted or renamed)"
+                    results.append((anchored, VerifyResult(0, None, None, None, seq, what)))
         return results
 
     def _verify_chain(self, chain: str, anchor: tuple[int, str] | None) -> VerifyResult:

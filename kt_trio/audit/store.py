@@ -120,7 +120,7 @@ def row_hash(prev_hash: str, seq: int, ts: str, kind: str, session_id: str | Non
 
 
 # json's own string encoder (C), as `canonical_json` uses it with ensure_ascii=False.
-_json_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_str = json.encoder.encode_basestring
 
 
 def row_hash_of_json(prev_hash: str, seq: int, ts: str, kind: str, session_id: str | None, data_json: str) -> str:

@@ -38,8 +38,7 @@ from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
-from kt_trio.session.governor import KeyTokens
-from kt_trio.session.session import AuditSink
+from kt_trio.reporting import AuditSink, KeyTokens
 
 log = logging.getLogger("kt_trio.chat")
 

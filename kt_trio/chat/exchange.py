@@ -7,7 +7,7 @@ stream and the metrics need nothing new: `SessionStarted` when the request is ac
 a `SessionSummary` whose `close_code` is the HTTP status the client got (499 when the client went
 away first, as nginx logs it) and whose `close_reason` says why.
 
-Like `Session._emit` and `Session._write_audit`, every record goes to the reporter at once
+Through its `kt_trio.reporting.ReportingPoint`, as a session's, every record goes to the reporter at once
 (events, metrics) and, when the audit log is on, into a pending list handed to the log with an
 awaited `write_many` before the next bytes leave: before the request goes upstream, and before
 each write to the client (`wrap(send)`). With `durability: strict` that hand-off waits for the
@@ -38,8 +38,7 @@ from kt_trio.records import (
     SessionSummary,
     TokenUsage,
 )
-from kt_trio.session.governor import KeyTokens
-from kt_trio.session.session import AuditSink
+from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
 
 log = logging.getLogger("kt_trio.chat")
 
@@ -78,12 +77,11 @@ class Exchange:
         self.client_ip = client_ip
         self.key = key
         self.user_agent = user_agent
-        self._report = report
-        self._audit = audit
+        # Its records: to the reporter at once, to the audit log at each `write()`; between two
+        # hand-offs at most one request's decisions, usage and alerts, bounded by the policies in
+        # the chain and the parts of one completion (`policy.MAX_PARTS`).
+        self._reporting = ReportingPoint(session_id, report, audit)
         self._key_tokens = key_tokens
-        # One request's records between two hand-offs: its decisions, usage and alerts, bounded
-        # by the policies in the chain and the parts of one completion (`policy.MAX_PARTS`).
-        self._pending: list[Record] = []
         self._log_messages = audit is not None and audit.settings.log_all_access
         keep_content = keep_content and self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
         self._content: bytearray | None = bytearray() if keep_content else None
@@ -101,9 +99,7 @@ class Exchange:
     # -- records --------------------------------------------------------------------------------
 
     def emit(self, record: Record) -> None:
-        self._report(self.id, record)
-        if self._audit is not None:
-            self._pending.append(record)
+        self._reporting.emit(record)
 
     def _attribution(self) -> dict[str, str | None]:
         """The gateway key's name (never the key) and team, for every record that names them."""
@@ -157,7 +153,18 @@ class Exchange:
         if usage is None:
             return
         rid = response_id if isinstance(response_id, str) else None
-        self.emit(ResponseUsage(self.id, target.id, target.model, usage, response_id=rid, **self._attribution()))
+        key = self.key
+        self.emit(
+            ResponseUsage(
+                self.id,
+                target.id,
+                target.model,
+                usage,
+                response_id=rid,
+                key_name=key.name if key is not None else None,
+                team=key.team if key is not None else None,
+            )
+        )
         self.total = self.total + usage
         if self._key_tokens is not None:
             self._unsettled += tokens_of(usage)
@@ -184,9 +191,7 @@ class Exchange:
 
     async def write(self) -> None:
         """Hands the pending records to the audit log (waits in strict durability)."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await self._audit.write_many(self.id, pending)  # type: ignore[union-attr]
+        await self._reporting.write_audit()
 
     async def finish(self, status: int | None = None) -> None:
         """Charges the key's daily budget, records the end, and writes it all."""

@@ -2,12 +2,12 @@
 
 Chat has no event types to sniff: the text lives in `messages[].content` (a string or a list of
 parts) on the way in, and in `choices[].message.content` or `choices[].delta.content` on the way
-out. This module finds those slots and asks the chain's policies about them through their own
-pure entry points (`PiiDetector.find`, `inspect(TextView)`, `StreamScanner`); no I/O.
+out. This module finds those slots and hands them to the judging engine; no I/O.
 
-Streamed output follows `SessionPolicies._on_delta`: per choice, a `StreamScanner` holds back
-only the tail that could still become PII, scoring policies read a sliding window, and a block
-stops the stream (the caller ends it with an error chunk and `[DONE]`).
+A thin adapter over the judging engine (`kt_trio.policies.engine`): whole bodies go through
+`judge_texts`, each streamed choice and tool call through its own `StreamPart` (split-safe PII
+hold-back, a sliding window for phrase policies); a block raises `Stop` and the caller ends the
+stream with an error chunk and `[DONE]`.
 
 Tool calls. A tool call's `function.arguments` is a string holding JSON (usually), and the
 policies see it both ways: in the request's assistant messages and in responses. Redaction keeps
@@ -31,19 +31,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kt_trio.policies.base import Span, TextView
-from kt_trio.policies.chain import PolicyChain, pii_finding, policy_decision
-from kt_trio.policies.pii import PiiDetector, redact
-from kt_trio.policies.safety import SafetyFilter
-from kt_trio.policies.streaming import StreamScanner
+from kt_trio.policies.base import Span
+from kt_trio.policies.chain import PolicyChain
+from kt_trio.policies.engine import Blocked, Judgement, StreamPart, TextPolicy, judge_texts
+from kt_trio.policies.pii import PiiDetector
 from kt_trio.records import Direction, PolicyDecision
 
 Slot = tuple[Any, Any]  # (container, key): container[key] is a str
 
-# As in kt_trio.policies.chain: streamed text a phrase policy re-reads, and the context before a
-# delta that the safety filter's trigger check reads (the longest trigger word is 12).
-_WINDOW = 128
-_TRIGGER_CONTEXT = 24
 # Text streams one completion may open: choices (`n`) and their tool calls. Bounds what a bad
 # upstream can make us hold (each holds at most a scanner's tail and a `_WINDOW` of text).
 MAX_PARTS = 128
@@ -59,13 +54,8 @@ MAX_AFTER_STREAM_CHARS = 4 * 1024 * 1024
 PartKey = int | tuple[int, int]
 
 
-class Stop(Exception):
-    """A policy blocked: `policy` and `reason` go into the error body."""
-
-    def __init__(self, policy: str, reason: str) -> None:
-        super().__init__(reason)
-        self.policy = policy
-        self.reason = reason
+# A block: `policy` and `reason` go into the error body (the engine's one exception).
+Stop = Blocked
 
 
 class ToolArguments:
@@ -159,79 +149,24 @@ def _judge_with_tools(
 
 
 def judge_slots(
-    slots: Sequence[Slot], policies: Sequence[Any], direction: Direction, decisions: list[PolicyDecision]
+    slots: Sequence[Slot], policies: Sequence[TextPolicy], direction: Direction, decisions: list[PolicyDecision]
 ) -> bool:
-    """Run `policies` in order over whole texts; redactions rewrite the slots in place.
-
-    Appends to `decisions`; returns whether a slot changed; raises `Stop` on block/close.
-    """
-    changed = False
-    view: TextView | None = None
-    for pol in policies:
-        try:
-            if isinstance(pol, PiiDetector):
-                found = [(slot, spans) for slot in slots if (spans := pol.find(slot[0][slot[1]]))]
-                if not found:
-                    continue
-                finding = pii_finding(s for _, spans in found for s in spans)
-                action = pol.settings.action
-                if action == "redact":
-                    for (container, key), spans in found:
-                        container[key] = redact(container[key], spans)
-                    changed = True
-                    view = None
-            else:
-                if view is None:
-                    view = TextView("\n".join(c[k] for c, k in slots))
-                finding = pol.inspect(view)
-                if finding is None:
-                    continue
-                action = pol.settings.action
-                if action == "redact":  # nothing to redact for a score: treat as block
-                    action = "block"
-        except Exception as exc:  # a policy never crashes a request
-            _policy_error(pol, exc, direction, decisions)
-            continue
-        if action == "allow":
-            continue
-        decisions.append(policy_decision(pol.name, action, direction, finding, EVENT_TYPE))
-        if action in ("block", "close"):
-            raise Stop(pol.name, finding.reason)
-    return changed
+    """The engine's `judge_texts` over a chat body's slots: appends to `decisions`, returns
+    whether a slot changed, raises `Stop` on block/close."""
+    out = judge_texts(slots, policies, direction, EVENT_TYPE, into=Judgement(decisions))
+    out.raise_if_stopped()
+    return out.changed
 
 
-class _Part:
-    """One text stream: a choice's content."""
-
-    __slots__ = ("armed_until", "fired", "kept", "pos", "scanner", "text", "window")
-
-    def __init__(self) -> None:
-        self.scanner: StreamScanner | None = None
-        self.window = ""
-        self.fired: set[str] = set()
-        self.pos = 0
-        self.armed_until = -1
-        self.text: list[str] = []  # the text the policies read, for the whole-text pass after the stream
-        self.kept = 0  # characters in `text`, at most MAX_AFTER_STREAM_CHARS
-
-    def read(self, fragment: str) -> str:
-        """What the policies read of an arriving fragment."""
-        return fragment
-
-    def release(self, text: str, spans: Sequence[Span] | None) -> str:
-        """What goes to the client for `text` (a prefix of what was read and not yet released),
-        with `spans` (relative to it) redacted when given."""
-        return redact(text, spans) if spans else text
-
-
-class _ToolPart(_Part):
+class _ToolPart(StreamPart):
     """One tool call's streamed arguments: the policies read them with JSON escapes masked, the
     client gets the raw fragments, redacted JSON-aware (see the module docstring)."""
 
     __slots__ = ("_arriving", "_leaving", "_raw")
+    masks = True
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, policies: Sequence[TextPolicy], keep_chars: int) -> None:
+        super().__init__(policies, "output", keep_chars=keep_chars)
         self._arriving = _JsonLexer()  # over fragments as they arrive (masking)
         self._leaving = _JsonLexer()  # over what was released (is a span inside a string?)
         # Raw text read but not yet released: the same length as what the scanner holds, since
@@ -307,7 +242,7 @@ class ChatPolicies:
         # The policies of the pass after a stream (PII redacts as the text streams, not after):
         # with none, a stream's text is not kept at all.
         self._after_stream = tuple(p for p in self.output_policies if not isinstance(p, PiiDetector))
-        self._parts: dict[PartKey, _Part] = {}
+        self._parts: dict[PartKey, StreamPart] = {}
 
     def judge_request(self, body: dict[str, Any], decisions: list[PolicyDecision]) -> bool:
         """Input policies over the request's messages (tool call arguments and tool results
@@ -351,119 +286,40 @@ class ChatPolicies:
         if part is None:
             if len(self._parts) >= MAX_PARTS:
                 raise Stop("gateway", "too many choices or tool calls in one stream")
-            part = self._parts[key] = _ToolPart() if isinstance(key, tuple) else _Part()
-        delta = part.read(delta)
-        if self._after_stream and part.kept < MAX_AFTER_STREAM_CHARS:
-            part.text.append(delta[: MAX_AFTER_STREAM_CHARS - part.kept])
-            part.kept += len(part.text[-1])
-        emit = delta
-        to_redact: list[Span] | None = None
-        start = part.pos
-        end = start + len(delta)
-        window = part.window + delta
-        view: TextView | None = None
-        for pol in policies:
-            try:
-                if isinstance(pol, PiiDetector):
-                    if part.scanner is None:
-                        part.scanner = StreamScanner(pol)
-                    emit, spans = part.scanner.feed(delta)
-                    if not spans:
-                        continue
-                    finding, action = pii_finding(spans), pol.settings.action
-                    if action == "redact":
-                        to_redact = spans
-                else:
-                    if isinstance(pol, SafetyFilter):
-                        if pol.may_match_text(window[-(len(delta) + _TRIGGER_CONTEXT) :]):
-                            part.armed_until = end + _WINDOW
-                        if start > part.armed_until:
-                            continue
-                        view = view or TextView(window)
-                        finding = pol.inspect(view, new_from=len(part.window))
-                    else:
-                        if pol.name in part.fired:
-                            continue
-                        view = view or TextView(window)
-                        finding = pol.inspect(view)
-                    if finding is None:
-                        continue
-                    part.fired.add(pol.name)
-                    action = pol.settings.action
-                    if action == "redact":
-                        action = "block"
-            except Exception as exc:  # a policy never crashes a request
-                _policy_error(pol, exc, "output", decisions)
-                continue
-            if action == "allow":
-                continue
-            decisions.append(policy_decision(pol.name, action, "output", finding, EVENT_TYPE))
-            if action in ("block", "close"):
-                raise Stop(pol.name, finding.reason)
-        part.window = window[-_WINDOW:]
-        part.pos = end
-        return part.release(emit, to_redact)
+            keep = MAX_AFTER_STREAM_CHARS if self._after_stream else 0
+            if isinstance(key, tuple):
+                part = _ToolPart(policies, keep)
+            else:
+                part = StreamPart(policies, "output", keep_chars=keep)
+            self._parts[key] = part
+        emit, out = part.feed(delta, EVENT_TYPE)
+        if out is not None:
+            decisions.extend(out.decisions)
+            out.raise_if_stopped()
+        return emit
 
     def flush(self, key: PartKey, decisions: list[PolicyDecision]) -> str:
         """What part `key` still holds (its stream is done), redacted as the action says."""
         part = self._parts.get(key)
-        if part is None or part.scanner is None:
+        if part is None:
             return ""
-        tail, spans = part.scanner.flush()
-        if not spans:
-            return part.release(tail, None)
-        pii = part.scanner._pii
-        action = pii.settings.action
-        if action != "allow":
-            finding = pii_finding(spans)
-            decisions.append(policy_decision(pii.name, action, "output", finding, EVENT_TYPE))
-            if action in ("block", "close"):
-                raise Stop(pii.name, finding.reason)
-        return part.release(tail, spans if action == "redact" else None)
+        tail, out = part.flush(EVENT_TYPE)
+        if out is not None:
+            decisions.extend(out.decisions)
+            out.raise_if_stopped()
+        return tail
 
     def parts_of(self, index: int) -> list[PartKey]:
         """The parts of choice `index` that hold text back (its content, its tool calls)."""
         return [
-            k
-            for k, p in self._parts.items()
-            if (k == index or (isinstance(k, tuple) and k[0] == index)) and p.scanner is not None and p.scanner.held
+            k for k, p in self._parts.items() if (k == index or (isinstance(k, tuple) and k[0] == index)) and p.held
         ]
 
     def open_parts(self) -> list[PartKey]:
-        return [k for k, p in self._parts.items() if p.scanner is not None and p.scanner.held]
+        return [k for k, p in self._parts.items() if p.held]
 
     def after_stream(self, decisions: list[PolicyDecision]) -> None:
         """Issue 8: after the stream, output policies see the complete text. Nothing can be
         un-sent now, so what fires here is recorded as a flag (audit, events, metrics)."""
         for part in self._parts.values():
-            text = "".join(part.text)
-            if not text:
-                continue
-            view = TextView(text)
-            for pol in self._after_stream:
-                if pol.name in part.fired:
-                    continue
-                try:
-                    finding = pol.inspect(view)
-                except Exception as exc:
-                    _policy_error(pol, exc, "output", decisions, can_block=False)
-                    continue
-                if finding is not None and pol.settings.action != "allow":
-                    decisions.append(policy_decision(pol.name, "flag", "output", finding, EVENT_TYPE))
-
-
-def _policy_error(
-    pol: Any, exc: Exception, direction: Direction, decisions: list[PolicyDecision], *, can_block: bool = True
-) -> None:
-    on_error = pol.settings.on_error
-    decisions.append(
-        PolicyDecision(
-            policy=pol.name,
-            action="block" if on_error == "block" and can_block else "allow",
-            direction=direction,
-            reason=f"policy error ({type(exc).__name__}); on_error={on_error}",
-            event_type=EVENT_TYPE,
-        )
-    )
-    if on_error == "block" and can_block:
-        raise Stop(pol.name, f"The {pol.name} policy could not check this message.")
+            decisions.extend(part.after_stream(self._after_stream, EVENT_TYPE))

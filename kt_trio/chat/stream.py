@@ -90,7 +90,7 @@ class ChunkFilter:
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") if isinstance(call, dict) else None
                 args = fn.get("arguments") if isinstance(fn, dict) else None
-                if isinstance(args, str) and args and isinstance(call.get("index"), int):
+                if isinstance(fn, dict) and isinstance(args, str) and args and isinstance(call.get("index"), int):
                     emit = self.policies.feed((index, call["index"]), args, self.decisions)
                     if emit != args:
                         fn["arguments"] = emit

@@ -102,6 +102,8 @@ class Gateway:
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
+    # `serve --workers N`: processes sharing the port (SO_REUSEPORT) under one supervisor.
+    workers: int = _positive(1)
     http: GatewayHttp = GatewayHttp()
 
 
@@ -340,6 +342,23 @@ class Features:
     websocket: EventStream = EventStream()
 
 
+# --- shared state -----------------------------------------------------------------------------
+
+StateBackend = Literal["embedded", "redis"]
+OnUnavailable = Literal["fail_closed", "fail_open"]
+
+
+@frozen(kw_only=True)
+class State:
+    """`state`: where limits, leases, breakers and the event fan-out live (DESIGN.md "Past one
+    process and one machine"). `redis_url` may carry a password (or `${ENV}`): kept out of repr."""
+
+    backend: StateBackend = "embedded"
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    on_unavailable: OnUnavailable = "fail_closed"
+    lease_ttl_secs: float = _positive(30.0)
+
+
 # --- stores -----------------------------------------------------------------------------------
 
 
@@ -386,6 +405,7 @@ class GatewayConfig:
     policies: Policies = Policies()
     policy: Mapping[str, PolicySettings] = field(factory=dict)
     features: Features = Features()
+    state: State = State()
     store: Store = Store()
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)

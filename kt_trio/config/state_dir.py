@@ -17,7 +17,7 @@ from kt_trio.config.errors import ConfigError
 from kt_trio.config.loader import load_config
 from kt_trio.config.schema import Gateway, Store
 
-DEFAULT_STATE_DIR: str = attrs.fields(Gateway).state_dir.default
+DEFAULT_STATE_DIR: str = str(attrs.fields(Gateway).state_dir.default)
 
 
 def state_dir_parser() -> argparse.ArgumentParser:

@@ -125,7 +125,7 @@ class Validator:
         if not isinstance(data, dict):
             self.error("", f"the top level must be a mapping, got {_describe(data)}")
             return {}
-        out = self.check_class(data, GatewayConfig, "")
+        out: dict[str, Any] = self.check_class(data, GatewayConfig, "")
         self.cross_checks(out, data)
         return out
 
@@ -297,8 +297,9 @@ class Validator:
             if problem is not None:
                 self.error("store.postgres_dsn", problem)
         instance_id = store.get("instance_id")
-        if isinstance(instance_id, str) and not (0 < len(instance_id) <= 200 and instance_id.isprintable()):
-            self.error("store.instance_id", "store.instance_id must be 1-200 printable characters")
+        # Empty means unset (`${INSTANCE:-}` in a file the CLIs read too): the hostname:port default.
+        if isinstance(instance_id, str) and not (len(instance_id) <= 200 and instance_id.isprintable()):
+            self.error("store.instance_id", "store.instance_id must be at most 200 printable characters")
 
     def check_fallback(self, fallback: dict[str, list[Any]], ids: dict[str, int]) -> None:
         for source, chain in fallback.items():

@@ -15,6 +15,10 @@ way to evict the oldest item; a deque with `maxlen` does exactly that in O(1).
 
 Each message is JSON-encoded once per publish, lazily (only if some subscriber wants it), and the
 same `str` is shared by every ring it lands in.
+
+Across instances (`state.backend: redis`): `relay`, when set, is handed every encoded message this
+instance publishes (`kt_trio.state.fanout` sends them to the other instances), and `deliver` puts
+a message another instance published into this one's rings, filtered the same way.
 """
 
 from __future__ import annotations
@@ -139,6 +143,9 @@ class EventHub:
         # SessionSummary: most records of a session (usage, decisions, budget) do not carry the
         # team, and a team subscriber must still see them. One entry per live team session.
         self._teams: dict[str, str] = {}
+        # (event type, session id, team, encoded message) -> None: the cross-instance fan-out.
+        # Sync and non-blocking, like a subscriber's ring.
+        self.relay: Callable[[str, str | None, str | None, str], None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -170,17 +177,27 @@ class EventHub:
             return  # never on the stream (kt_trio.events.messages); one per relayed message
         sid = session_id if session_id is not None else getattr(record, "session_id", None)
         team = self._team_of(sid, record)  # kept up to date even with nobody listening
-        if not self._subscribers:
+        relay = self.relay
+        if not self._subscribers and relay is None:
             return  # most of the time: building payloads nobody reads costs ~30 µs a record
         events = to_events(session_id, record)
         now = self.clock()
         for event_type, payload in events:
             text: str | None = None
+            if relay is not None:
+                text = encode(event_type, payload, now)
+                relay(event_type, sid, team, text)
             for sub in self._subscribers:
                 if sub.wants(event_type, sid, team):
                     if text is None:
                         text = encode(event_type, payload, now)  # once per publish, shared
                     sub._offer(text)
+
+    def deliver(self, event_type: str, session_id: str | None, team: str | None, text: str) -> None:
+        """A message another instance published: into every matching ring, never relayed back."""
+        for sub in self._subscribers:
+            if sub.wants(event_type, session_id, team):
+                sub._offer(text)
 
     def _team_of(self, sid: str | None, record: Publishable) -> str | None:
         team = getattr(record, "team", None)

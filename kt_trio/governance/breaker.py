@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, Protocol
 
 from attrs import frozen
 
@@ -31,6 +31,16 @@ from kt_trio.records import BreakerTransition
 
 BreakerState = Literal["closed", "open", "half_open"]
 TransitionCallback = Callable[[BreakerTransition], None]
+
+
+class SharedBreakerStore(Protocol):
+    """Where the cluster's breakers live (`kt_trio.state.breakers.SharedBreakers`)."""
+
+    async def acquire(self, breaker: CircuitBreaker, now: float) -> Permit | None: ...
+    async def record_success(self, breaker: CircuitBreaker, permit: Permit, now: float) -> None: ...
+    async def record_failure(self, breaker: CircuitBreaker, permit: Permit, now: float, reason: str) -> None: ...
+    async def abandon(self, breaker: CircuitBreaker, permit: Permit) -> None: ...
+
 
 # While a trial is in flight the outcome is usually known within one connect timeout; a refused
 # client is told to come back this soon rather than after a full recovery period.
@@ -50,6 +60,8 @@ class Permit:
     target: str
     generation: int
     trial: bool
+    # Issued by the cluster's breaker in Redis (`kt_trio.state.breakers`): its outcome goes there.
+    shared: bool = False
 
 
 class CircuitBreaker:
@@ -176,6 +188,18 @@ class CircuitBreaker:
         if permit.trial and permit.generation == self._generation and self._state == "half_open":
             self._trial_started = None
 
+    def mirror(self, state: str, now: float, open_for: float, reason: str) -> BreakerTransition | None:
+        """Take the cluster's state (read from shared state) as this breaker's own; an open
+        breaker stays open for `open_for` more seconds. Reports the change, if any."""
+        if state not in ("closed", "open", "half_open") or state == self._state:
+            if state == "open":
+                self._opened_at = now - self.recovery_timeout_secs + open_for
+            return None
+        transition = self._move(state, reason)  # type: ignore[arg-type]
+        if state == "open":
+            self._opened_at = now - self.recovery_timeout_secs + open_for
+        return transition
+
     # -- internals --------------------------------------------------------------------------------
 
     def _trial_free(self, now: float) -> bool:
@@ -200,7 +224,7 @@ class UpstreamHealth:
     configuration, so the map is bounded by the number of configured targets.
     """
 
-    __slots__ = ("_breakers", "_on_transition", "failure_threshold", "recovery_timeout_secs")
+    __slots__ = ("_breakers", "_on_transition", "failure_threshold", "recovery_timeout_secs", "shared")
 
     def __init__(
         self,
@@ -213,6 +237,9 @@ class UpstreamHealth:
         self.recovery_timeout_secs = recovery_timeout_secs
         self._on_transition = on_transition
         self._breakers: dict[str, CircuitBreaker] = {}
+        # Set with `state.backend: redis`: the cluster's breakers (`kt_trio.state.breakers`),
+        # consulted by the `*_shared` methods; the local breakers mirror them.
+        self.shared: SharedBreakerStore | None = None
 
     def breaker(self, target_id: str) -> CircuitBreaker:
         b = self._breakers.get(target_id)
@@ -257,6 +284,31 @@ class UpstreamHealth:
 
     def abandon(self, permit: Permit) -> None:
         self.breaker(permit.target).abandon(permit)
+
+    # -- the cluster's breakers (await these where a dial is decided) -------------------------------
+
+    async def acquire_shared(self, target_id: str, now: float) -> Permit | None:
+        if self.shared is None:
+            return self.acquire(target_id, now)
+        return await self.shared.acquire(self.breaker(target_id), now)
+
+    async def record_success_shared(self, permit: Permit, now: float) -> None:
+        if self.shared is None:
+            self.record_success(permit, now)
+        else:
+            await self.shared.record_success(self.breaker(permit.target), permit, now)
+
+    async def record_failure_shared(self, permit: Permit, now: float, reason: str) -> None:
+        if self.shared is None:
+            self.record_failure(permit, now, reason)
+        else:
+            await self.shared.record_failure(self.breaker(permit.target), permit, now, reason)
+
+    async def abandon_shared(self, permit: Permit) -> None:
+        if self.shared is None:
+            self.abandon(permit)
+        else:
+            await self.shared.abandon(self.breaker(permit.target), permit)
 
     def retry_after(self, target_ids: Iterable[str], now: float) -> int:
         """The `Retry-After` value (whole seconds, >= 1) for a 503 when every candidate failed:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from kt_trio.protocol.errors import error_event
 from kt_trio.records import BudgetAlert, TokenUsage
 
 BudgetAction = Literal["block", "close"]
@@ -80,30 +79,6 @@ class SessionBudget:
         return alerts
 
     def check_client_event(self, event_type: str | None) -> bool:
-        """True to forward this client event, False to refuse it (`budget_exceeded_error_event`)."""
+        """True to forward this client event, False to refuse it (the session or front door turns
+        that into its provider's error, e.g. `protocol.errors.budget_exceeded_error_event`)."""
         return not (self.exceeded and event_type in BLOCKED_EVENT_TYPES)
-
-
-def budget_exceeded_error_event(
-    client_event_id: str | None,
-    used_tokens: int | None = None,
-    max_total_tokens: int | None = None,
-    *,
-    event_id: str | None = None,
-    whose: str = "Session token budget",
-    until: str = "in this session",
-) -> bytes:
-    """The `error` event telling the client a `response.create` was refused by a budget (the
-    session's, or with `whose`/`until` its gateway key's daily one)."""
-    detail = (
-        f" ({used_tokens} of {max_total_tokens} tokens used)"
-        if used_tokens is not None and max_total_tokens is not None
-        else ""
-    )
-    return error_event(
-        error_type="budget_exceeded",
-        code="budget_exceeded",
-        message=f"{whose} exceeded{detail}; no new responses can be created {until}.",
-        client_event_id=client_event_id,
-        event_id=event_id,
-    )

@@ -12,8 +12,6 @@ from typing import Literal
 
 from attrs import frozen
 
-from kt_trio.protocol.errors import error_event
-
 # Seconds of traffic the bucket may absorb at once. See `TokenBucket` for why ten.
 BURST_WINDOW_SECS = 10.0
 
@@ -114,7 +112,8 @@ class MessageRateLimiter:
     """One session's limit on client → provider messages (`providers.rate_limit.per_connection`).
 
     `mode="reject"`: a message over the limit is not forwarded and the client gets a
-    `rate_limit_exceeded` error (`rate_limit_error_event`). `mode="delay"`: the message is held by
+    `rate_limit_exceeded` error (`protocol.errors.rate_limit_error_event`, built by the session
+    from this decision). `mode="delay"`: the message is held by
     its sender until the bucket allows it. Types in `exclude_types` are never counted (a
     deployment may exempt `input_audio_buffer.append` so live audio is never cut); everything
     else counts, audio appends included, and so does a message whose type could not be sniffed
@@ -151,20 +150,3 @@ class MessageRateLimiter:
         if due <= now:
             return _ALLOW
         return RateDecision("delay", due)
-
-
-def rate_limit_error_event(
-    client_event_id: str | None,
-    messages_per_minute: float | None = None,
-    *,
-    event_id: str | None = None,
-) -> bytes:
-    """The `error` event telling the client its message was dropped by the rate limit."""
-    limit = f" of {messages_per_minute:g} messages per minute" if messages_per_minute is not None else ""
-    return error_event(
-        error_type="rate_limit_exceeded",
-        code="rate_limit_exceeded",
-        message=f"Rate limit{limit} exceeded; the message was not forwarded.",
-        client_event_id=client_event_id,
-        event_id=event_id,
-    )

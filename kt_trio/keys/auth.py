@@ -188,7 +188,7 @@ class KeyRing:
             assert presented is not None
             return await self._authenticate_secret(presented, scope, when)
         prefix = key_prefix(presented) if presented else None
-        if prefix is None:
+        if prefix is None or not presented:
             return MISSING if not presented else UNKNOWN
         return await trio.to_thread.run_sync(self._authenticate, presented, prefix, scope, when, limiter=self._limiter)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from attrs import frozen
 
@@ -46,14 +47,14 @@ def _trie_regex(entries: Iterable[tuple[str, bool]]) -> str:
     """A regex alternation shaped as a trie over `entries` ((text, prefix?) pairs). At every
     node the longer continuations are tried first; an exact entry's end needs a non-word
     character after it, a prefix entry's end takes the rest of the word."""
-    trie: dict = {}
+    trie: dict[str, Any] = {}
     for text, prefix in entries:
         node = trie
         for ch in text:
             node = node.setdefault(ch, {})
         node[""] = node.get("", False) or prefix  # "" marks an end; True if some entry there is a prefix
 
-    def build(node: dict) -> str:
+    def build(node: dict[str, Any]) -> str:
         alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items(), key=lambda kv: kv[0]) if ch]
         if "" in node:
             alts.append(r"\w*" if node[""] else r"(?!\w)")

@@ -159,13 +159,13 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
     switched_off = [d for d, _ in _near(c.get("disable", []), c.get("safety", []), 40)]
     revealing = [v for v, _ in _near(verbs, _get(c, "hidden", "target"), 50, ordered=True)]
     attack_content = payload + switched_off + revealing
-    for m in _ROLE_LINE.finditer(text):
-        start = m.start(1)
+    for line in _ROLE_LINE.finditer(text):
+        start = line.start(1)
         content = [h for h in attack_content if start < h.start <= start + 320]
         w = 0.9 if content else 0.45
         put("delimiter_spoofing", w, *content[:1])
-    for m in _BOUNDARY.finditer(text):
-        content = [h for h in attack_content if m.start() < h.start <= m.end() + 320]
+    for boundary in _BOUNDARY.finditer(text):
+        content = [h for h in attack_content if boundary.start() < h.start <= boundary.end() + 320]
         put("delimiter_spoofing", 0.85 if content else 0.6)
     for p in c.get("privilege", []):
         put("social_engineering", 0.5, p)
@@ -202,10 +202,11 @@ def language_of(text: str, hits: list[Hit]) -> str:
         return "ru"
     words = Counter(_LATIN_WORD.findall(text))
     votes: Counter[str] = Counter()
+    # Doubled counts, so a hit's half vote stays an integer.
     for lang, sw in _STOP.items():
-        votes[lang] = sum(words[w] for w in sw)
+        votes[lang] = 2 * sum(words[w] for w in sw)
     for h in hits:
-        votes[h.lang] += 0.5
+        votes[h.lang] += 1
     if not votes or max(votes.values()) == 0:
         return "en"
     return votes.most_common(1)[0][0]

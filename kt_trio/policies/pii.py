@@ -505,15 +505,15 @@ class PiiDetector:
         for s, e, is_title in cues:
             if s < last:
                 continue
-            m = _NAME_AT.match(text, e)
-            if m is None:
+            at = _NAME_AT.match(text, e)
+            if at is None:
                 continue
-            raw.append((s, m.end()))
-            last = m.end()
-            first = m.group().split(" ", 1)[0].split("\t", 1)[0]
+            raw.append((s, at.end()))
+            last = at.end()
+            first = at.group().split(" ", 1)[0].split("\t", 1)[0]
             if first in _STOP and not is_title:  # after a title any capitalised word is a name
                 continue
-            spans.append(Span(m.start(), m.end(), "NAME", s, m.end()))
+            spans.append(Span(at.start(), at.end(), "NAME", s, at.end()))
 
     def _resolve(self, spans: list[Span]) -> list[Span]:
         prio = self._priority

@@ -206,7 +206,8 @@ def find_ids(text: str, pos: int, out: list[tuple[int, int]], raw_out: list[tupl
             if i > 0 and digit_tok[i - 1] and digit_tok[i]:
                 i += 1
                 continue
-            named: tuple[str, ...] | bool | None = False  # looked up at the first plausible stretch
+            named: tuple[str, ...] | None = None  # looked up at the first plausible stretch
+            looked_up = False
             for j in range(i, n):
                 s, e = toks[i][0], toks[j][1]
                 if e - s > MAX_ID_CHARS:
@@ -218,9 +219,10 @@ def find_ids(text: str, pos: int, out: list[tuple[int, int]], raw_out: list[tupl
                 if len(compact) not in _LENGTHS or not any(c.isdigit() for c in compact):
                     continue
                 raw_out.append((s, e))
-                if named is False:
+                if not looked_up:
                     named = named_ids(text[max(0, s - WINDOW) : s])
-                if _valid_stretch(raw, compact, None if named is False else named):
+                    looked_up = True
+                if _valid_stretch(raw, compact, named):
                     best = j
             if best >= 0:
                 out.append((toks[i][0], toks[best][1]))

@@ -73,8 +73,8 @@ class _Plan:
     def __init__(self, meta: PhoneMetadata) -> None:
         self.prefix = meta.national_prefix or ""
         desc = meta.general_desc
-        self.general = re.compile(desc.national_number_pattern or r"\d+")
-        self.lengths = frozenset(desc.possible_length or ())
+        self.general = re.compile((desc.national_number_pattern if desc is not None else None) or r"\d+")
+        self.lengths = frozenset((desc.possible_length if desc is not None else None) or ())
 
     def may_be(self, digits: str) -> bool:
         """Cheap and sound enough: the national significant number fits the plan's length and

@@ -61,8 +61,8 @@ DEFAULT_THRESHOLD = PromptInjectionSettings().threshold  # the schema's default,
 _DELIMITER_TOKENS = next(rx for _, _, trig, rx in _PHRASES if trig is None)
 # trigger word -> indices of the patterns it wakes; patterns with no words wake on '<' or '['.
 _BY_WORD: dict[bytes, list[int]] = {}
-for _i, (_, _, _trig, _) in enumerate(_PHRASES):
-    for _w in word_set(_trig or ""):
+for _i, _phrase in enumerate(_PHRASES):
+    for _w in word_set(_phrase[2] or ""):
         _BY_WORD.setdefault(_w, []).append(_i)
 _BY_CHARS = [i for i, (_, _, trig, _) in enumerate(_PHRASES) if trig is None]
 _ALL_TRIGGERS = frozenset(_BY_WORD)
@@ -131,8 +131,8 @@ def _phrase_signals(
     if words is None:
         words = TextView(lower).words
     wanted: set[int] = set()
-    for w in words & _ALL_TRIGGERS:
-        wanted.update(_BY_WORD[w])
+    for word in words & _ALL_TRIGGERS:
+        wanted.update(_BY_WORD[word])
     if "[" in lower or "<" in lower:
         wanted.update(_BY_CHARS)
     if not wanted:

@@ -86,3 +86,49 @@ def response_cancel(response_id: str | None) -> bytes:
 def item_delete(item_id: str) -> bytes:
     """Realtime `conversation.item.delete`: removes a blocked user turn from the model's context."""
     return dumps({"type": "conversation.item.delete", "event_id": new_event_id(), "item_id": item_id})
+
+
+def rate_limit_error_event(
+    client_event_id: str | None,
+    messages_per_minute: float | None = None,
+    *,
+    event_id: str | None = None,
+    protocol: Protocol = "realtime",
+) -> bytes:
+    """The `error` event telling the client its message was dropped by the rate limit."""
+    limit = f" of {messages_per_minute:g} messages per minute" if messages_per_minute is not None else ""
+    return error_event(
+        error_type="rate_limit_exceeded",
+        code="rate_limit_exceeded",
+        message=f"Rate limit{limit} exceeded; the message was not forwarded.",
+        client_event_id=client_event_id,
+        event_id=event_id,
+        protocol=protocol,
+    )
+
+
+def budget_exceeded_error_event(
+    client_event_id: str | None,
+    used_tokens: int | None = None,
+    max_total_tokens: int | None = None,
+    *,
+    event_id: str | None = None,
+    whose: str = "Session token budget",
+    until: str = "in this session",
+    protocol: Protocol = "realtime",
+) -> bytes:
+    """The `error` event telling the client a `response.create` was refused by a budget (the
+    session's, or with `whose`/`until` its gateway key's daily one)."""
+    detail = (
+        f" ({used_tokens} of {max_total_tokens} tokens used)"
+        if used_tokens is not None and max_total_tokens is not None
+        else ""
+    )
+    return error_event(
+        error_type="budget_exceeded",
+        code="budget_exceeded",
+        message=f"{whose} exceeded{detail}; no new responses can be created {until}.",
+        client_event_id=client_event_id,
+        event_id=event_id,
+        protocol=protocol,
+    )

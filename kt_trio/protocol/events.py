@@ -223,6 +223,8 @@ def item_id_of(event: dict[str, Any]) -> str | None:
     if isinstance(iid, str):
         return iid
     item = event.get("item")
-    if isinstance(item, dict) and isinstance(item.get("id"), str):
-        return item["id"]
+    if isinstance(item, dict):
+        item_id = item.get("id")
+        if isinstance(item_id, str):
+            return item_id
     return None

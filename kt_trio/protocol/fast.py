@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import encode_basestring
 from json.scanner import c_make_scanner  # type: ignore[attr-defined]
 from typing import Any

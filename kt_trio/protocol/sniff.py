@@ -39,8 +39,10 @@ def event_type(data: bytes | bytearray | memoryview) -> str | None:
         obj = json.loads(bytes(data))
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(obj, dict) and isinstance(obj.get("type"), str):
-        return obj["type"]
+    if isinstance(obj, dict):
+        t = obj.get("type")
+        if isinstance(t, str):
+            return t
     return None
 
 
@@ -63,6 +65,8 @@ def client_event_id(data: bytes | bytearray | memoryview) -> str | None:
         obj = json.loads(bytes(data))
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(obj, dict) and isinstance(obj.get("event_id"), str):
-        return obj["event_id"]
+    if isinstance(obj, dict):
+        eid = obj.get("event_id")
+        if isinstance(eid, str):
+            return eid
     return None

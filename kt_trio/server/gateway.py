@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 from urllib.parse import parse_qs
 
 import trio
@@ -41,17 +42,18 @@ from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
 from kt_trio.records import Record, SessionSummary
+from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
-from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
-from kt_trio.session.reporting import Reporter
-from kt_trio.session.session import AuditSink, Session
+from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
+from kt_trio.state import Refusal, state_for
+from kt_trio.state.base import KeyBudget
 from kt_trio.wire.frames import CloseCode
 from kt_trio.wire.handshake import (
     HeadError,
@@ -138,17 +140,25 @@ class Gateway:
         # Set by `serve` when `audit-logger` is in the chain (kt_trio.audit); sessions write to it.
         self.audit: AuditSink | None = None
         providers = config.providers
-        self.admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
+        self.admission: Admission = Admission(providers.rate_limit.per_ip.connections, config.gateway.trusted_proxies)
         # Concurrent sessions per gateway key, counted in the same ticket as the per-IP slot.
         self._key_sessions = ConnectionCounter("per_key")
-        self._key_limiters: dict[str, MessageRateLimiter] = {}
-        self._key_budgets: dict[str, KeyTokenBudget] = {}
+        # What other processes and machines must agree on (`state.backend`, kt_trio.state).
+        self.state = state_for(
+            config,
+            hub=self.hub,
+            report=self.reporter.emit,
+            registry=self.metrics.registry,
+            terminate=self._terminate_keys,
+        )
+        for pack in self.packs.values():
+            self.state.bind_health(pack.health, pack.name)
         self.keys: KeyRing | None = None
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
         self._http_app = ASGIWrapper(
-            HttpApp(
+            HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
@@ -192,7 +202,11 @@ class Gateway:
             lsock.listen(BACKLOG)
             lsock.setblocking(False)
             self.port = lsock.getsockname()[1]
-            async with self._audit_log(), await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys:
+            async with (
+                self._audit_log(),
+                await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys,
+                self.state.running(),
+            ):
                 self.keys = keys
                 details = {"port": self.port, "pack": self.config.pack.name, "packs": ",".join(self.packs)}
                 self.hub.publish(None, SystemEvent("startup", details))
@@ -260,9 +274,14 @@ class Gateway:
             if not live:
                 continue
             revoked = await self.keys.revoked_since(live)
-            for session in list(self.sessions):
-                if session.key_name in revoked:
-                    session.terminate(CloseCode.POLICY_VIOLATION, "key revoked")
+            if revoked:
+                self._terminate_keys(revoked)
+                await self.state.announce_revoked(revoked)  # other instances act at once
+
+    def _terminate_keys(self, names: set[str]) -> None:
+        for session in list(self.sessions):
+            if session.key_name in names:
+                session.terminate(CloseCode.POLICY_VIOLATION, "key revoked")
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -400,11 +419,17 @@ class Gateway:
             )
             return
         with ticket:  # released exactly once, however the session ends
-            await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
+            slot = await self.state.admit(ip, self.admission.per_ip.limit, key_info)
+            if isinstance(slot, Refusal):
+                retry = [("Retry-After", str(slot.retry_after))]
+                await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
+                return
+            async with slot:  # the cluster's slots, released (or left to expire) at the end
+                await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
-    ) -> KeyInfo | bool | None:
+    ) -> KeyInfo | Literal[False] | None:
         """The client's gateway key, None for an anonymous client, or False once refused."""
         credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
         key_info, refusal = await self.check_key(credential.value if credential is not None else None, scope=scope)
@@ -502,9 +527,13 @@ class Gateway:
         early = trio.current_time() - session.opened_at < EARLY_CLOSE_SECS
         if ending.closed_by == "upstream" and ending.upstream_code in EARLY_ABNORMAL_CODES and early:
             # A provider that accepts and then drops sessions at once is failing too.
-            pack.health.breaker(target.id).record_failure(trio.current_time(), "upstream closed abnormally early")
+            why = "upstream closed abnormally early"
+            if permit is not None and pack.health.shared is not None:
+                await pack.health.record_failure_shared(permit, trio.current_time(), why)
+            else:
+                pack.health.breaker(target.id).record_failure(trio.current_time(), why)
         elif permit is not None:
-            pack.health.record_success(permit, trio.current_time())
+            await pack.health.record_success_shared(permit, trio.current_time())
 
     async def _new_session(
         self,
@@ -574,17 +603,12 @@ class Gateway:
         keys in use."""
         if key_info is None or not key_info.messages_per_minute:
             return None
-        shared = self._key_limiters.get(key_info.name)
-        if shared is None or shared.bucket.rate_per_sec * 60 != key_info.messages_per_minute:
-            shared = self._key_limiters[key_info.name] = MessageRateLimiter(key_info.messages_per_minute)
-        return shared
+        return self.state.key_limiter(key_info.name, key_info.messages_per_minute)
 
-    async def _key_tokens(self, key_info: KeyInfo | None) -> KeyTokenBudget | None:
+    async def _key_tokens(self, key_info: KeyInfo | None) -> KeyBudget | None:
         if key_info is None or not key_info.daily_tokens or self.keys is None:
             return None
-        budget = self._key_budgets.get(key_info.name)
-        if budget is None or budget.daily_tokens != key_info.daily_tokens:
-            budget = self._key_budgets[key_info.name] = KeyTokenBudget(self.keys, key_info.name, key_info.daily_tokens)
+        budget = self.state.key_budget(self.keys, key_info.name, key_info.daily_tokens)
         await budget.refresh()
         return budget
 

@@ -43,10 +43,10 @@ class HttpApp:
         if scope["type"] == "lifespan":
             # The front door drives hypercorn per connection, without a lifespan; answer anyway.
             while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
+                event = await receive()
+                if event["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
+                elif event["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] == "websocket":
@@ -63,6 +63,7 @@ class HttpApp:
                     return
             chat = self._chat_for(key)
             if chat is None:
+                assert key is not None  # anonymous clients are served by the default pack
                 await respond(send, 403, error_body("permission_error", "unknown_pack", unknown_pack_message(key)))
                 return
             await chat(scope, receive, send, key=key)

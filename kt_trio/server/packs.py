@@ -14,12 +14,12 @@ from typing import Any
 
 from attrs import define
 
-from kt_trio.chat.app import ChatApp, chain_of
-from kt_trio.config.schema import GatewayConfig
+from kt_trio.chat.app import ChatApp
+from kt_trio.config.schema import GatewayConfig, SessionBudgetSettings
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.keys import KeyInfo
-from kt_trio.policies.chain import PolicyChain
+from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.records import Record
 
 AUDIT_LOGGER = "audit-logger"
@@ -68,6 +68,7 @@ class PackRuntime:
     def session_budget(self) -> SessionBudget | None:
         """A new session's token budget, when the pack sets `session-budget.max_total_tokens`."""
         settings = self.config.policy_settings(SESSION_BUDGET)
+        assert isinstance(settings, SessionBudgetSettings)
         named = SESSION_BUDGET in self.config.policies.chain or SESSION_BUDGET in self.config.policy
         if not (named and settings.max_total_tokens):
             return None

@@ -10,7 +10,7 @@ healthy, and its answer is the client's.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import trio
 
@@ -44,7 +44,7 @@ async def dial_with_fallback(
     query: str,
     client_headers: Sequence[tuple[bytes, bytes]],
     offered_subprotocols: Sequence[str],
-    secrets: dict[str, str],
+    secrets: Mapping[str, str],
     ssl_context: ssl.SSLContext | None,
 ) -> tuple[Target, Upstream, Permit | None]:
     """Dials the first healthy candidate; returns it with the breaker permit still to settle.
@@ -57,7 +57,7 @@ async def dial_with_fallback(
     candidates = config.candidate_targets(primary)
     last_error: DialError | None = None
     for target in candidates:
-        permit = health.acquire(target.id, trio.current_time())
+        permit = await health.acquire_shared(target.id, trio.current_time())
         if permit is None:
             continue
         settings = config.session_settings(target)
@@ -74,16 +74,17 @@ async def dial_with_fallback(
             )
         except DialError as exc:
             if not is_health_failure(exc):
-                health.record_success(permit, trio.current_time())
+                await health.record_success_shared(permit, trio.current_time())
                 raise
-            health.record_failure(permit, trio.current_time(), exc.code)
+            await health.record_failure_shared(permit, trio.current_time(), exc.code)
             last_error = exc
             continue
         except BaseException:
-            health.abandon(permit)
+            with trio.CancelScope(shield=True):
+                await health.abandon_shared(permit)
             raise
         if permit.trial:
-            health.record_success(permit, trio.current_time())
+            await health.record_success_shared(permit, trio.current_time())
             return target, upstream, None
         return target, upstream, permit
     if last_error is not None:

@@ -8,12 +8,11 @@ budget alerts) go to the session's one reporting point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol as TypingProtocol
 
 from attrs import frozen
 
-from kt_trio.governance.budget import SessionBudget, budget_exceeded_error_event, tokens_of
-from kt_trio.governance.rate_limit import MessageRateLimiter, rate_limit_error_event
+from kt_trio.governance.budget import SessionBudget, tokens_of
+from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
     SERVER_MODEL_EVENT_TYPES,
@@ -21,21 +20,14 @@ from kt_trio.governance.usage import (
     UsageAccumulator,
     model_from_event,
 )
-from kt_trio.protocol.errors import Protocol, error_event
+from kt_trio.protocol.errors import Protocol, budget_exceeded_error_event, error_event, rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import BudgetAlert, Record, TokenUsage
+from kt_trio.records import Record, TokenUsage
+from kt_trio.reporting import KeyTokens
 from kt_trio.wire.frames import CloseCode
 
 # Server events the accumulator reads: usage carriers and the ones that name the session's model.
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
-
-
-class KeyTokens(TypingProtocol):
-    """A gateway key's daily token budget, shared by its sessions (`kt_trio.server.key_budget`)."""
-
-    exhausted: bool
-
-    async def add(self, tokens: int, session_id: str) -> list[BudgetAlert]: ...
 
 
 @frozen
@@ -80,21 +72,27 @@ class SessionGovernor:
         for limiter in self._limiters:
             decision = limiter.check(event_type, now)
             if decision.action == "reject":
-                return Gate(reply=rate_limit_error_event(client_event_id(payload()), limiter.bucket.rate_per_sec * 60))
+                reply = rate_limit_error_event(
+                    client_event_id(payload()), limiter.bucket.rate_per_sec * 60, protocol=self._protocol
+                )
+                return Gate(reply=reply)
             if decision.action == "delay":
                 return Gate(delay_until=decision.until)
         key_tokens = self.key_tokens
         if key_tokens is not None and key_tokens.exhausted and event_type == "response.create":
             return Gate(
                 reply=budget_exceeded_error_event(
-                    client_event_id(payload()), whose="Daily token budget of this key", until="with this key today"
+                    client_event_id(payload()),
+                    whose="Daily token budget of this key",
+                    until="with this key today",
+                    protocol=self._protocol,
                 )
             )
         if self._budget is not None and not self._budget.check_client_event(event_type):
             budget = self._budget
             return Gate(
                 reply=budget_exceeded_error_event(
-                    client_event_id(payload()), budget.used_tokens, budget.max_total_tokens
+                    client_event_id(payload()), budget.used_tokens, budget.max_total_tokens, protocol=self._protocol
                 )
             )
         if event_type in CLIENT_MODEL_EVENT_TYPES:

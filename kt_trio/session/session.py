@@ -23,13 +23,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
-import attrs
 import trio
 from attrs import frozen
 
-from kt_trio.config.schema import AuditLoggerSettings, SessionSettings
+from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
@@ -38,20 +37,13 @@ from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import MessageSeen, PolicyDecision, Record, ResponseUsage, SessionStarted, SessionSummary
-from kt_trio.session.governor import KeyTokens, SessionGovernor
+from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
+from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
+from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
 
 log = logging.getLogger("kt_trio.session")
-
-
-class AuditSink(Protocol):
-    """What a session needs of the audit log (`kt_trio.audit`)."""
-
-    settings: AuditLoggerSettings
-
-    async def write_many(self, session_id: str | None, records: Sequence[Record]) -> None: ...
 
 
 # How long the close phase may take: enough for a peer on a live connection to answer our close
@@ -136,7 +128,6 @@ class Session:
         self.client_ip = client_ip
         self.policies = policies
         self.user_agent = user_agent
-        self._report = report
         self._on_relay_time = on_relay_time
         self.key_name = key_name
         self.team = team
@@ -151,10 +142,9 @@ class Session:
             allowed_models=allowed_models,
             protocol="responses" if route == "/v1/responses" else "realtime",
         )
-        self._audit = audit
-        # Records emitted while a batch is handled, written to the audit log before that batch is
-        # forwarded; at most what one batch of frames produces, so bounded by the read size.
-        self._pending: list[Record] = []
+        # Records go to the reporter at once and, with the audit log on, to it before the batch
+        # that produced them is forwarded (`_write_audit`).
+        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team)
         self._log_messages = audit is not None and audit.settings.log_all_access
         self._log_content = audit is not None and audit.settings.include_content
         self._seq = 0
@@ -237,20 +227,11 @@ class Session:
         return self.ending
 
     def _emit(self, record: Record) -> None:
-        if self._report is not None:
-            if isinstance(record, ResponseUsage) and self.key_name is not None:
-                # Usage is attributed to the key and team where it is reported (issue 7).
-                record = attrs.evolve(record, key_name=self.key_name, team=self.team)
-            self._report(self.id, record)
-        if self._audit is not None:
-            self._pending.append(record)
+        self._reporting.emit(record)
 
     async def _write_audit(self) -> None:
-        """Hands this batch's records to the audit log; waits when its queue is full, and in
-        `strict` durability until they are committed, so nothing is forwarded unaudited."""
-        if self._pending:
-            pending, self._pending = self._pending, []
-            await self._audit.write_many(self.id, pending)  # type: ignore[union-attr]
+        """Hands this batch's records to the audit log, so nothing is forwarded unaudited."""
+        await self._reporting.write_audit()
 
     def _log_message(
         self,
@@ -404,7 +385,7 @@ class Session:
                 idle.deadline = trio.current_time() + idle_secs
             if governor.unsettled_tokens:
                 await governor.settle_key_tokens()
-            if self._pending:
+            if self._reporting.has_pending:
                 await self._write_audit()
             await _flush(src, dst, out, back)
             if self._on_relay_time is not None and data:

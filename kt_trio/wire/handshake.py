@@ -212,17 +212,22 @@ class UpgradeResponse:
         return None
 
 
+def _ascii(value: str | bytes) -> bytes:
+    return value.encode("ascii") if isinstance(value, str) else value
+
+
 def upgrade_request(
     host: str, target: str, key: str, headers: Sequence[tuple[str | bytes, str | bytes]]
 ) -> tuple[bytes, h11.Connection]:
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+    # As bytes, the one form h11 takes mixed (its own conversion of a str is ASCII as well).
     all_headers = [
-        ("Host", host),
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Key", key),
-        ("Sec-WebSocket-Version", "13"),
-        *headers,
+        (b"Host", host.encode("ascii")),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", key.encode("ascii")),
+        (b"Sec-WebSocket-Version", b"13"),
+        *((_ascii(k), _ascii(v)) for k, v in headers),
     ]
     data = conn.send(h11.Request(method="GET", target=target, headers=all_headers))
     return data or b"", conn

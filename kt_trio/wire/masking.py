@@ -22,7 +22,7 @@ def _apply_mask_py(data: BytesLike, mask: bytes) -> bytes:
 
 apply_mask: Callable[[BytesLike, bytes], bytes]
 try:
-    from websockets.speedups import apply_mask as _apply_mask_c  # type: ignore[import-not-found]
+    from websockets.speedups import apply_mask as _apply_mask_c
 except ImportError:  # pragma: no cover - depends on the wheel installed
     apply_mask = _apply_mask_py
 else:

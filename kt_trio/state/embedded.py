@@ -1,0 +1,68 @@
+"""`state.backend: embedded`: everything in this process, as one gateway has always kept it.
+
+The local `Admission` already holds the per-IP and per-key slots, so there is nothing more to
+take; per-key limiters and budgets are one object per key shared by its sessions (the daily
+token count itself lives in the key store, `keys.db`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from types import TracebackType
+
+from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.keys import KeyInfo, KeyRing
+from kt_trio.server.key_budget import KeyTokenBudget
+from kt_trio.state.base import Refusal, instance_id
+
+
+class NoSlot:
+    """Nothing shared to hold or release."""
+
+    async def __aenter__(self) -> NoSlot:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+NO_SLOT = NoSlot()
+
+
+class EmbeddedState:
+    backend = "embedded"
+
+    def __init__(self) -> None:
+        self.instance = instance_id()
+        # One per key in use, shared by its sessions and chat requests.
+        self._limiters: dict[str, MessageRateLimiter] = {}
+        self._budgets: dict[str, KeyTokenBudget] = {}
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        yield
+
+    async def admit(self, ip: str, ip_limit: int | None, key: KeyInfo | None) -> NoSlot | Refusal:
+        return NO_SLOT
+
+    def key_limiter(self, name: str, messages_per_minute: int) -> MessageRateLimiter:
+        shared = self._limiters.get(name)
+        if shared is None or shared.bucket.rate_per_sec * 60 != messages_per_minute:
+            shared = self._limiters[name] = MessageRateLimiter(messages_per_minute)
+        return shared
+
+    def key_budget(self, ring: KeyRing, name: str, daily_tokens: int) -> KeyTokenBudget:
+        budget = self._budgets.get(name)
+        if budget is None or budget.daily_tokens != daily_tokens:
+            budget = self._budgets[name] = KeyTokenBudget(ring, name, daily_tokens)
+        return budget
+
+    def bind_health(self, health: UpstreamHealth, pack: str) -> None:
+        return None
+
+    async def announce_revoked(self, names: Iterable[str]) -> None:
+        return None

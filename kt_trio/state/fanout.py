@@ -1,0 +1,180 @@
+"""What crosses instances by Redis pub/sub: the event stream, and revoked keys.
+
+Events: every message this instance publishes on its hub is also published on `kt:events`
+(batched: one pipeline per wake-up), and every message another instance publishes there is
+delivered into this hub's rings. The outgoing buffer is a bounded deque: a session never waits
+on Redis; when Redis is slow or away the oldest events are dropped and counted, as a slow
+`/ws/events` subscriber's are.
+
+Revocations: the authoritative record is the Redis SET `kt:revoked` (plus the key store itself,
+which the gateway polls); a PUBLISH on `kt:revocations` is only a hint that makes the other
+instances act at once. Pub/sub loses what is published while a subscriber is reconnecting, so
+after every (re)subscription the SET is read again and acted on.
+
+coredis's subscriber, as measured (shared/research/scale-out.md): its `async for` may end
+silently at a reconnect, so it runs inside a loop; entering it while Redis is down would block
+for ever with the default retry policy, so entry has a deadline and the loop waits for the link
+to be up first; leaving it costs `unsubscription_timeout`, lowered from 100 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import coredis.exceptions
+import trio
+from coredis.patterns.pubsub import PubSub
+from coredis.retry import CompositeRetryPolicy, ConstantRetryPolicy
+
+from kt_trio.events.hub import EventHub
+from kt_trio.state.base import StateUnavailable
+from kt_trio.state.link import UNREACHABLE, RedisLink
+
+log = logging.getLogger("kt_trio.state")
+
+EVENTS_CHANNEL = "kt:events"
+REVOCATIONS_CHANNEL = "kt:revocations"
+REVOKED_SET = "kt:revoked"
+# Events waiting to be published: a second or two of a busy gateway's events. Full: the oldest go.
+OUTBOX_CAPACITY = 4096
+PUBLISH_BATCH = 256
+SEP = "\x1f"  # unit separator: never in an instance id, an event type, a session id or a team
+ENTER_TIMEOUT_SECS = 2.0
+RESUBSCRIBE_PAUSE_SECS = 0.2
+
+
+class Fanout:
+    def __init__(
+        self,
+        link: RedisLink,
+        instance: str,
+        hub: EventHub,
+        terminate: Callable[[set[str]], None],
+    ) -> None:
+        self.link = link
+        self.instance = instance
+        self.hub = hub
+        self._terminate = terminate
+        self._outbox: deque[str] = deque(maxlen=OUTBOX_CAPACITY)
+        self._wakeup = trio.Event()
+        self.dropped = 0
+        self.subscribed = 0  # how many times the subscription was (re)established
+        self._resync = trio.Event()
+        link.when_up(lambda: self._resync.set())
+        hub.relay = self._enqueue
+
+    # -- events out -------------------------------------------------------------------------------
+
+    def _enqueue(self, event_type: str, session_id: str | None, team: str | None, text: str) -> None:
+        if len(self._outbox) == self._outbox.maxlen:
+            self.dropped += 1
+        self._outbox.append(SEP.join((self.instance, event_type, session_id or "", team or "", text)))
+        self._wakeup.set()
+
+    async def publisher(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while self._outbox:
+                if not self.link.available:
+                    self.dropped += len(self._outbox)
+                    self._outbox.clear()
+                    break
+                batch = [self._outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outbox)))]
+                await self._publish(batch)
+
+    async def _publish(self, batch: list[str]) -> None:
+        async def pipeline() -> None:
+            async with self.link.client.pipeline(transaction=False) as p:
+                for frame in batch:
+                    p.publish(EVENTS_CHANNEL, frame)
+
+        try:
+            await self.link.call(pipeline)
+        except StateUnavailable:
+            self.dropped += len(batch)
+
+    # -- revocations out --------------------------------------------------------------------------
+
+    async def announce_revoked(self, names: Iterable[str]) -> None:
+        """Record the keys as revoked-with-terminate and tell every instance now."""
+        names = sorted(set(names))
+        if not names:
+            return
+
+        async def pipeline() -> None:
+            async with self.link.client.pipeline(transaction=False) as p:
+                p.sadd(REVOKED_SET, names)
+                for name in names:
+                    p.publish(REVOCATIONS_CHANNEL, name)
+
+        try:
+            await self.link.call(pipeline)
+        except StateUnavailable:
+            pass
+
+    # -- everything in ----------------------------------------------------------------------------
+
+    async def subscriber(self) -> None:
+        retry = CompositeRetryPolicy(
+            ConstantRetryPolicy((coredis.exceptions.ConnectionError,), retries=None, delay=RESUBSCRIBE_PAUSE_SECS),
+            ConstantRetryPolicy((TimeoutError,), retries=2, delay=0.1),
+        )
+        while True:
+            await self.link.wait_up()
+            pubsub = PubSub(
+                self.link.client.connection_pool,
+                ignore_subscribe_messages=True,
+                retry_policy=retry,
+                channels=[EVENTS_CHANNEL, REVOCATIONS_CHANNEL],
+                unsubscription_timeout=0.01,
+            )
+            try:
+                # The deadline bounds entering only (it blocks for ever while Redis is down); it
+                # is lifted once subscribed. One scope around the whole `async with`: coredis
+                # runs a task group inside, which must be entered and left in the same scope.
+                with trio.CancelScope(deadline=trio.current_time() + ENTER_TIMEOUT_SECS) as entering:
+                    async with pubsub as entered:
+                        entering.deadline = math.inf
+                        self.subscribed += 1
+                        await self._reread_revoked()
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(self._resync_on_recovery)
+                            async for message in entered:
+                                self._on_message(message["channel"], message["data"])
+                            nursery.cancel_scope.cancel()
+            except UNREACHABLE as exc:
+                log.debug("event subscription interrupted: %s", type(exc).__name__)
+            except BaseExceptionGroup as group:  # coredis's task groups wrap what they raise
+                if group.subgroup(UNREACHABLE) is None:
+                    raise
+            await trio.sleep(RESUBSCRIBE_PAUSE_SECS)
+
+    async def _resync_on_recovery(self) -> None:
+        while True:
+            await self._resync.wait()
+            self._resync = trio.Event()
+            await self._reread_revoked()
+
+    async def _reread_revoked(self) -> None:
+        try:
+            revoked = await self.link.call(lambda: self.link.client.smembers(REVOKED_SET))
+        except StateUnavailable:
+            return
+        if revoked:
+            self._terminate({str(name) for name in revoked})
+
+    def _on_message(self, channel: object, data: object) -> None:
+        if not isinstance(data, str):
+            return
+        if channel == REVOCATIONS_CHANNEL:
+            self._terminate({data})
+            return
+        parts = data.split(SEP, 4)
+        if len(parts) != 5 or parts[0] == self.instance:
+            return
+        _, event_type, session_id, team, text = parts
+        self.hub.deliver(event_type, session_id or None, team or None, text)
