@@ -128,7 +128,8 @@ class MockHttpUpstream:
             await self._files(scope["method"], path, raw, send)
             return
         if path.endswith("/embeddings") and isinstance(body, dict):
-            inputs = body.get("input") if isinstance(body.get("input"), list) else [body.get("input")]
+            given = body.get("input")
+            inputs: list[Any] = given if isinstance(given, list) else [given]
             data = [{"object": "embedding", "index": i, "embedding": [0.5, -0.25, 0.125]} for i in range(len(inputs))]
             usage = {"prompt_tokens": b.prompt_tokens, "total_tokens": b.prompt_tokens}
             await _json(send, 200, {"object": "list", "data": data, "model": body.get("model"), "usage": usage})
@@ -149,8 +150,8 @@ class MockHttpUpstream:
                 await _json(send, 200, self._response_object(model))
         elif path.endswith("/chat/completions"):
             if body.get("stream"):
-                usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                await _sse(send, self._openai_chunks(model, usage))
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                await _sse(send, self._openai_chunks(model, include_usage))
             else:
                 await _json(send, 200, self._openai_completion(model))
         else:
@@ -330,7 +331,7 @@ class MockHttpUpstream:
         def ev(name: str, data: dict[str, Any]) -> bytes:
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
 
-        msg = {
+        msg: dict[str, Any] = {
             "id": "msg_mock",
             "type": "message",
             "role": "assistant",
@@ -422,8 +423,13 @@ async def serve_asgi(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            lambda task_status: serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
-        )  # type: ignore[arg-type]
+            lambda task_status: serve(
+                app,  # type: ignore[arg-type]  # a plain ASGI callable; hypercorn's types are narrower
+                config,
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        )
         try:
             yield binds[0]
         finally:
