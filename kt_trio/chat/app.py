@@ -27,8 +27,11 @@ import httpx
 import trio
 
 from kt_trio.chat.asgi_io import ClientGone, header, read_body, respond, shield_last_body
+from kt_trio.chat.completions import chat_completions
+from kt_trio.chat.embeddings import embeddings
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
+from kt_trio.chat.responses import responses
 from kt_trio.chat.upstream import default_http_client
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
@@ -100,11 +103,6 @@ class ChatApp:
         `client_ip(peer, x_forwarded_for)`: the client's address as sessions see it (the header
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
         `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys)."""
-        # The doors import this module's helpers; imported here so this module stays the router.
-        from kt_trio.chat.completions import chat_completions
-        from kt_trio.chat.embeddings import embeddings
-        from kt_trio.chat.responses import responses
-
         self.config = config
         self.secrets = secrets
         self.health = health
