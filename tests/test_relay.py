@@ -127,22 +127,23 @@ async def test_idle_timeout_closes_both_legs_with_1001() -> None:
 
 async def test_keepalive_timeout_closes_with_1011() -> None:
     behaviour = MockBehaviour(mode="echo", answer_pings=False)
-    async with running(behaviour, websocket={"ping_interval_secs": 0.1, "pong_timeout_secs": 0.2}) as gw:
+    # The shortest keepalive a config may set (ping and pong timeout >= 1 s, issue 13).
+    async with running(behaviour, websocket={"ping_interval_secs": 1, "pong_timeout_secs": 1}) as gw:
         async with open_websocket_url(gw.ws_url()) as ws:
             assert await _closed_code(ws) == (1011, "keepalive timeout")
 
 
 async def test_keepalive_with_answering_peers_keeps_the_session() -> None:
-    settings = {"ping_interval_secs": 0.05, "pong_timeout_secs": 0.2, "idle_timeout_seconds": 30}
+    settings = {"ping_interval_secs": 1, "pong_timeout_secs": 1, "idle_timeout_seconds": 30}
     async with running(MockBehaviour(mode="echo"), websocket=settings) as gw:
         async with open_websocket_url(gw.ws_url()) as ws:
             await ws.send_message("first")
             assert await ws.get_message() == "first"
             (session,) = gw.gateway.sessions
             # Both peers answer our pings; the session lives through more of them than fit in twice
-            # the pong timeout (2 x 0.2 / 0.05 = 8), so it outlives that timeout over and over.
+            # the pong timeout (2 x 1 / 1 = 2), so it outlives that timeout over and over.
             # Bounded by the test deadline: a keepalive that never pings fails here, not by hanging.
-            wanted = 9
+            wanted = 3
             i = 0
             while min(session.client.pongs_received, session.upstream.pongs_received) < wanted:
                 await trio.sleep(settings["ping_interval_secs"])

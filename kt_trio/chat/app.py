@@ -16,7 +16,6 @@ upstream call with breaker and fallback is `kt_trio.chat.upstream`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import uuid
@@ -26,7 +25,8 @@ from typing import Any
 import httpx
 import trio
 
-from kt_trio.chat.asgi_io import ClientGone, header, read_body, respond, shield_last_body
+from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
+from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, read_body
 from kt_trio.chat.completions import chat_completions
 from kt_trio.chat.embeddings import embeddings
 from kt_trio.chat.exchange import Exchange
@@ -62,8 +62,6 @@ EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 REALTIME_CALLS_PATH = "/v1/realtime/calls"
-# A chat request with images inlined as base64 can be several MiB; more is refused with 413.
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 
 def model_not_allowed(key: KeyInfo, model: object) -> HttpRefusal:
@@ -148,6 +146,7 @@ class ChatApp:
             if path == MODELS_PATH and method in ("GET", "HEAD"):
                 await respond(send, 200, dumps(self.models(key)))
             elif door is not None and method == "POST":
+                check_declared_length(scope, JSON_LIMITS)  # 413 before a byte of the body is read
                 await door(self, scope, receive, send, key)
             elif door is not None or path == MODELS_PATH:
                 raise refusal(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
@@ -194,15 +193,15 @@ class ChatApp:
     # -- what every governed door does first ----------------------------------------------------
 
     async def read_request(self, receive: Receive) -> tuple[dict[str, Any], int]:
-        """The client's JSON object and its size in bytes; 400 / 413 otherwise."""
-        body = await read_body(receive, MAX_REQUEST_BYTES)
-        try:
-            request = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise refusal(400, "invalid_request_error", "invalid_json", f"The body is not valid JSON: {exc}") from None
+        """The client's JSON object and its size in bytes; 400 / 408 / 413 otherwise, within the
+        body limits of `kt_trio.chat.body` (size, data rate, JSON elements and depth)."""
+        body = await read_body(receive, JSON_LIMITS)
+        request = await parse_json(body, JSON_LIMITS)
+        size = len(body)
+        del body  # the parsed request is what is kept; a large raw body need not live on with it
         if not isinstance(request, dict):
             raise refusal(400, "invalid_request_error", "invalid_request", "The body must be a JSON object.")
-        return request, len(body)
+        return request, size
 
     def target_for(self, request: dict[str, Any], key: KeyInfo | None) -> Target:
         """The target of the request's `model` (404 when none serves it; 403 when the key may

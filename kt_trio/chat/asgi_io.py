@@ -8,8 +8,6 @@ from typing import Any
 
 import trio
 
-from kt_trio.providers.errors import refusal
-
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -45,23 +43,6 @@ def shield_last_body(send: Send) -> Send:
             await send(message)
 
     return send_shielding_the_end
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The client's whole request body; over `limit` bytes is a 413."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise refusal(413, "invalid_request_error", "request_too_large", "The request body is too large.")
-        parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)
 
 
 def header(scope: MutableMapping[str, Any], name: bytes) -> str | None:

@@ -112,7 +112,7 @@ class Exchange:
             "session_id": self.id,
             "route": self.route,
             "target": self.target.id,
-            "model": self.target.model,
+            "model": self.target.model_name,
             "client_ip": self.client_ip,
             "started_at": self.started_at,
             **self._attribution(),
@@ -158,7 +158,7 @@ class Exchange:
             ResponseUsage(
                 self.id,
                 target.id,
-                target.model,
+                target.model_name,
                 usage,
                 response_id=rid,
                 key_name=key.name if key is not None else None,

@@ -32,13 +32,14 @@ unreachable), all OpenAI-shaped.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx
 import trio
 
 from kt_trio.chat.asgi_io import ClientGone, respond, watch_disconnect
+from kt_trio.chat.body import PASSTHROUGH_LIMITS, check_declared_length, iter_body
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.providers.auth import auth_header
@@ -99,6 +100,7 @@ class Passthrough:
                 send, 404, "invalid_request_error", "not_found", "No OpenAI target is configured for this path."
             )
             return
+        check_declared_length(scope, PASSTHROUGH_LIMITS)  # 413 before any upstream is involved
         now = trio.current_time()
         permit = self.health.acquire(target.id, now)
         if permit is None:
@@ -112,7 +114,7 @@ class Passthrough:
             scope["method"],
             self._url(target, scope),
             headers=self._headers(target, scope),
-            content=_request_body(receive) if _has_body(scope) else None,
+            content=iter_body(receive, PASSTHROUGH_LIMITS) if _has_body(scope) else None,
             timeout=httpx.Timeout(settings.idle_timeout_secs, connect=settings.connect_timeout_secs),
         )
         try:
@@ -173,19 +175,6 @@ def _has_body(scope: Scope) -> bool:
         if name == b"transfer-encoding" or (name == b"content-length" and v.strip() not in (b"", b"0")):
             return True
     return False
-
-
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    """The client's body as ASGI delivers it: each chunk goes upstream before the next is read."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body"):
-            return
 
 
 async def _error(send: Send, status: int, err_type: str, code: str, message: str, **headers: str) -> None:

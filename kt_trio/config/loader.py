@@ -27,7 +27,7 @@ from kt_trio.config.schema import (
     Target,
 )
 from kt_trio.config.source import Document, parse_toml, parse_yaml
-from kt_trio.config.validate import Validator
+from kt_trio.config.validate import Validator, secret_message, secret_problem
 
 Format = Literal["yaml", "toml"]
 
@@ -81,8 +81,10 @@ def default_config(targets: Iterable[Target] = (), chain: Iterable[str] = DEFAUL
 def resolve_secrets(config: GatewayConfig, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Target id -> secret, read from each target's `secret_key_ref.env`.
 
-    An unset (or empty) variable is an error that names the variable and the target; no
-    message ever includes a secret's value.
+    An unset (or empty) variable is an error that names the variable and the target, and so is
+    a value that cannot go into an HTTP header (a trailing newline, a control character,
+    non-ASCII): checked here, at start, because the environment `serve` runs in may not be the
+    one `validate` saw. No message ever includes a secret's value.
     """
     env = os.environ if environ is None else environ
     origin = config.origin or ConfigOrigin(file="<config>")
@@ -93,12 +95,16 @@ def resolve_secrets(config: GatewayConfig, environ: Mapping[str, str] | None = N
             continue
         name = target.secret_key_ref.env
         value = env.get(name)
-        if value:
+        problem = secret_problem(value) if value else None
+        if value and problem is None:
             secrets[target.id] = value
             continue
         path = f"providers.targets[{index}].secret_key_ref.env"
         line, col = origin.position(path)
-        message = f"environment variable {name} is not set (the secret of target '{target.id}')"
+        if problem is not None:
+            message = secret_message(name, target.id, problem)
+        else:
+            message = f"environment variable {name} is not set (the secret of target '{target.id}')"
         issues.append(ConfigIssue(origin.file, line, col, path, message))
     if issues:
         raise ConfigError(issues)

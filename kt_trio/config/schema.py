@@ -5,7 +5,8 @@ reads it and never validates it again. Field names are the YAML keys exactly (th
 spellings `idle_timeout_seconds` / `idle_timeout_secs` are kept as the documentation has them).
 
 Field metadata drives the loader's checks beyond types: `check` names a rule from
-`kt_trio.config.loader` (`positive`, `non_negative`, `unit_interval`, `cidr`, `url`).
+`kt_trio.config.validate` (`positive`, `non_negative`, `unit_interval`, `cidr`, `url`,
+`url_part`), and `min` / `max` bound a number (inclusive).
 """
 
 from __future__ import annotations
@@ -45,8 +46,36 @@ OPENAI_WS_BASE = "wss://api.openai.com"
 ANTHROPIC_HTTP_BASE = "https://api.anthropic.com/v1"
 
 
-def _positive(default: Any = attrs.NOTHING) -> Any:
-    return field(default=default, metadata={"check": "positive"})
+# Upper (and a few lower) bounds on numbers (issue 13: what `validate` accepts, `serve` runs).
+# A number past these is a typo or a unit mistake, and some would stall or exhaust the gateway:
+# a 1 ms ping burns a core, a 1 TiB message limit lets one client take the memory, a flush
+# interval of hours leaves records uncommitted. The validator also gives every number without a
+# `max` of its own a generic ceiling (`kt_trio.config.validate.DEFAULT_MAX_NUMBER`).
+MIB = 1024 * 1024
+MAX_MESSAGE_BYTES = 256 * MIB
+MAX_KEEPALIVE_SECS = 3600.0  # ping / pong: an hour between pings is already no keepalive
+MIN_KEEPALIVE_SECS = 1.0  # below a second, pings cost more than the traffic they guard
+MAX_SESSION_SECS = 7 * 86400.0  # idle timeout and session length: a week
+MAX_CONNECT_SECS = 300.0
+MAX_COUNT = 1_000_000  # connections, messages per minute, failures before the breaker opens
+DAY_SECS = 86400.0
+
+
+def _positive(default: Any = attrs.NOTHING, *, max: float | None = None, min: float | None = None) -> Any:
+    metadata: dict[str, Any] = {"check": "positive"}
+    if max is not None:
+        metadata["max"] = max
+    if min is not None:
+        metadata["min"] = min
+    return field(default=default, metadata=metadata)
+
+
+def _message_size(default: int | None) -> Any:
+    return _positive(default, max=MAX_MESSAGE_BYTES)
+
+
+def _keepalive(default: float | None) -> Any:
+    return _positive(default, min=MIN_KEEPALIVE_SECS, max=MAX_KEEPALIVE_SECS)
 
 
 def _unit(default: Any = attrs.NOTHING) -> Any:
@@ -74,13 +103,13 @@ class GatewayWebSocket:
     """Session settings for every target; a target may override each one (see `Target`)."""
 
     enabled: bool = True
-    max_message_size_bytes: int = _positive(1_048_576)  # client -> provider
-    max_upstream_message_size_bytes: int = _positive(16_777_216)  # provider -> client
-    idle_timeout_seconds: float = _positive(300.0)
-    ping_interval_secs: float = _positive(30.0)
-    pong_timeout_secs: float = _positive(60.0)
-    max_session_secs: float = _positive(3600.0)
-    connect_timeout_secs: float = _positive(10.0)
+    max_message_size_bytes: int = _message_size(1_048_576)  # client -> provider
+    max_upstream_message_size_bytes: int = _message_size(16_777_216)  # provider -> client
+    idle_timeout_seconds: float = _positive(300.0, max=MAX_SESSION_SECS)
+    ping_interval_secs: float = _keepalive(30.0)
+    pong_timeout_secs: float = _keepalive(60.0)
+    max_session_secs: float = _positive(3600.0, max=MAX_SESSION_SECS)
+    connect_timeout_secs: float = _positive(10.0, max=MAX_CONNECT_SECS)
 
 
 # DESIGN.md "no route around it": the `/v1/*` prefixes passed through unparsed by default.
@@ -98,7 +127,7 @@ class GatewayHttp:
 @frozen(kw_only=True)
 class Gateway:
     state_dir: str = "./.kt_trio"
-    shutdown_timeout_secs: float = _positive(10.0)
+    shutdown_timeout_secs: float = _positive(10.0, max=3600.0)
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
@@ -132,20 +161,29 @@ class SessionSettings:
 class Target:
     id: str
     provider: ProviderName
-    model: str
+    # None: a target routed to by its id (or as the first WebSocket target), as the documentation's
+    # health-monitoring example writes it; the client's model then goes upstream as sent.
+    model: str | None = None
     base_url: str | None = field(default=None, metadata={"check": "url"})
     transport: Transport | None = None
     secret_key_ref: SecretKeyRef | None = None
-    api_version: str | None = None
-    deployment: str | None = None
+    # Both go into the upstream URL: printable ASCII only (checked by the validator).
+    api_version: str | None = field(default=None, metadata={"check": "url_part"})
+    deployment: str | None = field(default=None, metadata={"check": "url_part"})
     # Per-target overrides of gateway.websocket; None means "use the gateway's value".
-    ping_interval_secs: float | None = _positive(None)
-    pong_timeout_secs: float | None = _positive(None)
-    max_message_size_bytes: int | None = _positive(None)
-    max_upstream_message_size_bytes: int | None = _positive(None)
-    idle_timeout_secs: float | None = _positive(None)
-    max_session_secs: float | None = _positive(None)
-    connect_timeout_secs: float | None = _positive(None)
+    ping_interval_secs: float | None = _keepalive(None)
+    pong_timeout_secs: float | None = _keepalive(None)
+    max_message_size_bytes: int | None = _message_size(None)
+    max_upstream_message_size_bytes: int | None = _message_size(None)
+    idle_timeout_secs: float | None = _positive(None, max=MAX_SESSION_SECS)
+    max_session_secs: float | None = _positive(None, max=MAX_SESSION_SECS)
+    connect_timeout_secs: float | None = _positive(None, max=MAX_CONNECT_SECS)
+
+    @property
+    def model_name(self) -> str:
+        """The model records and metrics name for this target: its `model`, else its id (the
+        name clients route to it by)."""
+        return self.model if self.model is not None else self.id
 
     @property
     def effective_transport(self) -> Transport:
@@ -194,14 +232,14 @@ class Target:
 
 @frozen(kw_only=True)
 class PerConnectionRateLimit:
-    messages_per_minute: int | None = _positive(None)  # None: unlimited
+    messages_per_minute: int | None = _positive(None, max=MAX_COUNT)  # None: unlimited
     mode: RateLimitMode = "reject"
     exclude_types: tuple[str, ...] = ()
 
 
 @frozen(kw_only=True)
 class PerIpRateLimit:
-    connections: int | None = _positive(None)  # None: unlimited
+    connections: int | None = _positive(None, max=MAX_COUNT)  # None: unlimited
 
 
 @frozen(kw_only=True)
@@ -212,8 +250,8 @@ class RateLimit:
 
 @frozen(kw_only=True)
 class CircuitBreaker:
-    failure_threshold: int = _positive(5)
-    recovery_timeout_secs: float = _positive(30.0)
+    failure_threshold: int = _positive(5, max=MAX_COUNT)
+    recovery_timeout_secs: float = _positive(30.0, max=DAY_SECS)
 
 
 @frozen(kw_only=True)
@@ -276,11 +314,11 @@ class AuditLoggerSettings:
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
     immutable: bool = True
-    retention_days: int | None = _positive(None)  # None: keep forever
+    retention_days: int | None = _positive(None, max=36_525)  # None: keep forever; at most 100 years
     log_all_access: bool = False
     include_content: bool = False
     durability: Durability = "batch"
-    flush_interval_ms: int = _positive(50)
+    flush_interval_ms: int = _positive(50, max=10_000)  # at most 10 s between commits
 
 
 @frozen(kw_only=True)
@@ -288,8 +326,8 @@ class SessionBudgetSettings:
     action: Literal["block", "close"] = "block"
     apply_to: ApplyTo = "both"
     on_error: OnError = "block"
-    max_total_tokens: int | None = _positive(None)  # None: no budget, usage is only tracked
-    alert_thresholds: tuple[float, ...] = field(default=(0.5, 0.8, 1.0), metadata={"check": "positive"})
+    max_total_tokens: int | None = _positive(None, max=10**15)  # None: no budget, usage is only tracked
+    alert_thresholds: tuple[float, ...] = field(default=(0.5, 0.8, 1.0), metadata={"check": "positive", "max": 100.0})
 
 
 PolicySettings = (
@@ -329,10 +367,11 @@ class EventStream:
 
     enabled: bool = True
     require_auth: bool = False
-    ping_interval_secs: float = _positive(30.0)
-    pong_timeout_secs: float = _positive(60.0)
-    max_connections: int = field(default=1000, metadata={"check": "non_negative"})  # 0: unlimited
-    channel_capacity: int = _positive(1024)
+    ping_interval_secs: float = _keepalive(30.0)
+    pong_timeout_secs: float = _keepalive(60.0)
+    max_connections: int = field(default=1000, metadata={"check": "non_negative", "max": MAX_COUNT})  # 0: unlimited
+    # Per subscriber: a queue of events, so its bound is memory (65536 x ~1 KiB events).
+    channel_capacity: int = _positive(1024, max=65_536)
     tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
     allowed_origins: tuple[str, ...] = ()
 
@@ -456,7 +495,9 @@ class GatewayConfig:
         """The targets to try for a session routed to `primary`, in order: `primary`, other
         targets of the same model and transport kind, then `providers.fallback[primary.id]`."""
         same_kind = self.websocket_targets if primary.serves_websocket else self.providers.targets
-        ordered = [primary, *(t for t in same_kind if t.model == primary.model and t is not primary)]
+        # A target without a model has no "same model" peers: it is reached by its id alone.
+        peers = () if primary.model is None else (t for t in same_kind if t.model == primary.model)
+        ordered = [primary, *(t for t in peers if t is not primary)]
         for target_id in self.providers.fallback.get(primary.id, ()):
             target = self.target(target_id)
             if target is not None and target not in ordered:

@@ -15,11 +15,14 @@ from __future__ import annotations
 import datetime
 import difflib
 import ipaddress
+import math
 import re
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal, Union
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -29,6 +32,11 @@ from kt_trio.config.source import Document, child_path
 _INVALID: Any = object()  # a value that failed its check; dropped from the output
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+# A number with no `max` of its own still has this ceiling: past it, a count is a typo and a
+# duration (in any unit) is longer than a gateway runs, and some arithmetic would overflow.
+DEFAULT_MAX_NUMBER = 1_000_000_000
+# One DNS label: letters, digits, '-' and '_' (seen in service names), 1 to 63 of them.
+_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str:
@@ -91,10 +99,91 @@ def _check_cidr(value: Any) -> str | None:
     return None
 
 
-def _check_url(value: Any) -> str | None:
-    if value.startswith(_URL_SCHEMES):
+def _printable_problem(value: str) -> str | None:
+    """Why `value` cannot go on the wire as written (a URL or header), without echoing it."""
+    for index, char in enumerate(value):
+        if char in "\r\n":
+            where = (
+                "at the end (a trailing newline?)" if index >= len(value.rstrip("\r\n")) else f"at position {index + 1}"
+            )
+            return f"contains a line break {where}"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return f"contains a control character at position {index + 1}"
+        if ord(char) > 0x7E:
+            return f"contains a non-ASCII character at position {index + 1}"
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
         return None
-    return "must be a URL starting with http://, https://, ws:// or wss://"
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        return "has an invalid host name"
+    return None
+
+
+def _check_url(value: Any) -> str | None:
+    # Messages never quote the URL: it may come from the environment, or carry credentials.
+    if not value.startswith(_URL_SCHEMES):
+        return "must be a URL starting with http://, https://, ws:// or wss://"
+    problem = _printable_problem(value)
+    if problem is None and " " in value:
+        problem = "contains a space"
+    if problem is not None:
+        return f"must be printable ASCII (percent-encode anything else): it {problem}"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "has an invalid host or port (the port must be a number from 1 to 65535)"
+    if port == 0:
+        return "has an invalid port (the port must be a number from 1 to 65535)"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials (use secret_key_ref)"
+    if parts.fragment:
+        return "must not have a #fragment"
+    return _host_problem(parts.hostname)
+
+
+def _check_url_part(value: Any) -> str | None:
+    """A value the gateway puts into an upstream URL (azure `deployment`, `api_version`)."""
+    problem = _printable_problem(value) or ("contains a space" if " " in value else None)
+    if problem is None and not value:
+        problem = "is empty"
+    return None if problem is None else f"must be printable ASCII without spaces: it {problem}"
+
+
+def secret_message(name: str, target_id: Any, problem: str) -> str:
+    return f"environment variable {name} (the secret of target '{target_id}') {problem}; its value is not shown"
+
+
+def secret_problem(value: str) -> str | None:
+    """What is wrong with a secret's value for an HTTP header, never quoting the value."""
+    if not value:
+        return "is empty"
+    if value != value.strip(" \t"):
+        return "starts or ends with whitespace"
+    return _printable_problem(value)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _bounds_problem(value: float, low: float | None, high: float | None) -> str | None:
+    """`min` / `max` of the field's metadata (inclusive); every number has a ceiling."""
+    if low is not None and value < low:
+        return f"must be at least {_number(low)}"
+    ceiling = DEFAULT_MAX_NUMBER if high is None else high
+    if value > ceiling:
+        return f"must be at most {_number(ceiling)}"
+    return None
 
 
 # Rules named by the schema's field metadata `check`.
@@ -104,6 +193,7 @@ CHECKS: Mapping[str, Callable[[Any], str | None]] = {
     "unit_interval": _check_unit_interval,
     "cidr": _check_cidr,
     "url": _check_url,
+    "url_part": _check_url_part,
 }
 
 
@@ -131,7 +221,9 @@ class Validator:
 
     # --- by type -------------------------------------------------------------------------------
 
-    def check(self, value: Any, tp: Any, path: str, check: str | None = None) -> Any:
+    def check(
+        self, value: Any, tp: Any, path: str, check: str | None = None, bounds: tuple[Any, Any] = (None, None)
+    ) -> Any:
         if isinstance(value, str) and "${" in value:
             value = self.expand(value, path)
             if value is _INVALID:
@@ -142,7 +234,7 @@ class Validator:
             if value is None and type(None) in args:
                 return None
             (inner,) = [a for a in args if a is not type(None)]
-            return self.check(value, inner, path, check)
+            return self.check(value, inner, path, check, bounds)
         if origin is Literal:
             return self.check_literal(value, args, path)
         if attrs.has(tp):
@@ -151,12 +243,17 @@ class Validator:
                 return _INVALID
             return self.check_class(value, tp, path)
         if origin is tuple:
-            return self.check_list(value, args[0], path, check)
+            return self.check_list(value, args[0], path, check, bounds)
         if origin in (Mapping, dict):
             return self.check_mapping(value, args[1], path)
         out = self.check_scalar(value, tp, path)
         if out is not _INVALID and check is not None:
             problem = CHECKS[check](out)
+            if problem is not None:
+                self.error(path, problem)
+                return _INVALID
+        if out is not _INVALID and tp in (int, float):
+            problem = _bounds_problem(out, *bounds)
             if problem is not None:
                 self.error(path, problem)
                 return _INVALID
@@ -179,6 +276,9 @@ class Validator:
             quote = " (put it in quotes)" if tp is str and isinstance(value, (int, float, datetime.date)) else ""
             self.error(path, f"expected {_expected(tp)}, got {_describe(value)}{quote}")
             return _INVALID
+        if tp is float and not math.isfinite(value):
+            self.error(path, "must be a finite number")
+            return _INVALID
         return float(value) if tp is float else value
 
     def check_literal(self, value: Any, allowed: tuple[str, ...], path: str) -> Any:
@@ -192,12 +292,14 @@ class Validator:
             self.error(path, f"expected one of: {choices}; got {_describe(value)}")
         return _INVALID
 
-    def check_list(self, value: Any, item_tp: Any, path: str, check: str | None) -> Any:
+    def check_list(
+        self, value: Any, item_tp: Any, path: str, check: str | None, bounds: tuple[Any, Any] = (None, None)
+    ) -> Any:
         if not isinstance(value, list):
             self.error(path, f"expected a list, got {_describe(value)}")
             return _INVALID
         # Bad items stay as _INVALID placeholders so later items keep their index in messages.
-        return [self.check(item, item_tp, child_path(path, i), check) for i, item in enumerate(value)]
+        return [self.check(item, item_tp, child_path(path, i), check, bounds) for i, item in enumerate(value)]
 
     def check_mapping(self, value: Any, value_tp: Any, path: str) -> Any:
         if not isinstance(value, dict):
@@ -219,7 +321,9 @@ class Validator:
             if cls is GatewayConfig and key == "policy":
                 checked = self.check_policy_map(item, sub)
             else:
-                checked = self.check(item, hints[key], sub, fields[key].metadata.get("check"))
+                meta = fields[key].metadata
+                bounds = (meta.get("min"), meta.get("max"))
+                checked = self.check(item, hints[key], sub, meta.get("check"), bounds)
             if checked is not _INVALID:
                 out[key] = checked
         for name, fld in fields.items():
@@ -281,7 +385,24 @@ class Validator:
         if all_ids and not lost_list:
             self.check_fallback(providers.get("fallback", {}), ids)
         self.check_chain(config.get("policies", {}).get("chain", []))
+        self.check_state_dir(config.get("gateway", {}).get("state_dir"))
         self.check_store(config.get("store", {}), raw.get("store"))
+
+    def check_state_dir(self, state_dir: Any) -> None:
+        """What `serve` would trip over when it opens its stores there; a directory that does not
+        exist yet is fine (serve creates it)."""
+        if not isinstance(state_dir, str):
+            return
+        path = "gateway.state_dir"
+        if not state_dir or "\x00" in state_dir:
+            self.error(path, "must be a directory path (not empty, no NUL character)")
+            return
+        here = Path(state_dir)
+        for parent in (here, *here.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    self.error(path, "is not a directory (a file is in the way)")
+                break
 
     def check_store(self, store: dict[str, Any], raw: Any) -> None:
         """`store.backend: postgres` needs a DSN libpq can parse. The DSN holds a password, so no
@@ -338,7 +459,8 @@ class Validator:
             elif target_id is not None:
                 ids[target_id] = index
             base_url: str | None = target.get("base_url")
-            if target.get("provider") == "azure-openai" and base_url is None:
+            provider = target.get("provider")
+            if provider == "azure-openai" and base_url is None:
                 self.doc.issue(f"{path}.base_url", self.doc.value_pos(path), "an azure-openai target needs a base_url")
             transport = target.get("transport")
             if base_url is not None and transport is not None:
@@ -347,4 +469,21 @@ class Validator:
                     self.error(f"{path}.transport", "transport websocket needs a ws:// or wss:// base_url")
                 if transport == "http" and is_ws:
                     self.error(f"{path}.transport", "transport http needs an http:// or https:// base_url")
+            if base_url is None and transport == "websocket" and provider == "anthropic":
+                # Only openai has a public WebSocket endpoint the gateway knows (DESIGN.md); azure
+                # without a base_url is reported above.
+                message = "an anthropic target has no public WebSocket endpoint: give it a ws:// or wss:// base_url"
+                self.error(f"{path}.transport", message)
+            self.check_secret(target, path)
         return ids
+
+    def check_secret(self, target: dict[str, Any], path: str) -> None:
+        """A secret already in the environment is checked now, as `serve` checks it at start
+        (`resolve_secrets`): it must fit in an HTTP header. Never quoted."""
+        ref = target.get("secret_key_ref")
+        name = ref.get("env") if isinstance(ref, dict) else None
+        if not isinstance(name, str) or name not in self.environ:
+            return
+        problem = secret_problem(self.environ[name])
+        if problem is not None and self.environ[name]:
+            self.error(f"{path}.secret_key_ref.env", secret_message(name, target.get("id"), problem))

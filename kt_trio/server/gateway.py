@@ -568,7 +568,7 @@ class Gateway:
             settings,
             route=route,
             target=target.id,
-            model=model or target.model,
+            model=model or target.model_name,
             client_ip=ip,
             policies=policies,
             limiters=self._limiters(pack, key_info),
