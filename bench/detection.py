@@ -9,6 +9,14 @@ per family, per language and overall, and the µs per message. Sections (`SECTIO
   plus the older tests/data/injection_corpus.jsonl folded into `dev` (it was tuned on, English).
   The `holdout` split was written before the detector's multilingual work and is never tuned on:
   its figures are the honest ones; `dev`'s are optimistic.
+- `safety`: `safety-filter` at its threshold on `safety_dev.jsonl` / `safety_holdout.jsonl` (rows
+  `text`, `label` "harmful" | "benign", `family` = the category the row is or nears, `language`).
+- `pii`: `pii-detector` (every kind) on `pii_dev.jsonl` / `pii_holdout.jsonl` (rows `text`,
+  `values` that must come back redacted, `negatives` that must come back untouched:
+  checksum-invalid identifiers and numbers that are no PII; `family` = kind, `language`,
+  `region`; written by tests/data/detection/make_pii_corpus.py). Counted per value: a positive
+  is a value, a negative a negative; "missed" is a leak. Families are kinds, split by region
+  for national identifiers.
 
 Usage: python bench/detection.py [--section NAME ...] [--split dev|holdout|all] [--show]
 tests/test_detection_scoreboard.py keeps the overall figures from falling (floors, no timing).
@@ -24,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kt_trio.policies.base import TextView
+from kt_trio.policies.pii import PiiDetector, redact
 from kt_trio.policies.prompt_injection import PromptInjection
+from kt_trio.policies.safety import SafetyFilter
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 DETECTION = DATA / "detection"
@@ -176,8 +186,64 @@ def injection_section(args: argparse.Namespace) -> None:
         injection_scoreboard(split).print(args.show)
 
 
+# --- safety-filter ---------------------------------------------------------------------------
+
+
+def split_rows(name: str, split: str) -> list[dict[str, str]]:
+    """The rows of `<name>_<split>.jsonl` ("all": both splits)."""
+    rows: list[dict[str, str]] = []
+    for s in SPLITS if split == "all" else (split,):
+        rows.extend({**r, "split": s} for r in read_jsonl(DETECTION / f"{name}_{s}.jsonl"))
+    return rows
+
+
+def safety_scoreboard(split: str = "all", detector: SafetyFilter | None = None) -> Scoreboard:
+    det = detector or SafetyFilter()
+    board = Scoreboard("safety-filter", split)
+    rows = split_rows("safety", split)
+    for row in rows:
+        finding = det.inspect(TextView(row["text"]))
+        board.add(row, row["label"] == "harmful", finding is not None, finding.reason if finding else "")
+    board.us_per_message = timed(lambda t: det.inspect(TextView(t)), (r["text"] for r in rows))
+    return board
+
+
+def safety_section(args: argparse.Namespace) -> None:
+    for split in (*SPLITS, "all") if args.split == "all" else (args.split,):
+        safety_scoreboard(split).print(args.show)
+
+
+# --- pii-detector ----------------------------------------------------------------------------
+
+
+def pii_scoreboard(split: str = "all", detector: PiiDetector | None = None) -> Scoreboard:
+    det = detector or PiiDetector()
+    board = Scoreboard("pii-detector", split)
+    rows = split_rows("pii", split)
+    for row in rows:
+        text = row["text"]
+        out = redact(text, det.find(text))
+        values: list[str] = row["values"]  # type: ignore[assignment]
+        negatives: list[str] = row["negatives"]  # type: ignore[assignment]
+        for v in values:
+            board.add(row, True, v not in out, f"{v!r} -> {out!r}")
+        for v in negatives:
+            board.add(row, False, v not in out, f"{v!r} -> {out!r}")
+    board.us_per_message = timed(lambda t: det.find(t), (r["text"] for r in rows))
+    return board
+
+
+def pii_section(args: argparse.Namespace) -> None:
+    for split in (*SPLITS, "all") if args.split == "all" else (args.split,):
+        board = pii_scoreboard(split)
+        board.print(args.show)
+        print(f"  leaks (values not redacted): {board.overall.fn}; negatives redacted: {board.overall.fp}")
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
     "injection": injection_section,
+    "safety": safety_section,
+    "pii": pii_section,
 }
 
 

@@ -47,3 +47,40 @@ def test_injection_corpus_shape(detection: ModuleType) -> None:
         assert all(r["family"] and r["language"] for r in rows)
         texts[split] = {r["text"] for r in rows}
     assert not texts["dev"] & texts["holdout"]
+
+
+# split -> (precision floor, recall floor) for safety-filter (measured: dev 1.000 / 1.000,
+# holdout 1.000 / 0.987).
+SAFETY_FLOORS = {"dev": (0.97, 0.97), "holdout": (0.95, 0.95)}
+
+
+@pytest.mark.parametrize("split", sorted(SAFETY_FLOORS))
+def test_safety_figures_hold(detection: ModuleType, split: str) -> None:
+    board = detection.safety_scoreboard(split)
+    assert board.overall.n == len(detection.split_rows("safety", split)) > 100
+    precision, recall = SAFETY_FLOORS[split]
+    assert board.overall.precision >= precision, board.misses
+    assert board.overall.recall >= recall, board.misses
+
+
+# split -> most leaks allowed (values not redacted); checksum-invalid negatives may never be
+# redacted. Measured: dev 0 of 236, holdout 2 of 140 (Argentine mobiles written "011 15-...").
+PII_LEAKS = {"dev": 0, "holdout": 2}
+
+
+@pytest.mark.parametrize("split", sorted(PII_LEAKS))
+def test_pii_figures_hold(detection: ModuleType, split: str) -> None:
+    board = detection.pii_scoreboard(split)
+    assert board.overall.tp + board.overall.fn > 100
+    assert board.overall.fn <= PII_LEAKS[split], board.misses
+    assert board.overall.fp == 0, board.misses
+
+
+@pytest.mark.parametrize("name", ["safety", "pii"])
+def test_safety_and_pii_corpus_shape(detection: ModuleType, name: str) -> None:
+    """Both splits labelled, no text in both (the held-out figures would not be held out)."""
+    texts = {split: {r["text"] for r in detection.split_rows(name, split)} for split in detection.SPLITS}
+    assert not texts["dev"] & texts["holdout"]
+    rows = detection.split_rows(name, "all")
+    assert len(rows) >= 300 if name == "safety" else sum(len(r["values"]) + len(r["negatives"]) for r in rows) >= 300
+    assert all(r["family"] and r["language"] for r in rows)

@@ -115,3 +115,73 @@ def test_non_ascii_text(pii):
     assert r(pii, "Grüße, mein Name: Jürgen — mail jürgen@x.de") == (
         "Grüße, mein Name: [REDACTED:NAME] — mail [REDACTED:EMAIL]"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Appelez-moi au 06 12 34 56 78 demain",
+        "Ruf mich an: 030 12345678",
+        "Mi móvil es 612 34 56 78",
+        "chiamami al 338 123 4567",
+        "bel me op 06-12345678",
+        "zadzwoń 512 345 678",
+        "ligue (11) 91234-5678",
+        "звоните 8 (912) 345-67-89",
+        "电话 138 0013 8000",
+        "電話番号は090-1234-5678です",
+        "call +44 20 7946 0958",
+        "call 0044 20 7946 0958",
+        "+33 6 12 34 56 78",
+        "Switchboard: 020 7946 0958",  # no phone word: written exactly as the UK groups it
+    ],
+)
+def test_phone_numbers_of_every_region(pii, text):
+    assert [s.kind for s in pii.find(text)] == ["PHONE"], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NINO AB 12 34 56 C",
+        "NIR 1 85 05 78 006 084 91",
+        "Steuer-ID 36 574 261 809",
+        "DNI 54362315K",
+        "NIE X2482300W",
+        "codice fiscale RCCMNL83S18D969H",
+        "BSN 111222333",
+        "PESEL 44051401359",
+        "CPF 390.533.447-05",
+        "Aadhaar 2341 2341 2346",
+        "PAN ACUPA7085R",
+        "SIN 130 692 544",
+        "ITIN 912-90-3456",
+        "身份证 110101195402240454",
+    ],
+)
+def test_national_identifiers(pii, text):
+    assert r(pii, text).endswith("[REDACTED:NATIONAL_ID]"), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PESEL 44051401358",
+        "BSN 111222334",
+        "DNI 54362315A",
+        "CPF 390.533.447-06",
+        "Aadhaar 2341 2341 2347",
+        "Steuer-ID 36 574 261 808",
+        "SIN 130 692 545",
+        "order 123456789 shipped",  # a bare 9-digit number with no identifier word: no BSN/SIN
+        "Order 4471-2290 shipped on 2024-03-18",
+    ],
+)
+def test_checksum_invalid_identifiers_are_left_alone(pii, text):
+    assert pii.find(text) == [], text
+
+
+def test_ssn_keeps_its_own_kind_and_national_id_covers_it_alone():
+    assert r(PiiDetector(), "ssn 536-90-4399") == "ssn [REDACTED:SSN]"
+    only = PiiDetector(PiiDetectorSettings(detect_patterns=("national_id",)))
+    assert r(only, "ssn 536-90-4399") == "ssn [REDACTED:NATIONAL_ID]"

@@ -158,7 +158,11 @@ _WORDS: list[tuple[str, tuple[str, ...]]] = [
     ),
 ]
 _WORD_NAMES: list[tuple[str, ...]] = [names for _, names in _WORDS]
-_ID_WORD = re.compile("|".join(f"(?P<w{i}>(?<![^\\W\\d_]){pat}(?![^\\W\\d_]))" for i, (pat, _) in enumerate(_WORDS)))
+_ID_WORD = re.compile(
+    "(?<![^\\W\\d_])(?:" + "|".join(f"(?P<w{i}>{pat})" for i, (pat, _) in enumerate(_WORDS)) + ")(?![^\\W\\d_])"
+)
+# Any identifier's compact form: a stretch that is none needs no word lookup.
+_ANY_COMPACT = re.compile("|".join(f"(?:{v[1].pattern})" for v in IDS.values()))
 
 
 def named_ids(before: str) -> tuple[str, ...] | None:
@@ -219,6 +223,8 @@ def find_ids(text: str, pos: int, out: list[tuple[int, int]], raw_out: list[tupl
                 if len(compact) not in _LENGTHS or not any(c.isdigit() for c in compact):
                     continue
                 raw_out.append((s, e))
+                if _ANY_COMPACT.fullmatch(compact) is None:
+                    continue
                 if not looked_up:
                     named = named_ids(text[max(0, s - WINDOW) : s])
                     looked_up = True

@@ -15,9 +15,10 @@ National numbers are short and every plan is dense, so almost any 8 to 10 digits
 *somewhere*. What keeps false positives low (the leniency):
 - in a configured region, a valid number is a phone number (the old behaviour, US by default);
 - in a `COMMON` region, it also needs either a phone word shortly before it ("tel", "Handy",
-  "móvil", "телефон", "电话", ...), or to be written exactly as that region groups its numbers
-  (the digit groups of `format_number(NATIONAL)`, trunk prefix included: `01 23 45 67 89` is a
-  French number, `123-45-6789` is not);
+  "móvil", "телефон", "电话", ...; never a bare "number", which IDs share), or to be written
+  exactly as that region groups its numbers (the digit groups of `format_number(NATIONAL)`, trunk
+  prefix included: `01 23 45 67 89` is a French number, `123-45-6789` is not), in three groups or
+  more or with the trunk prefix (`4471-2290` could be a Hong Kong number, or an order);
 - an identity-document word shortly before it (BSN, PESEL, DNI, ...) and no phone word: not a
   phone number (a checksum-invalid identifier must not come back redacted as a phone).
 
@@ -35,7 +36,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat
 
 # How far before a candidate a phone or ID word is looked for. `streaming._CTX` must be >= this.
-WINDOW = 40
+WINDOW = 64
 
 # Regions tried for national formats after the configured ones: the languages of the project's
 # detectors (en es fr de pt it nl pl ru zh ja) and the largest English-speaking countries.
@@ -47,15 +48,16 @@ COMMON = (
 # Digit groups separated by at most two of ` .-/`, or glued to a parenthesised group: `(0)20`,
 # `8 (912) 345-67-89`. A group is whole digits, so the repetition cannot backtrack into itself.
 PHONE = re.compile(
-    r"(?<![\w+])(?:\+ ?)?(?:\(\d{1,5}\)|\d{1,14})(?:(?:[ .\-/]{1,2}|(?<=\))|(?=\())(?:\(\d{1,5}\)|\d{1,14})){0,7}(?!\w)"
+    r"(?<![0-9A-Za-z_+])(?:\+ ?)?(?:\(\d{1,5}\)|\d{1,14})"
+    r"(?:(?:[ .\-/]{1,2}|(?<=\))|(?=\())(?:\(\d{1,5}\)|\d{1,14})){0,7}(?![0-9A-Za-z_])"
 )
 
 _PHONE_WORDS = re.compile(
     r"(?i:\b(?:tel|tél|phone|telephone|téléphone|telefone?|teléfono|telefono|telefoon|telefon|fon|"
     r"mobile?|mobil|mobiel|móvil|movil|cell|cellphone|cellulare|celular|portable|handy|gsm|komórk[ai]|komorka|"
-    r"fax|call|ring|text|whatsapp|sms|contact|reach|dial|numéro|número|numero|nummer|numer|"
+    r"fax|call|ring|text|whatsapp|sms|contact|reach|dial|"
     r"appel(?:er|ez|le)?|llam[ae]|llámame|ligue|ligar|anrufen|ruf|chiama(?:mi)?|bel|zadzwoń|dzwoń)\b)"
-    r"|телефон|тел\.|звон|номер|моб|电话|電話|手机|携帯|連絡|番号|号码"
+    r"|телефон|тел\.|звон|моб|电话|電話|手机|携帯|連絡|拨打"
 )
 _ID_WORDS = re.compile(
     r"(?i:\b(?:ssn|itin|social\s+security|nino|national\s+insurance|nir|insee|sécu|sécurité\s+sociale|"
@@ -165,7 +167,10 @@ class PhoneFinder:
             # written): "call 555-0100" is not a German number.
             if phone_word and (not plan.prefix or plan.prefix == "1" or digits.startswith(plan.prefix)):
                 return True
-            if len(groups) > 1:
+            # Written exactly as the region groups its numbers: with the trunk prefix, or in three
+            # groups or more (two groups of four digits is as often an order number).
+            trunk = bool(plan.prefix) and plan.prefix != "1" and digits.startswith(plan.prefix)
+            if len(groups) > 2 or (len(groups) == 2 and trunk):
                 want = _groups(phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL))
                 if want == groups or (plan.prefix and want[0] == plan.prefix and want[1:] == groups):
                     return True

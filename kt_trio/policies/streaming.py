@@ -30,10 +30,10 @@ from kt_trio.policies.base import Span
 from kt_trio.policies.pii import MAX_MATCH, PiiDetector
 
 # Context kept before the held text: lookbehinds need one character, and phone numbers and
-# national identifiers read the `pii_phone.WINDOW` (40) characters before them for a word that
+# national identifiers read the `pii_phone.WINDOW` (64) characters before them for a word that
 # says what they are; a candidate that starts in the held text must see what the whole-text scan
 # sees there.
-_CTX = 48
+_CTX = 72
 MAX_HELD = 2 * MAX_MATCH
 
 
