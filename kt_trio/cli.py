@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import attrs
 import trio
@@ -78,9 +79,41 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", help="a gateway key (sent as Authorization: Bearer)")
     chat.add_argument("--timeout", type=float, default=30.0)
     chat.set_defaults(func=_chat)
+    conformance = sub.add_parser(
+        "conformance", help="run the repository's conformance scenarios (conformance/) against a gateway"
+    )
+    conformance.add_argument("--gateway", required=True, help="the gateway's base URL, e.g. ws://127.0.0.1:41002")
+    conformance.add_argument("--mock-port", type=int, default=41003, help="port for the suite's mock provider")
+    conformance.add_argument("--key", help="a gateway key, when the gateway requires keys")
+    conformance.add_argument("--model", help="the ?model= that routes to the mock's target")
+    conformance.add_argument("--skip", default="", help="comma-separated tags to skip: policies, limits")
+    conformance.set_defaults(func=_conformance)
     add_audit_commands(sub)
     add_keys_commands(sub)
     return parser
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    """The scenario suite lives in the repository's `conformance/` (the wheel installs only
+    `kt_trio`); found on the path, or beside this package in a checkout."""
+    try:
+        from conformance.scenarios import main as run_scenarios
+    except ImportError:
+        checkout = Path(__file__).resolve().parent.parent
+        if not (checkout / "conformance" / "scenarios.py").is_file():
+            print(
+                "conformance: the scenario suite is the kt_trio repository's conformance/ directory;"
+                " run this from a checkout (or put it on PYTHONPATH)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        sys.path.insert(0, str(checkout))
+        from conformance.scenarios import main as run_scenarios
+    argv = ["--gateway", args.gateway, "--mock-port", str(args.mock_port), "--skip", args.skip]
+    for flag, value in (("--key", args.key), ("--model", args.model)):
+        if value:
+            argv += [flag, value]
+    return run_scenarios(argv)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -152,8 +185,8 @@ async def _run_gateway(
     reuse_port: bool = False,
     tls: dict[str, str | None] | None = None,
 ) -> None:
-    from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
+    from kt_trio.mocks.realtime import MockBehaviour
     from kt_trio.server.gateway import Gateway
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -192,7 +225,7 @@ async def _run_gateway(
 
 
 async def _run_mock(behaviour: object, *, task_status: trio.TaskStatus[str]) -> None:
-    from conformance.mock_upstream import open_mock_upstream
+    from kt_trio.mocks.realtime import open_mock_upstream
 
     async with open_mock_upstream(behaviour) as mock:  # type: ignore[arg-type]
         task_status.started(mock.url)
