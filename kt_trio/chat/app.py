@@ -16,6 +16,7 @@ upstream call with breaker and fallback is `kt_trio.chat.upstream`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import trio
 
+from kt_trio.audit.entries import AuditError
 from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
 from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, read_body
 from kt_trio.chat.exchange import Exchange
@@ -149,6 +151,7 @@ class ChatApp:
                 await respond(send, 200, dumps(self.models(key)))
             elif door is not None and method == "POST":
                 check_declared_length(scope, JSON_LIMITS)  # 413 before a byte of the body is read
+                self._check_audit()
                 await door(self, scope, receive, send, key)
             elif door is not None or path == MODELS_PATH:
                 raise refusal(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
@@ -160,6 +163,7 @@ class ChatApp:
                     "WebRTC calls are not served by this gateway; open a WebSocket to /v1/realtime instead.",
                 )
             elif self.passthrough.allows(path):
+                self._check_audit()
                 await self.admit(key)
                 await self._passthrough(scope, receive, send, key)
             else:
@@ -172,8 +176,20 @@ class ChatApp:
                 )
         except HttpRefusal as r:
             await respond(send, r.status, r.body, r.headers)
+        except AuditError as exc:
+            # The store failed during the request (kt_trio.audit): nothing unrecorded went upstream.
+            log.warning("chat request: %s", exc)
+            down = _audit_unavailable()
+            with contextlib.suppress(Exception):  # the answer may have started: then it ends short
+                await respond(send, down.status, down.body, down.headers)
         except ClientGone:
             pass
+
+    def _check_audit(self) -> None:
+        """503 `audit_unavailable` while the audit store fails, before anything is read or sent."""
+        audit = self._audit()
+        if audit is not None and not getattr(audit, "available", True):
+            raise _audit_unavailable()
 
     def models(self, key: KeyInfo | None = None) -> dict[str, Any]:
         seen: dict[str, Target] = {}
@@ -286,3 +302,8 @@ class ChatApp:
             ex.start(int(length) if length and length.isdigit() else 0)
             await ex.write()  # nothing goes upstream unaudited
             await self.passthrough(scope, receive, ex.wrap(send))
+
+
+def _audit_unavailable() -> HttpRefusal:
+    message = "The audit log is unavailable; retry later."
+    return refusal(503, "server_error", "audit_unavailable", message, retry_after="5")

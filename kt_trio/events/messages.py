@@ -44,7 +44,15 @@ from kt_trio.records import (
 EventType = Literal["audit", "usage", "budget", "circuit_breaker", "system", "lagged"]
 EVENT_TYPES: frozenset[str] = frozenset({"audit", "usage", "budget", "circuit_breaker", "system", "lagged"})
 
-SystemKind = Literal["startup", "shutdown", "config_reloaded", "state_unavailable", "state_available"]
+SystemKind = Literal[
+    "startup",
+    "shutdown",
+    "config_reloaded",
+    "state_unavailable",
+    "state_available",
+    "audit_unavailable",
+    "audit_available",
+]
 
 
 @frozen

@@ -80,6 +80,9 @@ EARLY_ABNORMAL_CODES = frozenset({1006, 1011, 1013})
 # How often live sessions' keys are checked for `revoke --terminate`: a revoked key's sessions
 # end within about this long, at the cost of one indexed query per interval.
 REVOCATION_POLL_SECS = 1.0
+# What a client refused because the audit store fails is told to wait (`Retry-After`): the
+# writer retries the store every second, so a freed disk is noticed about this soon.
+AUDIT_RETRY_AFTER_SECS = 5
 # The listen backlog: room for a burst of session openings while the accept loop catches up.
 BACKLOG = 1024
 
@@ -259,13 +262,28 @@ class Gateway:
             settings,  # type: ignore[arg-type]
             backend=store,
             chain=chain,
+            on_availability=self._audit_availability,
         ) as audit:
             self.audit = audit
             self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
+            self.metrics.set_audit_available_source(lambda: audit.available)
             try:
                 yield
             finally:
                 self.audit = None
+
+    def _audit_availability(self, available: bool, reason: str) -> None:
+        """The audit store failed or recovered: a `system` event (the metric reads the log)."""
+        event = SystemEvent("audit_available" if available else "audit_unavailable", {"reason": reason})
+        self.hub.publish(None, event)
+
+    def audit_refusal(self, pack: PackRuntime) -> tuple[int, str, str, str] | None:
+        """503 `audit_unavailable` for a new session or request of an audited pack while the
+        audit store fails: nothing may start that cannot be recorded."""
+        audit = self.audit
+        if pack.audited and audit is not None and not getattr(audit, "available", True):
+            return (503, "server_error", "audit_unavailable", "the audit log is unavailable; retry later")
+        return None
 
     async def _terminate_revoked_keys(self, scope: trio.CancelScope) -> None:
         """`keys revoke --terminate`: live sessions of a revoked key end with 1008 "key revoked"."""
@@ -408,6 +426,10 @@ class Gateway:
         if key_info is not None and key_info.models is not None and (model or target.model) not in key_info.models:
             message = f"gateway key {key_info.name!r} may not use model {model or target.model!r}"
             await self._refuse(transport, 403, "permission_error", "model_not_allowed", message)
+            return
+        audit_down = self.audit_refusal(pack)
+        if audit_down is not None:
+            await self._refuse(transport, *audit_down, extra_headers=[("Retry-After", str(AUDIT_RETRY_AFTER_SECS))])
             return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         per_key = []

@@ -28,6 +28,7 @@ from typing import Literal
 import trio
 from attrs import frozen
 
+from kt_trio.audit.entries import AuditError
 from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
@@ -76,6 +77,8 @@ SHUTDOWN = Ending.both(CloseCode.GOING_AWAY, "server shutting down")
 IDLE = Ending.both(CloseCode.GOING_AWAY, "idle timeout")
 MAX_SESSION = Ending.both(CloseCode.GOING_AWAY, "session time limit reached")
 GATEWAY_ERROR = Ending.both(CloseCode.INTERNAL_ERROR, "gateway error")
+# The audit store fails (a full disk ...): what cannot be recorded is not forwarded.
+AUDIT_UNAVAILABLE = Ending.both(CloseCode.INTERNAL_ERROR, "audit unavailable")
 
 
 def _lost(leg: Leg) -> Ending:
@@ -193,6 +196,8 @@ class Session:
         try:
             with self._scope:
                 with self._idle:
+                    if self.ending is not None:  # its start could not be recorded
+                        self._scope.cancel()
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
                         nursery.start_soon(self._pump, self.client, self.upstream)
@@ -230,8 +235,17 @@ class Session:
         self._reporting.emit(record)
 
     async def _write_audit(self) -> None:
-        """Hands this batch's records to the audit log, so nothing is forwarded unaudited."""
-        await self._reporting.write_audit()
+        """Hands this batch's records to the audit log, so nothing is forwarded unaudited.
+
+        When the log cannot take them (its store fails), the session ends with 1011 "audit
+        unavailable": inside the pumps the checkpoint below raises the cancellation `_end` just
+        asked for, so the caller forwards nothing more."""
+        try:
+            await self._reporting.write_audit()
+        except AuditError as exc:
+            log.warning("session %s: %s", self.id, exc)
+            self._end(AUDIT_UNAVAILABLE)
+            await trio.lowlevel.checkpoint()
 
     def _log_message(
         self,
