@@ -1,4 +1,7 @@
-"""The command line: `serve`, `validate`, `chat`. Thin: each command calls into the package."""
+"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`. Thin: each command calls into the package.
+
+Keeptrusts users' names work too: `gateway run` is `serve`, `gateway-key create` is `keys create`
+(`--configuration-id` is `--pack`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -36,23 +40,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kt_trio", description="A governed gateway for real-time LLM APIs.")
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="run the gateway (demo mode with no --config)")
-    serve.add_argument(
+    # `serve`'s options live on a parent parser so Keeptrusts' `gateway run` takes every one of them.
+    serve_args = argparse.ArgumentParser(add_help=False)
+    serve_args.add_argument(
         "--config",
         "--policy-config",
         dest="config",
         action="append",
         help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
     )
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default="text", choices=["text", "json"])
-    serve.add_argument(
+    serve_args.add_argument("--host", default=DEFAULT_HOST)
+    serve_args.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_args.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve_args.add_argument("--log-format", default="text", choices=["text", "json"])
+    serve_args.add_argument(
         "--workers", type=int, help="processes sharing the port (default: gateway.workers); needs state.backend: redis"
     )
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve_args.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve = sub.add_parser("serve", parents=[serve_args], help="run the gateway (demo mode with no --config)")
     serve.set_defaults(func=_serve)
+    gateway = sub.add_parser("gateway", help="Keeptrusts' name: `gateway run` is `serve`")
+    gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True)
+    run = gateway_commands.add_parser("run", parents=[serve_args], help="the same as `serve`")
+    run.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config files (each one a pack)")
     validate.add_argument("file", nargs="+", help="config files or directories, as for serve --config")
@@ -64,9 +74,41 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", help="a gateway key (sent as Authorization: Bearer)")
     chat.add_argument("--timeout", type=float, default=30.0)
     chat.set_defaults(func=_chat)
+    conformance = sub.add_parser(
+        "conformance", help="run the repository's conformance scenarios (conformance/) against a gateway"
+    )
+    conformance.add_argument("--gateway", required=True, help="the gateway's base URL, e.g. ws://127.0.0.1:41002")
+    conformance.add_argument("--mock-port", type=int, default=41003, help="port for the suite's mock provider")
+    conformance.add_argument("--key", help="a gateway key, when the gateway requires keys")
+    conformance.add_argument("--model", help="the ?model= that routes to the mock's target")
+    conformance.add_argument("--skip", default="", help="comma-separated tags to skip: policies, limits")
+    conformance.set_defaults(func=_conformance)
     add_audit_commands(sub)
     add_keys_commands(sub)
     return parser
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    """The scenario suite lives in the repository's `conformance/` (the wheel installs only
+    `kt_trio`); found on the path, or beside this package in a checkout."""
+    try:
+        from conformance.scenarios import main as run_scenarios
+    except ImportError:
+        checkout = Path(__file__).resolve().parent.parent
+        if not (checkout / "conformance" / "scenarios.py").is_file():
+            print(
+                "conformance: the scenario suite is the kt_trio repository's conformance/ directory;"
+                " run this from a checkout (or put it on PYTHONPATH)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        sys.path.insert(0, str(checkout))
+        from conformance.scenarios import main as run_scenarios
+    argv = ["--gateway", args.gateway, "--mock-port", str(args.mock_port), "--skip", args.skip]
+    for flag, value in (("--key", args.key), ("--model", args.model)):
+        if value:
+            argv += [flag, value]
+    return run_scenarios(argv)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -119,8 +161,8 @@ def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[s
 async def _run_gateway(
     packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int, reuse_port: bool = False
 ) -> None:
-    from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
+    from kt_trio.mocks.realtime import MockBehaviour
     from kt_trio.server.gateway import Gateway
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -155,7 +197,7 @@ async def _run_gateway(
 
 
 async def _run_mock(behaviour: object, *, task_status: trio.TaskStatus[str]) -> None:
-    from conformance.mock_upstream import open_mock_upstream
+    from kt_trio.mocks.realtime import open_mock_upstream
 
     async with open_mock_upstream(behaviour) as mock:  # type: ignore[arg-type]
         task_status.started(mock.url)

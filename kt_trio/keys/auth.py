@@ -97,7 +97,7 @@ class KeyInfo:
             max_sessions=record.max_sessions,
             messages_per_minute=record.messages_per_minute,
             daily_tokens=record.daily_tokens,
-            models=getattr(record, "models", None),
+            models=record.models,
         )
 
 
