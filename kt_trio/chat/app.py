@@ -32,11 +32,13 @@ from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, re
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.upstream import default_http_client
+from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
@@ -201,12 +203,14 @@ class ChatApp:
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": t.provider} for m, t in seen.items()],
         }
 
-    def find_target(self, model: Any) -> Target | None:
+    def find_target(self, model: Any, deployment: str | None = None) -> Target | None:
+        """The HTTP target for a request: by Azure deployment, model, id, then model family."""
         if not isinstance(model, str):
+            model = None
+        if model is None and deployment is None:
             return None
-        return next((t for t in self.http_targets if t.model == model), None) or next(
-            (t for t in self.http_targets if t.id == model), None
-        )
+        by_family = self.config.providers.routing.by_family
+        return pick_target(self.http_targets, model, deployment=deployment, by_family=by_family)
 
     # -- what every governed door does first ----------------------------------------------------
 
@@ -221,12 +225,12 @@ class ChatApp:
             raise refusal(400, "invalid_request_error", "invalid_request", "The body must be a JSON object.")
         return request, size
 
-    def target_for(self, request: dict[str, Any], key: KeyInfo | None) -> Target:
-        """The target of the request's `model` (404 when none serves it; 403 when the key may
-        not use it)."""
+    def target_for(self, request: dict[str, Any], key: KeyInfo | None, scope: Scope) -> Target:
+        """The target of the request's `model`, or of the Azure deployment its URL named (404
+        when none serves it; 403 when the key may not use it)."""
         model = request.get("model")
         check_model(key, model)
-        primary = self.find_target(model)
+        primary = self.find_target(model, scope.get(AZURE_DEPLOYMENT))
         if primary is None:
             raise refusal(404, "invalid_request_error", "model_not_found", f"The model {model!r} does not exist.")
         return primary

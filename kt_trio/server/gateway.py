@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -31,6 +31,7 @@ from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
 from kt_trio.chat.client_secrets import client_secrets_door
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
@@ -41,6 +42,7 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
+from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
 from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
@@ -389,7 +391,11 @@ class Gateway:
         peer_ip: str,
         guard: ConnectionGuard | None = None,
     ) -> None:
-        route = head.path
+        route, upstream_query, deployment = head.path, head.query, None
+        azure = azure_route(route, head.query)
+        if azure is not None:  # an Azure client: /openai/realtime?api-version=...&deployment=...
+            route, deployment = azure.path, azure.deployment
+            upstream_query = without_azure_params(head.query)
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
             await self._refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
             return
@@ -418,7 +424,11 @@ class Gateway:
             return
         query = parse_qs(head.query)
         model = query.get("model", [None])[0]
-        target = pack.config.find_websocket_target(model)
+        target = pack.config.find_websocket_target(model, deployment=deployment)
+        if azure is not None and model is None and target is not None and target.provider == "openai":
+            # OpenAI's Realtime URL names its model; an Azure client named a deployment instead.
+            model = upstream_model(deployment, target)
+            upstream_query = "&".join(q for q in (upstream_query, urlencode({"model": model})) if q)
         if target is None:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
@@ -454,7 +464,9 @@ class Gateway:
                 await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
                 return
             async with slot:  # the cluster's slots, released (or left to expire) at the end
-                await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
+                await self._run_session(
+                    transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
+                )
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
@@ -502,6 +514,7 @@ class Gateway:
         key: str,
         key_info: KeyInfo | None = None,
         guard: ConnectionGuard | None = None,
+        upstream_query: str | None = None,
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
@@ -510,7 +523,7 @@ class Gateway:
                 pack.health,
                 primary,
                 route,
-                head.query,
+                head.query if upstream_query is None else upstream_query,
                 head.raw_headers,
                 offered,
                 pack.secrets,
@@ -610,6 +623,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            message_events=self.config.features.websocket.message_events,
             allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
         )
 
