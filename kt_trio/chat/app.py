@@ -29,8 +29,11 @@ import trio
 from kt_trio.audit.entries import AuditError
 from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
 from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, read_body
+from kt_trio.chat.completions import chat_completions
+from kt_trio.chat.embeddings import embeddings
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
+from kt_trio.chat.responses import responses
 from kt_trio.chat.upstream import default_http_client
 from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
@@ -105,11 +108,6 @@ class ChatApp:
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
         `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys).
         `pricing`: the gateway's price table (costs on usage records); by default the config's."""
-        # The doors import this module's helpers; imported here so this module stays the router.
-        from kt_trio.chat.completions import chat_completions
-        from kt_trio.chat.embeddings import embeddings
-        from kt_trio.chat.responses import responses
-
         self.config = config
         self.secrets = secrets
         self.health = health
