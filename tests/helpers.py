@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
 from kt_trio.audit.store import db_path as audit_db_path
 from kt_trio.keys import KeyStore
@@ -59,6 +59,14 @@ async def rejected_status(url: str, headers: list[tuple[str, str]] | None = None
             return None
     except ConnectionRejected as exc:
         return exc.status_code
+
+
+async def closed_with(ws: WebSocketConnection) -> tuple[int, str]:
+    """Reads until the gateway closes the connection; its close code and reason."""
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await ws.get_message()
+    return info.value.reason.code, info.value.reason.reason
 
 
 # -- the audit log (audit.db) ------------------------------------------------------------------------

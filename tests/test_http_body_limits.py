@@ -16,12 +16,12 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_http_upstream import open_mock_http_upstream
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.chat import app as chat_app
 from kt_trio.chat import body as body_limits
 from kt_trio.chat import passthrough
 from kt_trio.chat.body import BodyLimits, shape_problem
+from kt_trio.mocks.http import open_mock_http_upstream
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import running
 from tests.helpers import served_port
 
