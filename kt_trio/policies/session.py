@@ -258,6 +258,17 @@ class SessionPolicies:
             return self._on_repeat(data, obj, t)
         return Verdict(data, event_type=t)
 
+    def passes(self, t: str | None, from_client: bool) -> bool:
+        """Whether a text message whose sniffed type is `t` goes on as it arrived without the
+        chain reading it (the answer `on_*_message` would give without parsing it), so the
+        session need not hand it over: a type that carries no text a policy reads, when no bot
+        detector counts client events. Audio is the session's to check (`audio_of_cancelled`)."""
+        if t is None:
+            return False
+        if from_client:
+            return self._bot is None and (t not in INPUT_TEXT_TYPES or not self._input_needs_parse)
+        return t not in _OUTPUT_INTERESTING and t not in AUDIO_TYPES
+
     def audio_of_cancelled(self, head: bytes | bytearray | memoryview) -> bool:
         """Whether an output audio delta, by its first bytes, belongs to a response a policy
         cancelled (the session should drop it). False at once while nothing was cancelled, so a
