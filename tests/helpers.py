@@ -118,3 +118,16 @@ def typed_policies(raw: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
         name: POLICY_SETTINGS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in block.items()})
         for name, block in (raw or {}).items()
     }
+
+
+async def served_port(proc: trio.Process) -> int:
+    """The port a `kt_trio serve --port 0` process printed it serves on (its stdout, piped)."""
+    assert proc.stdout is not None
+    out = b""
+    with trio.fail_after(30):
+        while b"(health:" not in out:
+            chunk = await proc.stdout.receive_some(4096)
+            assert chunk, f"serve exited before serving: {out!r}"
+            out += chunk
+    # "kt_trio serving pack P on ws://127.0.0.1:PORT (health: ...)"
+    return int(out.split(b"ws://127.0.0.1:")[1].split(b" ")[0])

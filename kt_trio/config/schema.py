@@ -19,6 +19,7 @@ import attrs
 from attrs import field, frozen
 
 from kt_trio.config.routing import pick_target
+from kt_trio.pricing import ModelPrice
 
 ProviderName = Literal["openai", "azure-openai", "anthropic"]
 Transport = Literal["websocket", "http"]
@@ -492,6 +493,8 @@ class GatewayConfig:
     features: Features = Features()
     state: State = State()
     store: Store = Store()
+    # USD per 1M tokens by model, over the built-in table (kt_trio.pricing).
+    pricing: Mapping[str, ModelPrice] = field(factory=dict)
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
 

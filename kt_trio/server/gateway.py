@@ -43,6 +43,7 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
+from kt_trio.pricing import Pricing
 from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
 from kt_trio.reporting import AuditSink, Reporter
@@ -121,7 +122,10 @@ class Gateway:
         self.reporter.add_sink(self.metrics.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
+        # One price table for every pack: a model without a price is reported once per gateway.
+        self.pricing = Pricing(config.pricing, on_unpriced=self._unpriced)
         chat_hooks = {
+            "pricing": self.pricing,
             "audit": lambda: self.audit,
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
@@ -675,8 +679,14 @@ class Gateway:
             user_agent=user_agent,
             session_id=session_id,
             message_events=self.config.features.websocket.message_events,
+            pricing=self.pricing,
             allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
         )
+
+    def _unpriced(self, model: str) -> None:
+        """A model with no price: said once, in the log and on the event stream, never guessed."""
+        log.warning("model has no price; its usage costs 0 until pricing.%s is set", model)
+        self.hub.publish(None, SystemEvent("model_unpriced", {"model": model}))
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
         limiters = []
