@@ -13,13 +13,16 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import attrs
 import trio
 
 from kt_trio.audit.cli import add_audit_commands
 from kt_trio.config import ConfigError, GatewayConfig, resolve_secrets, summarize
 from kt_trio.config.packs import load_packs
+from kt_trio.config.schema import GatewayTls
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
+from kt_trio.server.tls import TlsSetupError, server_context
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 41002
@@ -50,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
     )
     serve_args.add_argument("--host", default=DEFAULT_HOST)
+    serve_args.add_argument("--certfile", help="TLS certificate (PEM) for wss:// and https:// (gateway.tls.certfile)")
+    serve_args.add_argument("--keyfile", help="its private key (PEM) (gateway.tls.keyfile)")
     serve_args.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve_args.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve_args.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -141,11 +146,26 @@ def _serve(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
             return EXIT_CONFIG
+    tls: dict[str, str | None] | None = None
+    if args.certfile or args.keyfile:
+        tls = {"certfile": args.certfile, "keyfile": args.keyfile}
+        packs = [(_with_tls(config, tls) if i == 0 else config, sec) for i, (config, sec) in enumerate(packs)]
+    try:  # the certificate and key are loaded now, so a bad file is a config error, not a traceback
+        server_context(packs[0][0].gateway.tls if packs else GatewayTls(**(tls or {})))
+    except TlsSetupError as exc:
+        print(f"tls: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     workers = args.workers or (packs[0][0].gateway.workers if packs else 1)
     if workers > 1 and not args.worker:
         return _supervise(args, packs, workers)
-    trio.run(_run_gateway, packs, args.host, args.port, args.worker)
+    trio.run(_run_gateway, packs, args.host, args.port, args.worker, tls)
     return 0
+
+
+def _with_tls(config: GatewayConfig, tls: dict[str, str | None]) -> GatewayConfig:
+    """`serve --certfile/--keyfile` over the default pack's `gateway.tls`."""
+    given = {k: v for k, v in tls.items() if v}
+    return attrs.evolve(config, gateway=attrs.evolve(config.gateway, tls=attrs.evolve(config.gateway.tls, **given)))
 
 
 def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[str, str]]], workers: int) -> int:
@@ -159,7 +179,11 @@ def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[s
 
 
 async def _run_gateway(
-    packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int, reuse_port: bool = False
+    packs: list[tuple[GatewayConfig, dict[str, str]]],
+    host: str,
+    port: int,
+    reuse_port: bool = False,
+    tls: dict[str, str | None] | None = None,
 ) -> None:
     from kt_trio.demo import DEMO_MODEL, demo_config
     from kt_trio.mocks.realtime import MockBehaviour
@@ -173,19 +197,23 @@ async def _run_gateway(
             else:
                 mock_url = await helpers.start(_run_mock, MockBehaviour())
                 config, secrets, more_packs = demo_config(mock_url), {}, []
+                if tls:
+                    config = _with_tls(config, tls)
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
+            ws = "wss" if config.gateway.tls.certfile else "ws"
+            http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:
                 bound = await serving.start(partial(gateway.serve, reuse_port=reuse_port), host, port)
                 if mock_url is not None:
-                    url = f"ws://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
-                    print(f"kt_trio demo mode: gateway on ws://{host}:{bound}, mock Realtime provider on {mock_url}")
+                    url = f"{ws}://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
+                    print(f"kt_trio demo mode: gateway on {ws}://{host}:{bound}, mock Realtime provider on {mock_url}")
                     print(f"  connect to:  {url}")
                     print(f"  try it:      python -m kt_trio chat --url '{url}' 'My phone is 415-555-0132'")
                 else:
                     names = ", ".join(gateway.packs)
                     noun = "pack" if len(gateway.packs) == 1 else "packs"
                     print(
-                        f"kt_trio serving {noun} {names} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)"
+                        f"kt_trio serving {noun} {names} on {ws}://{host}:{bound} (health: {http}://{host}:{bound}/healthz)"
                     )
                 sys.stdout.flush()
                 async for signum in signals:

@@ -41,6 +41,7 @@ from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.pricing import Pricing
 from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
@@ -98,17 +99,20 @@ class ChatApp:
         key_tokens: KeyBudget | None = None,
         client_ip: Callable[[str, str | None], str] | None = None,
         client_secrets: Door | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
         after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
         its WebSocket sessions use. `key_tokens`: a key's daily token budget, refreshed.
         `client_ip(peer, x_forwarded_for)`: the client's address as sessions see it (the header
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
-        `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys)."""
+        `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys).
+        `pricing`: the gateway's price table (costs on usage records); by default the config's."""
         self.config = config
         self.secrets = secrets
         self.health = health
         self.report = report
+        self.pricing = pricing if pricing is not None else Pricing(config.pricing)
         self.chain = chain if chain is not None else chain_of(config)
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
@@ -289,6 +293,7 @@ class ChatApp:
             key_tokens=key_tokens,
             keep_content=keep_content,
             event_type=event_type,
+            pricing=self.pricing,
         )
 
     async def _passthrough(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:

@@ -33,6 +33,7 @@ from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
+from kt_trio.pricing import Pricing
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
@@ -130,6 +131,7 @@ class Session:
         user_agent: str | None = None,
         session_id: str | None = None,
         message_events: bool = False,
+        pricing: Pricing | None = None,
         allowed_models: frozenset[str] | None = None,
     ) -> None:
         """`message_events`: publish a `MessagesRelayed` per relayed message (DESIGN.md
@@ -160,7 +162,7 @@ class Session:
         )
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
-        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team)
+        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team, pricing=pricing)
         self._audit_messages = audit is not None and audit.settings.log_all_access
         self._publish_relayed = report if message_events else None
         self._log_messages = self._audit_messages or self._publish_relayed is not None
