@@ -33,6 +33,7 @@ from kt_trio.chat.upstream import default_http_client
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.protocol.errors import dumps
@@ -91,6 +92,7 @@ class ChatApp:
         key_tokens: KeyBudget | None = None,
         client_ip: Callable[[str, str | None], str] | None = None,
         client_secrets: Door | None = None,
+        guardrail: Guardrail | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
         after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
@@ -108,6 +110,7 @@ class ChatApp:
         self.health = health
         self.report = report
         self.chain = chain if chain is not None else chain_of(config)
+        self.guardrail = guardrail  # `external-guardrail`: judges whole request and answer texts
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
         self._key_tokens = key_tokens

@@ -10,7 +10,7 @@ A stream a policy blocks mid-way ends with one error chunk whose choice has
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import trio
@@ -22,6 +22,8 @@ from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, error_chunk
 from kt_trio.chat.upstream import http_candidates, read_limited, upstream_response
 from kt_trio.config.schema import Target
+from kt_trio.guardrail.client import Context as GuardContext
+from kt_trio.guardrail.edge import chat_completion_slots, chat_request_slots, judge_slots
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, policy_refusal, refusal
@@ -50,6 +52,7 @@ async def _judged_chat(app: ChatApp, ex: Exchange, request: dict[str, Any], rece
     decisions: list[PolicyDecision] = []
     try:
         policies.judge_request(request, decisions)
+        await _guard(app, ex, request, chat_request_slots(request), "input", decisions)
     except Stop as stop:
         ex.request_seen(None, tuple(decisions))
         ex.decisions(decisions)
@@ -101,10 +104,41 @@ async def _complete(app: ChatApp, ex: Exchange, request: dict[str, Any], policie
         if request.get("stream"):
             await _relay_stream(ex, target, resp, policies, send, wants_usage[target.id])
         else:
-            await _relay_whole(ex, target, resp, policies, send)
+            await _relay_whole(ex, target, resp, policies, send, app)
 
 
-async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send) -> None:
+async def _guard(
+    app: ChatApp,
+    ex: Exchange,
+    request: dict[str, Any],
+    slots: list[Any],
+    direction: Literal["input", "output"],
+    decisions: list[PolicyDecision],
+) -> bool:
+    """The external guardrail on whole texts (the request's messages, a non-streamed answer's
+    choices; a streamed answer has reached the client by its end and is not sent): True when it
+    redacted some; raises `Stop` on a block."""
+    guardrail = app.guardrail
+    if guardrail is None or not slots or not guardrail.applies(direction):
+        return False
+    key = ex.key
+    ctx = GuardContext(
+        route=ROUTE,
+        model=str(request.get("model")) if request.get("model") is not None else None,
+        session_id=ex.id,
+        key_name=key.name if key is not None else None,
+        team=key.team if key is not None else None,
+    )
+    judged = await judge_slots(guardrail, slots, direction, ctx, "chat.completion", None)
+    decisions.extend(judged.decisions)
+    if judged.stop is not None:
+        raise Stop(guardrail.name, judged.stop.reason or "blocked by the external guardrail", "block")
+    return judged.changed
+
+
+async def _relay_whole(
+    ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, app: ChatApp
+) -> None:
     raw = await read_limited(resp)
     try:
         obj = json.loads(raw)
@@ -122,6 +156,8 @@ async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, polic
     decisions: list[PolicyDecision] = []
     try:
         if isinstance(obj, dict) and policies.judge_response(obj, decisions):
+            changed = True
+        if isinstance(obj, dict) and await _guard(app, ex, obj, chat_completion_slots(obj), "output", decisions):
             changed = True
     except Stop as stop:
         raise policy_refusal(stop.policy, stop.reason) from None
