@@ -25,6 +25,7 @@ EXIT_CONFIG = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `serve --workers` hands its workers
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
@@ -47,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", default="text", choices=["text", "json"])
+    serve.add_argument(
+        "--workers", type=int, help="processes sharing the port (default: gateway.workers); needs state.backend: redis"
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
     serve.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config files (each one a pack)")
@@ -94,11 +99,26 @@ def _serve(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
             return EXIT_CONFIG
-    trio.run(_run_gateway, packs, args.host, args.port)
+    workers = args.workers or (packs[0][0].gateway.workers if packs else 1)
+    if workers > 1 and not args.worker:
+        return _supervise(args, packs, workers)
+    trio.run(_run_gateway, packs, args.host, args.port, args.worker)
     return 0
 
 
-async def _run_gateway(packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int) -> None:
+def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[str, str]]], workers: int) -> int:
+    from kt_trio.server.supervisor import embedded_refusal, supervise
+
+    if not packs or packs[0][0].state.backend != "redis":
+        print(f"kt_trio: {embedded_refusal(workers)}", file=sys.stderr)
+        return EXIT_CONFIG
+    config = packs[0][0]
+    return supervise(args.argv, workers, args.host, args.port, config.gateway.shutdown_timeout_secs)
+
+
+async def _run_gateway(
+    packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int, reuse_port: bool = False
+) -> None:
     from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
     from kt_trio.server.gateway import Gateway
@@ -113,7 +133,7 @@ async def _run_gateway(packs: list[tuple[GatewayConfig, dict[str, str]]], host: 
                 config, secrets, more_packs = demo_config(mock_url), {}, []
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
             async with trio.open_nursery() as serving:
-                bound = await serving.start(gateway.serve, host, port)
+                bound = await serving.start(partial(gateway.serve, reuse_port=reuse_port), host, port)
                 if mock_url is not None:
                     url = f"ws://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
                     print(f"kt_trio demo mode: gateway on ws://{host}:{bound}, mock Realtime provider on {mock_url}")

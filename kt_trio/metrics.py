@@ -40,11 +40,13 @@ Where each metric is fed:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from kt_trio.records import (
@@ -161,7 +163,11 @@ class Metrics:
             buckets=TOKEN_BUCKETS,
             registry=r,
         )
-        self.sessions_active = Gauge("kt_sessions_active", "Open proxied sessions.", registry=r)
+        # `multiprocess_mode`: how `serve --workers N` sums a gauge over its workers (used only
+        # when PROMETHEUS_MULTIPROC_DIR is set, see `render`).
+        self.sessions_active = Gauge(
+            "kt_sessions_active", "Open proxied sessions.", registry=r, multiprocess_mode="livesum"
+        )
         self.sessions_total = Counter(
             "kt_sessions_total", "Proxied sessions ended.", ["route", "target", "close_code", "team"], registry=r
         )
@@ -176,7 +182,11 @@ class Metrics:
             "kt_handshake_rejections_total", "WebSocket handshakes refused.", ["reason"], registry=r
         )
         self.circuit_breaker_state = Gauge(
-            "kt_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", ["target"], registry=r
+            "kt_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.relay_added_seconds = Histogram(
             "kt_relay_added_seconds", "Time a message spends inside the gateway.", buckets=RELAY_BUCKETS, registry=r
@@ -272,5 +282,15 @@ class Metrics:
     # -- exposition ----------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type, for `GET /metrics`."""
+        """The Prometheus text exposition and its content type, for `GET /metrics`.
+
+        Under `serve --workers N` (the supervisor sets PROMETHEUS_MULTIPROC_DIR, prometheus_client's
+        multiprocess mode): every worker writes its series to files there and any worker's
+        `/metrics` answers the sum over all of them; the scrape-time gauges (event subscribers,
+        audit queue) are that worker's own."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self._scrape_time)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -193,12 +193,19 @@ class Gateway:
     # -- serving --------------------------------------------------------------------------------
 
     async def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        reuse_port: bool = False,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serves until `shutdown()`; then drains within `gateway.shutdown_timeout_secs`."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         lsock = socket.socket(family, socket.SOCK_STREAM)
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # a `serve --workers` worker: the kernel spreads connections over the workers
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             lsock.bind((host, port))
             lsock.listen(BACKLOG)

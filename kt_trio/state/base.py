@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Protocol
 
 from attrs import frozen
@@ -18,7 +19,7 @@ from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo, KeyRing
 from kt_trio.records import Record
-from kt_trio.session.governor import KeyTokens
+from kt_trio.reporting import KeyTokens
 
 
 class StateUnavailable(Exception):
@@ -40,7 +41,9 @@ class SessionSlot(Protocol):
     """The shared slots a session holds for its life (`async with slot:` releases them)."""
 
     async def __aenter__(self) -> object: ...
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class KeyBudget(KeyTokens, Protocol):

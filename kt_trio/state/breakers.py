@@ -111,11 +111,10 @@ class SharedBreakers:
             return breaker.acquire(now)
         args: list[Any] = [int(breaker.recovery_timeout_secs * 1000), int(breaker.trial_timeout_secs * 1000)]
         try:
-            allowed, trial, gen, state, wait_ms = await self.link.call(
-                lambda: self._acquire([self._key(breaker.target)], args)
-            )
+            answer: list[Any] = await self.link.call(lambda: self._acquire([self._key(breaker.target)], args))
         except StateUnavailable:
             return breaker.acquire(now)
+        allowed, trial, gen, state, wait_ms = answer
         wait = int(wait_ms) / 1000
         breaker.mirror(str(state), now, wait if state == "open" else 0.0, "shared state")
         if not int(allowed):
@@ -128,6 +127,7 @@ class SharedBreakers:
             return
         args: list[Any] = [permit.generation, breaker.failure_threshold]
         try:
+            state: Any
             state, _ = await self.link.call(lambda: self._failure([self._key(breaker.target)], args))
         except StateUnavailable:
             breaker.record_failure(now, reason)
@@ -139,6 +139,7 @@ class SharedBreakers:
             breaker.record_success(now, permit)
             return
         try:
+            state: Any
             state, _ = await self.link.call(lambda: self._success([self._key(breaker.target)], [permit.generation]))
         except StateUnavailable:
             breaker.record_success(now)

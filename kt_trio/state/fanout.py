@@ -24,6 +24,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable
 
+import anyio
 import coredis.exceptions
 import trio
 from coredis.patterns.pubsub import PubSub
@@ -43,6 +44,12 @@ OUTBOX_CAPACITY = 4096
 PUBLISH_BATCH = 256
 SEP = "\x1f"  # unit separator: never in an instance id, an event type, a session id or a team
 ENTER_TIMEOUT_SECS = 2.0
+_SUBSCRIPTION_LOST: tuple[type[Exception], ...] = (
+    *UNREACHABLE,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
 RESUBSCRIBE_PAUSE_SECS = 0.2
 
 
@@ -146,11 +153,10 @@ class Fanout:
                             async for message in entered:
                                 self._on_message(message["channel"], message["data"])
                             nursery.cancel_scope.cancel()
-            except UNREACHABLE as exc:
-                log.debug("event subscription interrupted: %s", type(exc).__name__)
-            except BaseExceptionGroup as group:  # coredis's task groups wrap what they raise
-                if group.subgroup(UNREACHABLE) is None:
-                    raise
+            # coredis's task groups wrap what they raise; a lost connection (or the subscription's
+            # own streams closing as it is torn down) ends this round, anything else is a bug.
+            except* _SUBSCRIPTION_LOST as group:
+                log.debug("event subscription interrupted: %r", group.exceptions[0])
             await trio.sleep(RESUBSCRIBE_PAUSE_SECS)
 
     async def _resync_on_recovery(self) -> None:

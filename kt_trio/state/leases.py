@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -111,7 +112,7 @@ class RedisLeases:
         member = f"{self.instance}:{uuid.uuid4().hex}"
         keys = tuple(k for k, _ in wanted)
         args: list[Any] = [self.ttl_ms, member, *(limit for _, limit in wanted)]
-        refused = await self.link.call(lambda: self._acquire(keys, args))
+        refused: Any = await self.link.call(lambda: self._acquire(keys, args))
         if refused:
             return int(refused)
         self.held[member] = keys
@@ -142,6 +143,6 @@ class RedisLeases:
             keys = [k for k, _ in chunk]
             args: list[Any] = [self.ttl_ms, *(m for _, m in chunk)]
             try:
-                await self.link.call(lambda keys=keys, args=args: self._renew(keys, args))
+                await self.link.call(partial(self._renew, keys, args))
             except StateUnavailable:
                 return

@@ -37,7 +37,7 @@ OP_TIMEOUT_SECS = 0.5
 # How often a down link asks Redis whether it is back (one PING each time, nothing else).
 PROBE_SECS = 0.2
 # Errors that mean "Redis cannot be reached or answered too late", as opposed to a bug.
-UNREACHABLE: tuple[type[BaseException], ...] = (
+UNREACHABLE: tuple[type[Exception], ...] = (
     coredis.exceptions.ConnectionError,
     TimeoutError,
     OSError,

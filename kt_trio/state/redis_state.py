@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kt_trio.config.schema import GatewayConfig
 from kt_trio.events.hub import EventHub
-from kt_trio.events.messages import SystemEvent
+from kt_trio.events.messages import SystemEvent, SystemKind
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.keys import KeyInfo, KeyRing
 from kt_trio.records import Record
@@ -56,7 +56,12 @@ class RedisState:
         self.instance = instance_id()
         self.fail_open = settings.on_unavailable == "fail_open"
         self._hub = hub
-        self._up = Gauge("kt_state_backend_up", "1 while shared state (redis) answers, else 0.", registry=registry)
+        self._up = Gauge(
+            "kt_state_backend_up",
+            "1 while shared state (redis) answers, else 0.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
         self._up.set(1)
         self._transitions = Counter(
             "kt_state_backend_transitions", "Shared state became unavailable or available.", ["to"], registry=registry
@@ -69,7 +74,7 @@ class RedisState:
     def _changed(self, up: bool, why: str) -> None:
         self._up.set(1 if up else 0)
         self._transitions.labels("available" if up else "unavailable").inc()
-        kind = "state_available" if up else "state_unavailable"
+        kind: SystemKind = "state_available" if up else "state_unavailable"
         self._hub.publish(None, SystemEvent(kind, {"backend": "redis", "redis": self.link.where, "reason": why}))
 
     @asynccontextmanager
