@@ -1,4 +1,7 @@
-"""The command line: `serve`, `validate`, `chat`. Thin: each command calls into the package."""
+"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`. Thin: each command calls into the package.
+
+Keeptrusts users' names work too: `gateway run` is `serve`, `gateway-key create` is `keys create`
+(`--configuration-id` is `--pack`)."""
 
 from __future__ import annotations
 
@@ -36,23 +39,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kt_trio", description="A governed gateway for real-time LLM APIs.")
     sub = parser.add_subparsers(dest="command")
 
-    serve = sub.add_parser("serve", help="run the gateway (demo mode with no --config)")
-    serve.add_argument(
+    # `serve`'s options live on a parent parser so Keeptrusts' `gateway run` takes every one of them.
+    serve_args = argparse.ArgumentParser(add_help=False)
+    serve_args.add_argument(
         "--config",
         "--policy-config",
         dest="config",
         action="append",
         help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
     )
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--log-format", default="text", choices=["text", "json"])
-    serve.add_argument(
+    serve_args.add_argument("--host", default=DEFAULT_HOST)
+    serve_args.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve_args.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve_args.add_argument("--log-format", default="text", choices=["text", "json"])
+    serve_args.add_argument(
         "--workers", type=int, help="processes sharing the port (default: gateway.workers); needs state.backend: redis"
     )
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve_args.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve = sub.add_parser("serve", parents=[serve_args], help="run the gateway (demo mode with no --config)")
     serve.set_defaults(func=_serve)
+    gateway = sub.add_parser("gateway", help="Keeptrusts' name: `gateway run` is `serve`")
+    gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True)
+    run = gateway_commands.add_parser("run", parents=[serve_args], help="the same as `serve`")
+    run.set_defaults(func=_serve)
 
     validate = sub.add_parser("validate", help="check config files (each one a pack)")
     validate.add_argument("file", nargs="+", help="config files or directories, as for serve --config")

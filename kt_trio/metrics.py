@@ -34,8 +34,9 @@ Where each metric is fed:
 - `kt_policy_decisions_total`: per `PolicyDecision`. `kt_circuit_breaker_state`: per `BreakerTransition`.
 - `kt_handshake_rejections_total`: `handshake_rejected(reason)`; `kt_relay_added_seconds`:
   `observe_relay_added(seconds)`; both called by the gateway where those things happen.
-- `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`: read at scrape time
-  from callables bound with `bind_event_hub` and `set_audit_queue_depth_source`.
+- `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`, `kt_audit_available`:
+  read at scrape time from callables bound with `bind_event_hub`, `set_audit_queue_depth_source`
+  and `set_audit_available_source`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class _ScrapeTimeCollector(Collector):
     def __init__(self) -> None:
         self.hub: _HubStats | None = None
         self.audit_queue_depth: Callable[[], int] | None = None
+        self.audit_available: Callable[[], bool] | None = None
 
     def collect(self) -> Iterator[Metric]:
         hub = self.hub
@@ -137,6 +139,10 @@ class _ScrapeTimeCollector(Collector):
         )
         depth = self.audit_queue_depth() if self.audit_queue_depth else 0
         yield GaugeMetricFamily("kt_audit_queue_depth", "Audit records waiting to be written.", value=depth)
+        available = self.audit_available() if self.audit_available else True
+        yield GaugeMetricFamily(
+            "kt_audit_available", "1 while the audit log commits, 0 while its store fails.", value=int(available)
+        )
 
 
 class Metrics:
@@ -274,6 +280,10 @@ class Metrics:
     def bind_event_hub(self, hub: _HubStats) -> None:
         """`kt_event_subscribers` and `kt_event_dropped_total` are read from `hub` at scrape time."""
         self._scrape_time.hub = hub
+
+    def set_audit_available_source(self, available: Callable[[], bool]) -> None:
+        """`kt_audit_available` is `available()` at scrape time."""
+        self._scrape_time.audit_available = available
 
     def set_audit_queue_depth_source(self, depth: Callable[[], int]) -> None:
         """`kt_audit_queue_depth` is `depth()` at scrape time (must be cheap and non-blocking)."""

@@ -102,6 +102,21 @@ class MessageSeen:
 
 
 @frozen
+class MessagesRelayed:
+    """For `features.websocket.message_events`: one relayed message (or, for audio, every audio
+    message of one direction over about a second: `count` of them, `size` bytes in all).
+    Never content. Only the event stream takes it; the audit log has `MessageSeen`."""
+
+    session_id: str
+    direction: Direction
+    event_type: str | None
+    size: int
+    forwarded: bool
+    decisions: tuple[PolicyDecision, ...] = ()
+    count: int = 1
+
+
+@frozen
 class SessionStarted:
     session_id: str
     route: str
@@ -136,5 +151,12 @@ class SessionSummary:
 
 
 Record = (
-    PolicyDecision | ResponseUsage | BreakerTransition | BudgetAlert | SessionStarted | SessionSummary | MessageSeen
+    PolicyDecision
+    | ResponseUsage
+    | BreakerTransition
+    | BudgetAlert
+    | SessionStarted
+    | SessionSummary
+    | MessageSeen
+    | MessagesRelayed
 )

@@ -97,14 +97,19 @@ async def _with_mock(
 
 @asynccontextmanager
 async def serve_process(
-    *args: str, ready: bytes, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str,
+    ready: bytes,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = ("serve",),
 ) -> AsyncIterator[tuple[trio.Process, bytes]]:
-    """`python -m kt_trio serve ARGS` as a user runs it; yields once its stdout shows `ready`.
+    """`python -m kt_trio serve ARGS` (or another `command`, e.g. `gateway run`) as a user runs
+    it; yields once its stdout shows `ready`.
 
     Killed on the way out if the test has not ended it (the test owns signals and exit codes).
     """
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "kt_trio", "serve", *args],
+        [sys.executable, "-m", "kt_trio", *command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=cwd,

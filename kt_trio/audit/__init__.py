@@ -5,8 +5,9 @@
 (`kt_trio.audit.cli`: `python -m kt_trio audit verify|tail|export`).
 """
 
+from kt_trio.audit.entries import AuditError, AuditUnavailable
 from kt_trio.audit.store import DB_NAME, GENESIS_HASH, canonical_json, db_path, row_hash
-from kt_trio.audit.writer import DEFAULT_QUEUE_SIZE, AuditError, AuditLog, open_audit_log
+from kt_trio.audit.writer import DEFAULT_QUEUE_SIZE, AuditLog, open_audit_log
 
 __all__ = [
     "DB_NAME",
@@ -14,6 +15,7 @@ __all__ = [
     "GENESIS_HASH",
     "AuditError",
     "AuditLog",
+    "AuditUnavailable",
     "canonical_json",
     "db_path",
     "open_audit_log",

@@ -13,6 +13,12 @@ takes everything queued so far and commits it in one SQLite transaction on a wor
   up, and they all share the next commit (group commit): many waiters, one fsync.
 - A full queue makes `write` wait (backpressure reaches the session, which stops reading its
   sockets); an audit record is never dropped.
+- A failing store (a full disk, an I/O error, a lost database) never ends the writer: the batch
+  in hand stays in memory and is retried every `RETRY_SECS` until it commits. Meanwhile the log
+  is unavailable (`available`, `on_availability`): strict writes fail at once with
+  `AuditUnavailable` (their sessions close, nothing unrecorded is forwarded), and batch writes
+  are taken while the queue has room, then fail the same way instead of waiting. Once a commit
+  succeeds, the log is available again by itself.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 import trio
 
+from kt_trio.audit.entries import AuditError, AuditUnavailable, Entry, Waiter, as_acknowledged
 from kt_trio.audit.store import AuditBackend, format_ts, open_store
 from kt_trio.config.schema import AuditLoggerSettings, Store
 from kt_trio.records import Record
@@ -39,50 +46,8 @@ log = logging.getLogger("kt_trio.audit")
 DEFAULT_QUEUE_SIZE = 1024
 # Retention runs at start and then hourly: records expire by the day, so an hour late is nothing.
 DEFAULT_RETENTION_INTERVAL_SECS = 3600.0
-
-
-class AuditError(Exception):
-    """The audit log cannot take or commit records (closed, or the database failed)."""
-
-
-class _Waiter:
-    """Completion of one queued operation (a strict write, a flush, a retention run)."""
-
-    __slots__ = ("error", "event", "result")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.error: BaseException | None = None
-        self.result = 0
-
-    def finish(self, error: BaseException | None = None, result: int = 0) -> None:
-        self.error = error
-        self.result = result
-        self.event.set()
-
-    async def wait(self) -> int:
-        await self.event.wait()
-        if self.error is not None:
-            raise AuditError(f"audit log write failed: {self.error}") from self.error
-        return self.result
-
-
-class _Entry:
-    __slots__ = ("record", "retention_now", "session_id", "ts", "waiter")
-
-    def __init__(
-        self,
-        session_id: str | None = None,
-        record: Record | None = None,
-        ts: str = "",
-        waiter: _Waiter | None = None,
-        retention_now: float | None = None,
-    ) -> None:
-        self.session_id = session_id
-        self.record = record  # None: a flush barrier or a retention run
-        self.ts = ts
-        self.waiter = waiter
-        self.retention_now = retention_now
+# How often a failing store is tried again: a disk freed is noticed within this long.
+RETRY_SECS = 1.0
 
 
 class AuditLog:
@@ -95,29 +60,37 @@ class AuditLog:
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         clock: Callable[[], float] = time.time,
+        on_availability: Callable[[bool, str], None] | None = None,
     ) -> None:
+        """`on_availability(available, reason)`: called on each change (a system event, a metric)."""
         self.settings = settings
         self._store = store
         self._clock = clock
         self._strict = settings.durability == "strict"
-        self._send, self._receive = trio.open_memory_channel[_Entry](queue_size)
+        self._send, self._receive = trio.open_memory_channel[Entry](queue_size)
         self._max_batch = queue_size
-        self._batch: list[_Entry] = []  # taken off the channel, not yet committed
+        self._batch: list[Entry] = []  # taken off the channel, not yet committed
         # One at a time on the store: the connection is never used by two threads at once.
         self._limiter = trio.CapacityLimiter(1)
         self._error: BaseException | None = None
         self.records_written = 0
+        self.available = True
+        self._on_availability = on_availability
+        # Strict waiters not yet told, and batch writers blocked on a full queue: an outage wakes
+        # them all with `AuditUnavailable` (bounded by the sessions and the queue).
+        self._strict_waiters: set[Waiter] = set()
+        self._blocked: set[trio.CancelScope] = set()
 
     # --- what sessions call -----------------------------------------------------------------
 
     async def write(self, session_id: str | None, record: Record) -> None:
         """Queue one record; waits while the queue is full. In strict durability, returns only
         once the record is committed."""
-        waiter = _Waiter() if self._strict else None
-        entry = _Entry(session_id, record, format_ts(self._clock()), waiter)
+        waiter = self._strict_waiter()
+        entry = Entry(session_id, record, format_ts(self._clock()), waiter)
         await self._put(entry)
         if waiter is not None:
-            await waiter.wait()
+            await self._wait(waiter)
 
     async def write_many(self, session_id: str | None, records: Sequence[Record]) -> None:
         """Queue several records in order; in strict durability, wait once, for the last one.
@@ -128,12 +101,12 @@ class AuditLog:
         if not records:
             return
         last = len(records) - 1
-        waiter = _Waiter() if self._strict else None
+        waiter = self._strict_waiter()
         ts = format_ts(self._clock())  # handed over together: one moment for the batch
         send = self._send
         waited = False
         for i, record in enumerate(records):
-            entry = _Entry(session_id, record, ts, waiter if i == last else None)
+            entry = Entry(session_id, record, ts, waiter if i == last else None)
             # Without a yield per record while the queue has room (a checkpoint each cost more
             # than the rest of the hand-off); a full queue still makes the session wait.
             try:
@@ -144,7 +117,7 @@ class AuditLog:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise self._closed_error() from None
         if waiter is not None:
-            await waiter.wait()
+            await self._wait(waiter)
         elif not waited:
             await trio.lowlevel.checkpoint()
 
@@ -155,14 +128,14 @@ class AuditLog:
         if self._strict:
             raise AuditError("strict durability: use await write()")
         try:
-            self._send.send_nowait(_Entry(session_id, record, format_ts(self._clock())))
+            self._send.send_nowait(Entry(session_id, record, format_ts(self._clock())))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
 
     async def flush(self) -> None:
         """Returns when everything queued before this call is committed."""
-        waiter = _Waiter()
-        await self._put(_Entry(waiter=waiter))
+        waiter = Waiter()
+        await self._put(Entry(waiter=waiter))
         await waiter.wait()
 
     async def run_retention(self, now: float | None = None) -> int:
@@ -170,8 +143,8 @@ class AuditLog:
         append a checkpoint; returns how many were removed. Runs on the writer, in queue order."""
         if self.settings.retention_days is None:
             return 0
-        waiter = _Waiter()
-        await self._put(_Entry(waiter=waiter, retention_now=self._clock() if now is None else now))
+        waiter = Waiter()
+        await self._put(Entry(waiter=waiter, retention_now=self._clock() if now is None else now))
         return await waiter.wait()
 
     @property
@@ -182,11 +155,57 @@ class AuditLog:
 
     # --- the writer ---------------------------------------------------------------------------
 
-    async def _put(self, entry: _Entry) -> None:
+    def _strict_waiter(self) -> Waiter | None:
+        if not self._strict:
+            return None
+        if not self.available:  # nothing is committed now: the session must not go on
+            raise AuditUnavailable("audit unavailable")
+        waiter = Waiter()
+        self._strict_waiters.add(waiter)
+        return waiter
+
+    async def _wait(self, waiter: Waiter) -> None:
         try:
-            await self._send.send(entry)
+            await waiter.wait()
+        finally:
+            self._strict_waiters.discard(waiter)
+
+    async def _put(self, entry: Entry) -> None:
+        try:
+            self._send.send_nowait(entry)
+            return
+        except trio.WouldBlock:
+            pass
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise self._closed_error() from None
+        if not self.available:
+            raise AuditUnavailable("audit unavailable: its queue is full")
+        with trio.CancelScope() as waiting:
+            self._blocked.add(waiting)
+            try:
+                await self._send.send(entry)
+                return
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise self._closed_error() from None
+            finally:
+                self._blocked.discard(waiting)
+        raise AuditUnavailable("audit unavailable: its queue is full")  # woken by an outage
+
+    def _set_available(self, available: bool, reason: str) -> None:
+        if available == self.available:
+            return
+        self.available = available
+        if available:
+            log.warning("audit log available again: %s", reason)
+        else:
+            log.error("audit log unavailable: %s", reason)
+            unavailable = AuditUnavailable("audit unavailable")
+            for waiter in list(self._strict_waiters):
+                waiter.finish(error=unavailable)
+            for scope in list(self._blocked):
+                scope.cancel()
+        if self._on_availability is not None:
+            self._on_availability(available, reason)
 
     def _closed_error(self) -> AuditError:
         if self._error is not None:
@@ -202,17 +221,23 @@ class AuditLog:
         Commits run shielded, and if the writer is cancelled while gathering (the gateway's scope
         ended without a clean close), the batch in hand and everything queued are still committed,
         shielded: that is bounded work (at most two queue sizes), and dropping it would break the
-        promise that shutdown flushes everything."""
+        promise that shutdown flushes everything. A failing store is retried (see the module's
+        docstring) until the input is closed; then what cannot be committed is reported lost."""
         try:
             more = True
             while more:
                 more = await self._gather()
-                with trio.CancelScope(shield=True):
-                    await self._commit()
+                while not await self._try_commit():
+                    if not more:
+                        self._give_up()
+                        break
+                    await trio.sleep(RETRY_SECS)
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 while self._drain():
-                    await self._commit()
+                    if not await self._try_commit():
+                        self._give_up()
+                        break
                 self._receive.close()  # a late writer gets AuditError instead of waiting forever
             raise
         except BaseException as exc:
@@ -270,21 +295,44 @@ class AuditLog:
                 break
         return len(batch)
 
+    async def _try_commit(self) -> bool:
+        """One shielded attempt at committing the batch; False (and the log unavailable) when
+        the store failed, with the batch kept for the next attempt."""
+        with trio.CancelScope(shield=True):
+            try:
+                await self._commit()
+            except Exception as exc:  # the store's failure, whatever the backend: never fatal
+                self._set_available(False, f"{type(exc).__name__}: {exc}")
+                return False
+        self._set_available(True, "a commit succeeded")
+        return True
+
+    def _give_up(self) -> None:
+        """Shutting down with the store still failing: what is in memory is lost, and said so."""
+        self._drain()
+        lost = sum(1 for entry in self._batch if entry.record is not None)
+        log.error("audit log unavailable at shutdown: %d records not recorded", lost)
+        unavailable = AuditUnavailable("audit unavailable")
+        for entry in self._batch:
+            if entry.waiter is not None:
+                entry.waiter.finish(error=unavailable)
+        self._batch.clear()
+
     async def _commit(self) -> None:
         """Commit the batch in queue order: the records between retention runs in one transaction
-        each (normally the whole batch is one transaction), then wake the waiters."""
+        each (normally the whole batch is one transaction), then wake the waiters. What is
+        committed leaves the batch at once, so a retry after a failure never writes it twice."""
         batch = self._batch
-        start = 0
-        for i, entry in enumerate(batch):
-            if entry.retention_now is not None:
-                await self._append(batch[start:i])
-                await self._retain(entry)
-                start = i + 1
-        await self._append(batch[start:])
-        batch.clear()
+        while batch:
+            cut = next((i for i, entry in enumerate(batch) if entry.retention_now is not None), len(batch))
+            await self._append(batch[:cut])
+            del batch[:cut]
+            if batch:  # a retention run is next
+                await self._retain(batch[0])
+                del batch[0]
 
-    async def _append(self, entries: list[_Entry]) -> None:
-        rows = [(e.ts, e.session_id, e.record) for e in entries if e.record is not None]
+    async def _append(self, entries: list[Entry]) -> None:
+        rows = [(e.ts, e.session_id, e.record) for e in as_acknowledged(entries) if e.record is not None]
         if rows:
             try:
                 await trio.to_thread.run_sync(self._store.append, rows, limiter=self._limiter)
@@ -298,7 +346,7 @@ class AuditLog:
             if entry.waiter is not None:
                 entry.waiter.finish()
 
-    async def _retain(self, entry: _Entry) -> None:
+    async def _retain(self, entry: Entry) -> None:
         assert entry.waiter is not None and entry.retention_now is not None
         days = self.settings.retention_days
         if days is None:
@@ -348,17 +396,19 @@ async def open_audit_log(
     clock: Callable[[], float] = time.time,
     backend: Store | None = None,
     chain: str | None = None,
+    on_availability: Callable[[bool, str], None] | None = None,
 ) -> AsyncIterator[AuditLog]:
     """Open (or create) `<state_dir>/audit.db` and run its writer for the life of the context.
 
     On exit, everything written before is committed and the database closed. Leave it after the
     sessions that write to it have ended: a `write` after that raises `AuditError`.
     `retention_interval_secs` and `clock` are knobs for tests. `backend` (`store.*`) may put the
-    log in PostgreSQL instead, where this writer appends to its own chain `chain`."""
+    log in PostgreSQL instead, where this writer appends to its own chain `chain`. `on_availability`
+    as for `AuditLog`."""
     if queue_size < 1 or not math.isfinite(retention_interval_secs) or retention_interval_secs <= 0:
         raise ValueError("queue_size and retention_interval_secs must be positive")
     store = await trio.to_thread.run_sync(open_store, state_dir, settings, backend, chain)
-    audit = AuditLog(store, settings, queue_size=queue_size, clock=clock)
+    audit = AuditLog(store, settings, queue_size=queue_size, clock=clock, on_availability=on_availability)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(audit._run_writer)

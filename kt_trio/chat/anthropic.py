@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import Target
 from kt_trio.providers.auth import auth_header
 from kt_trio.providers.errors import anthropic_error
@@ -86,7 +87,7 @@ def to_messages_request(body: dict[str, Any], target: Target) -> dict[str, Any]:
         else:
             add("user", _blocks(content))
     out: dict[str, Any] = {
-        "model": target.model or body.get("model"),
+        "model": upstream_model(body.get("model"), target),
         "messages": messages,
         "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS,
     }

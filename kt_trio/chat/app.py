@@ -16,6 +16,7 @@ upstream call with breaker and fallback is `kt_trio.chat.upstream`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
@@ -25,17 +26,20 @@ from typing import Any
 import httpx
 import trio
 
+from kt_trio.audit.entries import AuditError
 from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
 from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, read_body
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
 from kt_trio.chat.upstream import default_http_client
+from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
@@ -152,6 +156,7 @@ class ChatApp:
                 await respond(send, 200, dumps(self.models(key)))
             elif door is not None and method == "POST":
                 check_declared_length(scope, JSON_LIMITS)  # 413 before a byte of the body is read
+                self._check_audit()
                 await door(self, scope, receive, send, key)
             elif door is not None or path == MODELS_PATH:
                 raise refusal(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
@@ -163,6 +168,7 @@ class ChatApp:
                     "WebRTC calls are not served by this gateway; open a WebSocket to /v1/realtime instead.",
                 )
             elif self.passthrough.allows(path):
+                self._check_audit()
                 await self.admit(key)
                 await self._passthrough(scope, receive, send, key)
             else:
@@ -175,8 +181,20 @@ class ChatApp:
                 )
         except HttpRefusal as r:
             await respond(send, r.status, r.body, r.headers)
+        except AuditError as exc:
+            # The store failed during the request (kt_trio.audit): nothing unrecorded went upstream.
+            log.warning("chat request: %s", exc)
+            down = _audit_unavailable()
+            with contextlib.suppress(Exception):  # the answer may have started: then it ends short
+                await respond(send, down.status, down.body, down.headers)
         except ClientGone:
             pass
+
+    def _check_audit(self) -> None:
+        """503 `audit_unavailable` while the audit store fails, before anything is read or sent."""
+        audit = self._audit()
+        if audit is not None and not getattr(audit, "available", True):
+            raise _audit_unavailable()
 
     def models(self, key: KeyInfo | None = None) -> dict[str, Any]:
         seen: dict[str, Target] = {}
@@ -188,12 +206,14 @@ class ChatApp:
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": t.provider} for m, t in seen.items()],
         }
 
-    def find_target(self, model: Any) -> Target | None:
+    def find_target(self, model: Any, deployment: str | None = None) -> Target | None:
+        """The HTTP target for a request: by Azure deployment, model, id, then model family."""
         if not isinstance(model, str):
+            model = None
+        if model is None and deployment is None:
             return None
-        return next((t for t in self.http_targets if t.model == model), None) or next(
-            (t for t in self.http_targets if t.id == model), None
-        )
+        by_family = self.config.providers.routing.by_family
+        return pick_target(self.http_targets, model, deployment=deployment, by_family=by_family)
 
     # -- what every governed door does first ----------------------------------------------------
 
@@ -208,12 +228,12 @@ class ChatApp:
             raise refusal(400, "invalid_request_error", "invalid_request", "The body must be a JSON object.")
         return request, size
 
-    def target_for(self, request: dict[str, Any], key: KeyInfo | None) -> Target:
-        """The target of the request's `model` (404 when none serves it; 403 when the key may
-        not use it)."""
+    def target_for(self, request: dict[str, Any], key: KeyInfo | None, scope: Scope) -> Target:
+        """The target of the request's `model`, or of the Azure deployment its URL named (404
+        when none serves it; 403 when the key may not use it)."""
         model = request.get("model")
         check_model(key, model)
-        primary = self.find_target(model)
+        primary = self.find_target(model, scope.get(AZURE_DEPLOYMENT))
         if primary is None:
             raise refusal(404, "invalid_request_error", "model_not_found", f"The model {model!r} does not exist.")
         return primary
@@ -289,3 +309,8 @@ class ChatApp:
             ex.start(int(length) if length and length.isdigit() else 0)
             await ex.write()  # nothing goes upstream unaudited
             await self.passthrough(scope, receive, ex.wrap(send))
+
+
+def _audit_unavailable() -> HttpRefusal:
+    message = "The audit log is unavailable; retry later."
+    return refusal(503, "server_error", "audit_unavailable", message, retry_after="5")

@@ -39,7 +39,7 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
     request, size = await app.read_request(receive)
     if not isinstance(request.get("messages"), list):
         raise refusal(400, "invalid_request_error", "invalid_request", "The body must be an object with 'messages'.")
-    primary = app.target_for(request, key)
+    primary = app.target_for(request, key, scope)
     budget = await app.admit(key)
     ex = app.exchange("chat_", ROUTE, primary, scope, key, key_tokens=budget)
     async with ex.until_finished():

@@ -49,7 +49,7 @@ def input_slots(request: dict[str, Any]) -> list[Slot] | None:
 
 async def embeddings(app: ChatApp, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:
     request, size = await app.read_request(receive)
-    primary = app.target_for(request, key)
+    primary = app.target_for(request, key, scope)
     if primary.provider == "anthropic":
         raise refusal(400, "invalid_request_error", "unsupported_model", f"{primary.model!r} has no embeddings API.")
     slots = input_slots(request)

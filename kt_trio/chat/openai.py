@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import Target
 from kt_trio.providers.auth import auth_header
 from kt_trio.providers.urls import chat_url
@@ -35,8 +36,9 @@ def prepare(body: dict[str, Any], target: Target) -> bool:
     """Rewrite `body` for the upstream in place. Returns whether the client asked for usage in
     its stream (when it did not, the gateway asks anyway and strips the extra chunk)."""
     if target.provider == "openai":
-        if target.model is not None:
-            body["model"] = target.model
+        model = upstream_model(body.get("model"), target)
+        if model is not None:
+            body["model"] = model
     else:
         body.pop("model", None)  # azure: the deployment names the model
     if not body.get("stream"):

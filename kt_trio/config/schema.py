@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 from attrs import field, frozen
+
+from kt_trio.config.routing import pick_target
 
 ProviderName = Literal["openai", "azure-openai", "anthropic"]
 Transport = Literal["websocket", "http"]
@@ -44,6 +47,9 @@ SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "
 OPENAI_HTTP_BASE = "https://api.openai.com/v1"
 OPENAI_WS_BASE = "wss://api.openai.com"
 ANTHROPIC_HTTP_BASE = "https://api.anthropic.com/v1"
+# The Realtime api-version an azure-openai WebSocket target asks for when it names none: the one
+# Azure's Realtime documentation uses for /openai/realtime with a deployment.
+DEFAULT_AZURE_REALTIME_API_VERSION = "2025-04-01-preview"
 
 
 # Upper (and a few lower) bounds on numbers (issue 13: what `validate` accepts, `serve` runs).
@@ -212,6 +218,8 @@ class Target:
         that URL); else the provider's public URL for the route the client used.
         """
         if self.base_url is not None:
+            if self.provider == "azure-openai" and self.deployment:
+                return _azure_realtime_url(self.base_url, self.deployment, self.api_version)
             return self.base_url
         if self.provider == "openai":
             return OPENAI_WS_BASE + route
@@ -228,6 +236,19 @@ class Target:
             return ANTHROPIC_HTTP_BASE
         # The loader rejects azure-openai without base_url, so this is a programming error.
         raise ValueError(f"target {self.id!r} ({self.provider}) needs a base_url")
+
+
+def _azure_realtime_url(base_url: str, deployment: str, api_version: str | None) -> str:
+    """An azure-openai target whose base_url is its resource URL dials the resource's Realtime
+    endpoint (DESIGN.md): `wss://<resource>/openai/realtime?api-version=...&deployment=...`.
+    A base_url that already names a path (a whole Realtime URL, as first builds required) is
+    used as written."""
+    split = urlsplit(base_url)
+    if split.path.strip("/") or split.query:
+        return base_url
+    scheme = {"https": "wss", "http": "ws"}.get(split.scheme, split.scheme)
+    query = urlencode({"api-version": api_version or DEFAULT_AZURE_REALTIME_API_VERSION, "deployment": deployment})
+    return f"{scheme}://{split.netloc}/openai/realtime?{query}"
 
 
 @frozen(kw_only=True)
@@ -255,8 +276,16 @@ class CircuitBreaker:
 
 
 @frozen(kw_only=True)
+class Routing:
+    """`providers.routing`: a model no target names goes to a target of its family's provider."""
+
+    by_family: bool = True
+
+
+@frozen(kw_only=True)
 class Providers:
     targets: tuple[Target, ...] = ()
+    routing: Routing = Routing()
     rate_limit: RateLimit = RateLimit()
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     # target id -> target ids tried in order after targets of the same model.
@@ -390,6 +419,8 @@ class EventStream:
     channel_capacity: int = _positive(1024, max=65_536)
     tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
     allowed_origins: tuple[str, ...] = ()
+    # An `audit` event per relayed message (never content; audio coalesced to one a second).
+    message_events: bool = False
 
 
 @frozen(kw_only=True)
@@ -496,16 +527,11 @@ class GatewayConfig:
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.providers.targets if t.id == target_id), None)
 
-    def find_websocket_target(self, model: str | None) -> Target | None:
-        """DESIGN.md routing: `?model=` matches a target's model, else its id; no `?model=`
-        means the first WebSocket target. Only targets that serve WebSocket are considered."""
-        targets = self.websocket_targets
-        if model is None:
-            return targets[0] if targets else None
-        by_model = next((t for t in targets if t.model == model), None)
-        if by_model is not None:
-            return by_model
-        return next((t for t in targets if t.id == model), None)
+    def find_websocket_target(self, model: str | None, *, deployment: str | None = None) -> Target | None:
+        """DESIGN.md routing (`kt_trio.config.routing`) among the targets that serve WebSocket."""
+        return pick_target(
+            self.websocket_targets, model, deployment=deployment, by_family=self.providers.routing.by_family
+        )
 
     def candidate_targets(self, primary: Target) -> tuple[Target, ...]:
         """The targets to try for a session routed to `primary`, in order: `primary`, other

@@ -465,7 +465,9 @@ class Validator:
             transport = target.get("transport")
             if base_url is not None and transport is not None:
                 is_ws = base_url.startswith(("ws://", "wss://"))
-                if transport == "websocket" and not is_ws:
+                # An azure-openai resource URL plus `deployment` names its Realtime endpoint.
+                azure_resource = target.get("provider") == "azure-openai" and bool(target.get("deployment"))
+                if transport == "websocket" and not is_ws and not azure_resource:
                     self.error(f"{path}.transport", "transport websocket needs a ws:// or wss:// base_url")
                 if transport == "http" and is_ws:
                     self.error(f"{path}.transport", "transport http needs an http:// or https:// base_url")

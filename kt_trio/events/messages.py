@@ -14,6 +14,9 @@ Mapping (one record may give two messages):
 - `BudgetAlert` → `budget` `{"event": "threshold_crossed" | "exceeded", ...}`
 - `BreakerTransition` → `circuit_breaker` `{"target", "from", "to", "reason"}`
 - `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded", ...}`
+- `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
+  `features.websocket.message_events` (the session emits it then), audio coalesced to about one
+  a second per session and direction, never content.
 - `MessageSeen` → nothing. It is one record per relayed message (an audio session sends ~50 a
   second), so on the stream it would fill every subscriber's buffer and push out the audit,
   usage and breaker events the stream exists for; and it may carry forwarded text when the
@@ -33,6 +36,7 @@ from kt_trio.records import (
     BreakerTransition,
     BudgetAlert,
     MessageSeen,
+    MessagesRelayed,
     PolicyDecision,
     Record,
     ResponseUsage,
@@ -44,7 +48,15 @@ from kt_trio.records import (
 EventType = Literal["audit", "usage", "budget", "circuit_breaker", "system", "lagged"]
 EVENT_TYPES: frozenset[str] = frozenset({"audit", "usage", "budget", "circuit_breaker", "system", "lagged"})
 
-SystemKind = Literal["startup", "shutdown", "config_reloaded", "state_unavailable", "state_available"]
+SystemKind = Literal[
+    "startup",
+    "shutdown",
+    "config_reloaded",
+    "state_unavailable",
+    "state_available",
+    "audit_unavailable",
+    "audit_available",
+]
 
 
 @frozen
@@ -209,6 +221,25 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
         ]
     if isinstance(record, SystemEvent):
         return [("system", {"event": record.kind, **record.details})]
+    if isinstance(record, MessagesRelayed):
+        return [
+            (
+                "audit",
+                {
+                    "event": "message",
+                    "session_id": record.session_id,
+                    "direction": record.direction,
+                    "event_type": record.event_type,
+                    "size": record.size,
+                    "count": record.count,
+                    "forwarded": record.forwarded,
+                    "decisions": [
+                        {"policy": d.policy, "action": d.action, "redacted_kinds": list(d.redacted_kinds)}
+                        for d in record.decisions
+                    ],
+                },
+            )
+        ]
     if isinstance(record, MessageSeen):
         return []  # per-message volume and possible content: see the module docstring
     return []

@@ -40,35 +40,49 @@ _DURATION_RE = re.compile(r"(\d+)([smhdw])")
 
 
 def add_keys_commands(subparsers: Any) -> None:
-    """Add `keys create|list|revoke` to the top-level subparsers (called from `kt_trio.cli`)."""
+    """Add `keys create|list|revoke` to the top-level subparsers (called from `kt_trio.cli`), and
+    the same commands under Keeptrusts' name `gateway-key` (`--configuration-id` is `--pack`).
+    Each command's options live on one parent parser, so both names always take the same ones."""
     where = state_dir_parser()
 
-    keys = subparsers.add_parser("keys", help="create, list or revoke gateway keys")
-    commands = keys.add_subparsers(dest="keys_command", required=True)
-
-    create = commands.add_parser("create", parents=[where], help="make a key and print it (once)")
-    create.add_argument("--name", required=True, help="a unique name (shown in lists, logs, audit, metrics)")
-    create.add_argument("--pack", help="bind the key to this policy pack (default: the gateway's first pack)")
-    create.add_argument("--team", help="the team its usage is attributed to")
-    create.add_argument("--expires-in", metavar="DURATION", help="e.g. 90d, 12h, 2w (default: never)")
-    create.add_argument(
+    create_args = argparse.ArgumentParser(add_help=False)
+    create_args.add_argument("--name", required=True, help="a unique name (shown in lists, logs, audit, metrics)")
+    create_args.add_argument(
+        "--pack",
+        "--configuration-id",
+        dest="pack",
+        help="bind the key to this policy pack (default: the gateway's first pack)",
+    )
+    create_args.add_argument("--team", help="the team its usage is attributed to")
+    create_args.add_argument("--expires-in", metavar="DURATION", help="e.g. 90d, 12h, 2w (default: never)")
+    create_args.add_argument(
         "--scopes",
         default=",".join(DEFAULT_SCOPES),
         help=f"comma-separated, from {','.join(SCOPES)} (default {','.join(DEFAULT_SCOPES)})",
     )
-    create.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
-    create.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
-    create.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
-    create.set_defaults(func=create_command)
+    create_args.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
+    create_args.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
+    create_args.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
 
-    listing = commands.add_parser("list", parents=[where], help="show keys (never the key itself)")
-    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
-    listing.set_defaults(func=list_command)
+    list_args = argparse.ArgumentParser(add_help=False)
+    list_args.add_argument("--json", action="store_true", help="one JSON array instead of a table")
 
-    revoke = commands.add_parser("revoke", parents=[where], help="revoke a key by name or prefix")
-    revoke.add_argument("key", metavar="NAME|PREFIX")
-    revoke.add_argument("--terminate", action="store_true", help="also close its live sessions (1008 key revoked)")
-    revoke.set_defaults(func=revoke_command)
+    revoke_args = argparse.ArgumentParser(add_help=False)
+    revoke_args.add_argument("key", metavar="NAME|PREFIX")
+    revoke_args.add_argument("--terminate", action="store_true", help="also close its live sessions (1008 key revoked)")
+
+    for name, help_text in (
+        ("keys", "create, list or revoke gateway keys"),
+        ("gateway-key", "Keeptrusts' name for `keys`: gateway-key create|list|revoke"),
+    ):
+        keys = subparsers.add_parser(name, help=help_text)
+        commands = keys.add_subparsers(dest="keys_command", required=True)
+        create = commands.add_parser("create", parents=[where, create_args], help="make a key and print it (once)")
+        create.set_defaults(func=create_command)
+        listing = commands.add_parser("list", parents=[where, list_args], help="show keys (never the key itself)")
+        listing.set_defaults(func=list_command)
+        revoke = commands.add_parser("revoke", parents=[where, revoke_args], help="revoke a key by name or prefix")
+        revoke.set_defaults(func=revoke_command)
 
 
 def _positive_int(text: str) -> int:

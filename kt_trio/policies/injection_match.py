@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
-
-from attrs import frozen
+from typing import Any, NamedTuple
 
 from kt_trio.policies.injection_lexicon import GATES, LEXICON
 from kt_trio.policies.normalize import fold
 
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_WORD_CHAR = re.compile(r"\w")
 _COMMON = frozenset(
     "the a an and or in on of to with you your is are be it for me my i we this that at by as all any not no do what "
     "don't de la le el il je tu te du".split()
@@ -32,8 +29,9 @@ _ENDINGS = (
 )  # fmt: skip
 
 
-@frozen
-class Hit:
+class Hit(NamedTuple):
+    """One lexicon entry found: where, which concept, in which language's list."""
+
     start: int
     end: int
     concept: str
@@ -68,13 +66,13 @@ def _trie_regex(entries: Iterable[tuple[str, bool]]) -> str:
 class Matcher:
     """Every (concept, language) of the lexicon found in a folded text, as `Hit`s in text order."""
 
-    def __init__(self, lexicon: dict[str, dict[str, str]] = LEXICON) -> None:
+    def __init__(self, lexicon: dict[str, dict[str, list[str]]] = LEXICON) -> None:
         # entry text -> [(prefix?, tags)]: one text can be an exact word in one language and a
         # stem in another.
         self.tags: dict[str, dict[bool, list[Tag]]] = {}
         for concept, by_lang in lexicon.items():
             for lang, entries in by_lang.items():
-                for raw in entries.split("|"):
+                for raw in entries:
                     raw = raw.strip()
                     prefix = raw.endswith("*")
                     text = fold(raw.rstrip("*"))
@@ -88,6 +86,7 @@ class Matcher:
         self._latin = re.compile(r"(?<!\w)(?=(" + _trie_regex(latin) + "))")
         self._cjk = re.compile("(?=(" + _trie_regex(cjk) + "))") if cjk else None
         # For each entry, the shorter entries it begins with (found at the same position).
+        self._plans: dict[str, tuple[tuple[str, int, int, tuple[Tag, ...], tuple[Tag, ...]], ...]] = {}
         self._shorter: dict[str, tuple[str, ...]] = {
             t: tuple(t[:i] for i in range(1, len(t)) if t[:i] in self.tags) for t in self.tags
         }
@@ -101,7 +100,6 @@ class Matcher:
                 ws = re.findall(r"[a-z0-9]+", text)
                 rare = [w for w in ws if w not in _COMMON] or ws
                 words.add(max(reversed(rare), key=len))
-        self.gate_words = frozenset(words)
         # A stem's ASCII words are guessed from common endings of the languages written in
         # ASCII: the gate is then sound by construction (the policy skips the rules for an
         # ASCII text with none of these words), at the price of an inflection it did not guess.
@@ -109,31 +107,56 @@ class Matcher:
             if text.isascii() and any(c in GATES for c, _ in ps.get(True, ())):
                 last = re.findall(r"[a-z0-9]+", text)[-1]
                 words.update(last + e for e in _ENDINGS)
+        self.gate_words = frozenset(words)
 
-    def _tags_at(self, text: str, pos: int, entry: str, out: list[Hit]) -> None:
-        for cand in (*self._shorter.get(entry, ()), entry):
-            ps = self.tags.get(cand)
-            if ps is None:
-                continue
-            end = pos + len(cand)
-            after_word = end < len(text) and _WORD_CHAR.match(text, end) is not None
-            for prefix, tags in ps.items():
-                if not prefix and after_word and not _CJK.match(cand[-1]):
+    def _plan(self, entry: str) -> tuple[tuple[str, int, int, tuple[Tag, ...], tuple[Tag, ...]], ...]:
+        """For a longest entry: each entry it begins with (itself last), its length, whether it
+        ends in Chinese or Japanese, and its exact and stem tags, one per concept."""
+        plan = self._plans.get(entry)
+        if plan is None:
+            steps = []
+            for cand in (*self._shorter.get(entry, ()), entry):
+                ps = self.tags.get(cand)
+                if ps is None:
                     continue
+                exact = tuple({c: (c, lang) for c, lang in reversed(ps.get(False, []))}.values())
+                stem = tuple({c: (c, lang) for c, lang in reversed(ps.get(True, []))}.values())
+                # a Chinese or Japanese ending needs no word boundary; "给ai" needs no Latin
+                # letter after it, whatever precedes
+                cjk = 2 if _CJK.match(cand[-1]) else 1 if _CJK.search(cand) else 0
+                steps.append((cand, len(cand), cjk, exact, stem))
+            plan = self._plans[entry] = tuple(steps)
+        return plan
+
+    def _tags_at(self, text: str, pos: int, entry: str, out: list[Hit], seen: set[tuple[int, str]]) -> None:
+        n = len(text)
+        for _cand, size, cjk_end, exact, stem in self._plan(entry):
+            end = pos + size
+            # Chinese and Japanese words have no boundary to check; a Latin word must end.
+            if exact and (cjk_end == 2 or end >= n or not text[end].isalnum() or (cjk_end and not text[end].isascii())):
+                for concept, lang in exact:
+                    if (pos, concept) not in seen:
+                        seen.add((pos, concept))
+                        out.append(Hit(pos, end, concept, lang))
+            if stem:
                 stop = end
-                if prefix and not _CJK.match(cand[-1]):
-                    while stop < len(text) and text[stop].isalnum():
+                if not cjk_end:
+                    while stop < n and text[stop].isalnum():
                         stop += 1
-                for concept, lang in tags:
-                    out.append(Hit(pos, stop, concept, lang))
+                for concept, lang in stem:
+                    if (pos, concept) not in seen:
+                        seen.add((pos, concept))
+                        out.append(Hit(pos, stop, concept, lang))
 
     def hits(self, folded: str) -> list[Hit]:
+        """The concepts found, one hit per (position, concept), in text order."""
         out: list[Hit] = []
+        seen: set[tuple[int, str]] = set()
         for m in self._latin.finditer(folded):
-            self._tags_at(folded, m.start(), _entry_of(self, m.group(1)), out)
+            self._tags_at(folded, m.start(), _entry_of(self, m.group(1)), out, seen)
         if self._cjk is not None and _CJK.search(folded):
             for m in self._cjk.finditer(folded):
-                self._tags_at(folded, m.start(), _entry_of(self, m.group(1)), out)
+                self._tags_at(folded, m.start(), _entry_of(self, m.group(1)), out, seen)
         return out
 
 

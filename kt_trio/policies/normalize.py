@@ -39,10 +39,15 @@ _NON_LATIN_LOOKALIKE = re.compile("[\u0370-\u03ff\u0400-\u04ff\u0500-\u052f\u025
 # Leetspeak inside a word that also has letters ("1gn0re", "pr3v10us"); plain numbers stay.
 _LEET_WORD = re.compile(r"\b(?=[a-z]*[0-9@$])(?=[0-9@$]*[a-z])[a-z0-9@$]{3,}\b")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b"})
+_LEET_L = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "8": "b"})
 # Letters spelled out one by one: "i g n o r e", "D-i-s-r-e-g-a-r-d".
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*]){3,}\w(?!\w)")
 _SPACED_SEP = re.compile(r"[ .\-_*]")
 _SPACES = re.compile(r"[^\S\n]+")
+# Cheap necessary conditions for the two above (sre finds a literal pair faster than it tries
+# lookaheads at every word start).
+_MAYBE_LEET = re.compile(r"[a-z][0-9@$]|[0-9@$][a-z]")
+_MAYBE_SPACED = re.compile(r"\w[ .\-_*]\w[ .\-_*]\w")
 
 
 @define
@@ -57,6 +62,7 @@ class Tricks:
     leetspeak: bool = False
     spaced_letters: bool = False
     names: list[str] = field(factory=list)
+    alternate: str | None = None  # a second reading (leetspeak's '1' as 'l' rather than 'i')
 
     def note(self, name: str) -> None:
         setattr(self, name, True)
@@ -83,10 +89,16 @@ def _join_spaced(m: re.Match[str]) -> str:
     return _SPACED_SEP.sub("", m.group())
 
 
+# Latin letters that carry their mark in the letter itself (no decomposition to strip).
+_BARRED = str.maketrans({"ł": "l", "đ": "d", "ø": "o", "ħ": "h", "ŧ": "t", "æ": "ae", "œ": "oe", "ı": "i"})
+
+
 def fold(text: str) -> str:
     """Case-folded, accent-free, whitespace-collapsed form of `text` (used for lexicon entries
     too, so both sides compare in the same form)."""
-    return _SPACES.sub(" ", _strip_marks(unicodedata.normalize("NFKC", text).casefold()))
+    if text.isascii():  # nothing to compose, strip or map: only case and spaces
+        return _SPACES.sub(" ", text.lower())
+    return _SPACES.sub(" ", _strip_marks(unicodedata.normalize("NFKC", text).casefold()).translate(_BARRED))
 
 
 def normalise(text: str) -> tuple[str, Tricks]:
@@ -109,7 +121,7 @@ def normalise(text: str) -> tuple[str, Tricks]:
         nfkc = unicodedata.normalize("NFKC", text)
         if nfkc != text and any("\uff01" <= c <= "\uff5e" for c in text):
             tricks.note("fullwidth")
-    if _SPACED.search(text):
+    if _MAYBE_SPACED.search(text) and _SPACED.search(text):
         joined = _SPACED.sub(_join_spaced, text)
         if joined != text:
             tricks.note("spaced_letters")
@@ -127,9 +139,11 @@ def normalise(text: str) -> tuple[str, Tricks]:
         if unconfused != folded:
             tricks.note("homoglyphs")
             folded = unconfused
-    if _LEET_WORD.search(folded):
+    if _MAYBE_LEET.search(folded) and _LEET_WORD.search(folded):
         leet = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), folded)
         if leet != folded:
             tricks.note("leetspeak")
+            if "1" in folded:
+                tricks.alternate = _LEET_WORD.sub(lambda m: m.group().translate(_LEET_L), folded)
             folded = leet
     return folded, tricks

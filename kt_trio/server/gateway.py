@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -31,6 +31,7 @@ from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
 from kt_trio.chat.client_secrets import client_secrets_door
 from kt_trio.config.packs import gateway_wide_differences, with_gateway_settings_of
+from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
@@ -43,6 +44,7 @@ from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
+from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
 from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
@@ -82,6 +84,9 @@ EARLY_ABNORMAL_CODES = frozenset({1006, 1011, 1013})
 # How often live sessions' keys are checked for `revoke --terminate`: a revoked key's sessions
 # end within about this long, at the cost of one indexed query per interval.
 REVOCATION_POLL_SECS = 1.0
+# What a client refused because the audit store fails is told to wait (`Retry-After`): the
+# writer retries the store every second, so a freed disk is noticed about this soon.
+AUDIT_RETRY_AFTER_SECS = 5
 # The listen backlog: room for a burst of session openings while the accept loop catches up.
 BACKLOG = 1024
 
@@ -261,13 +266,28 @@ class Gateway:
             settings,  # type: ignore[arg-type]
             backend=store,
             chain=chain,
+            on_availability=self._audit_availability,
         ) as audit:
             self.audit = audit
             self.metrics.set_audit_queue_depth_source(lambda: audit.queue_depth)
+            self.metrics.set_audit_available_source(lambda: audit.available)
             try:
                 yield
             finally:
                 self.audit = None
+
+    def _audit_availability(self, available: bool, reason: str) -> None:
+        """The audit store failed or recovered: a `system` event (the metric reads the log)."""
+        event = SystemEvent("audit_available" if available else "audit_unavailable", {"reason": reason})
+        self.hub.publish(None, event)
+
+    def audit_refusal(self, pack: PackRuntime) -> tuple[int, str, str, str] | None:
+        """503 `audit_unavailable` for a new session or request of an audited pack while the
+        audit store fails: nothing may start that cannot be recorded."""
+        audit = self.audit
+        if pack.audited and audit is not None and not getattr(audit, "available", True):
+            return (503, "server_error", "audit_unavailable", "the audit log is unavailable; retry later")
+        return None
 
     async def _terminate_revoked_keys(self, scope: trio.CancelScope) -> None:
         """`keys revoke --terminate`: live sessions of a revoked key end with 1008 "key revoked"."""
@@ -373,7 +393,11 @@ class Gateway:
         peer_ip: str,
         guard: ConnectionGuard | None = None,
     ) -> None:
-        route = head.path
+        route, upstream_query, deployment = head.path, head.query, None
+        azure = azure_route(route, head.query)
+        if azure is not None:  # an Azure client: /openai/realtime?api-version=...&deployment=...
+            route, deployment = azure.path, azure.deployment
+            upstream_query = without_azure_params(head.query)
         if route not in WEBSOCKET_ROUTES or not self.config.gateway.websocket.enabled:
             await self._refuse(transport, 404, "invalid_request_error", "not_found", f"no WebSocket route at {route}")
             return
@@ -402,7 +426,11 @@ class Gateway:
             return
         query = parse_qs(head.query)
         model = query.get("model", [None])[0]
-        target = pack.config.find_websocket_target(model)
+        target = pack.config.find_websocket_target(model, deployment=deployment)
+        if azure is not None and model is None and target is not None and target.provider == "openai":
+            # OpenAI's Realtime URL names its model; an Azure client named a deployment instead.
+            model = upstream_model(deployment, target)
+            upstream_query = "&".join(q for q in (upstream_query, urlencode({"model": model})) if q)
         if target is None:
             what = f"model {model!r}" if model else "a WebSocket target"
             await self._refuse(transport, 404, "invalid_request_error", "model_not_found", f"no target serves {what}")
@@ -410,6 +438,10 @@ class Gateway:
         if key_info is not None and key_info.models is not None and (model or target.model) not in key_info.models:
             message = f"gateway key {key_info.name!r} may not use model {model or target.model!r}"
             await self._refuse(transport, 403, "permission_error", "model_not_allowed", message)
+            return
+        audit_down = self.audit_refusal(pack)
+        if audit_down is not None:
+            await self._refuse(transport, *audit_down, extra_headers=[("Retry-After", str(AUDIT_RETRY_AFTER_SECS))])
             return
         ip = self.admission.client_ip(peer_ip, head.header("x-forwarded-for"))
         per_key = []
@@ -434,7 +466,9 @@ class Gateway:
                 await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
                 return
             async with slot:  # the cluster's slots, released (or left to expire) at the end
-                await self._run_session(transport, head, received, ip, route, model, pack, target, key, key_info, guard)
+                await self._run_session(
+                    transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
+                )
 
     async def _authenticate(
         self, transport: SocketTransport, head: RequestHead, *, scope: str
@@ -482,6 +516,7 @@ class Gateway:
         key: str,
         key_info: KeyInfo | None = None,
         guard: ConnectionGuard | None = None,
+        upstream_query: str | None = None,
     ) -> None:
         offered = head.header_tokens("sec-websocket-protocol")
         try:
@@ -490,7 +525,7 @@ class Gateway:
                 pack.health,
                 primary,
                 route,
-                head.query,
+                head.query if upstream_query is None else upstream_query,
                 head.raw_headers,
                 offered,
                 pack.secrets,
@@ -590,6 +625,7 @@ class Gateway:
             team=key_info.team if key_info is not None else None,
             user_agent=user_agent,
             session_id=session_id,
+            message_events=self.config.features.websocket.message_events,
             allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
             guard=None
             if pack.guardrail is None

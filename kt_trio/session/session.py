@@ -26,8 +26,9 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import trio
-from attrs import frozen
+from attrs import define, frozen
 
+from kt_trio.audit.entries import AuditError
 from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
@@ -38,7 +39,15 @@ from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
 from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import MessageSeen, PolicyDecision, Record, SessionStarted, SessionSummary
+from kt_trio.records import (
+    Direction,
+    MessageSeen,
+    MessagesRelayed,
+    PolicyDecision,
+    Record,
+    SessionStarted,
+    SessionSummary,
+)
 from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
 from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.leg import Leg, PeerGone
@@ -54,6 +63,8 @@ FINISH_TIMEOUT = 2.0
 # it is at most this big (well under 50 µs of json.loads); a larger one goes on with no type
 # (no usage tap, counted by the rate limit as untyped) rather than costing a full parse.
 PARSE_TO_TYPE_LIMIT = 16 * 1024
+# `message_events`: audio messages of one direction become one event per this many seconds.
+AUDIO_EVENT_SECS = 1.0
 # How long a peer has to answer a close handshake the other side started.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
@@ -77,6 +88,8 @@ SHUTDOWN = Ending.both(CloseCode.GOING_AWAY, "server shutting down")
 IDLE = Ending.both(CloseCode.GOING_AWAY, "idle timeout")
 MAX_SESSION = Ending.both(CloseCode.GOING_AWAY, "session time limit reached")
 GATEWAY_ERROR = Ending.both(CloseCode.INTERNAL_ERROR, "gateway error")
+# The audit store fails (a full disk ...): what cannot be recorded is not forwarded.
+AUDIT_UNAVAILABLE = Ending.both(CloseCode.INTERNAL_ERROR, "audit unavailable")
 
 
 def _lost(leg: Leg) -> Ending:
@@ -117,9 +130,12 @@ class Session:
         team: str | None = None,
         user_agent: str | None = None,
         session_id: str | None = None,
+        message_events: bool = False,
         allowed_models: frozenset[str] | None = None,
         guard: SessionGuard | None = None,
     ) -> None:
+        """`message_events`: publish a `MessagesRelayed` per relayed message (DESIGN.md
+        `features.websocket.message_events`)."""
         self.id = session_id or uuid.uuid4().hex
         self._guard = guard
         self.client = client
@@ -148,8 +164,13 @@ class Session:
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
         self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team)
-        self._log_messages = audit is not None and audit.settings.log_all_access
-        self._log_content = audit is not None and audit.settings.include_content
+        self._audit_messages = audit is not None and audit.settings.log_all_access
+        self._publish_relayed = report if message_events else None
+        self._log_messages = self._audit_messages or self._publish_relayed is not None
+        self._log_content = self._audit_messages and audit is not None and audit.settings.include_content
+        # Audio (~50 messages a second) reaches the event stream as one event per direction per
+        # AUDIO_EVENT_SECS: at most one batch per direction.
+        self._audio_batches: dict[Direction, _AudioBatch] = {}
         self._seq = 0
         self.ending: Ending | None = None
         self._shutdown = False
@@ -196,6 +217,8 @@ class Session:
         try:
             with self._scope:
                 with self._idle:
+                    if self.ending is not None:  # its start could not be recorded
+                        self._scope.cancel()
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
                         nursery.start_soon(self._pump, self.client, self.upstream)
@@ -222,6 +245,8 @@ class Session:
             else:  # pragma: no cover - every path above records an ending
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
+        for direction in list(self._audio_batches):  # the last second of audio, if any
+            self._flush_audio(direction, time.monotonic())
         self._emit(self._summary(self.ending))
         # The session's last records must reach the audit log even when it ends by cancellation
         # (shutdown); the log's own shutdown flush bounds how long this can take.
@@ -233,8 +258,17 @@ class Session:
         self._reporting.emit(record)
 
     async def _write_audit(self) -> None:
-        """Hands this batch's records to the audit log, so nothing is forwarded unaudited."""
-        await self._reporting.write_audit()
+        """Hands this batch's records to the audit log, so nothing is forwarded unaudited.
+
+        When the log cannot take them (its store fails), the session ends with 1011 "audit
+        unavailable": inside the pumps the checkpoint below raises the cancellation `_end` just
+        asked for, so the caller forwards nothing more."""
+        try:
+            await self._reporting.write_audit()
+        except AuditError as exc:
+            log.warning("session %s: %s", self.id, exc)
+            self._end(AUDIT_UNAVAILABLE)
+            await trio.lowlevel.checkpoint()
 
     def _log_message(
         self,
@@ -244,6 +278,10 @@ class Session:
         forwarded: bytes | bytearray | None,
         decisions: tuple[PolicyDecision, ...],
     ) -> None:
+        if self._publish_relayed is not None:
+            self._relayed(self._publish_relayed, from_client, event_type, msg, forwarded is not None, decisions)
+        if not self._audit_messages:
+            return
         self._seq += 1
         content = None
         if self._log_content and forwarded is not None and msg.is_text and event_type not in AUDIO_TYPES:
@@ -263,6 +301,40 @@ class Session:
                 content=content,
             )
         )
+
+    def _relayed(
+        self,
+        publish: Callable[[str | None, Record], None],
+        from_client: bool,
+        event_type: str | None,
+        msg: Message,
+        forwarded: bool,
+        decisions: tuple[PolicyDecision, ...],
+    ) -> None:
+        """One `message` event, or a count towards this second's audio event."""
+        direction: Direction = "input" if from_client else "output"
+        if (msg.is_text and event_type not in AUDIO_TYPES) or decisions:
+            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded, decisions))
+            return
+        now = time.monotonic()
+        batch = self._audio_batches.get(direction)
+        if batch is None:  # the first audio of this direction is published at once
+            self._audio_batches[direction] = _AudioBatch(now, event_type)
+            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded))
+            return
+        batch.count += 1
+        batch.size += msg.size
+        batch.event_type = event_type
+        if now - batch.started >= AUDIO_EVENT_SECS:
+            self._flush_audio(direction, now)
+
+    def _flush_audio(self, direction: Direction, now: float) -> None:
+        """Publishes the audio counted since the last audio event of `direction`, if any."""
+        batch = self._audio_batches.get(direction)
+        if batch is not None and batch.count and self._publish_relayed is not None:
+            record = MessagesRelayed(self.id, direction, batch.event_type, batch.size, True, count=batch.count)
+            self._publish_relayed(self.id, record)
+            self._audio_batches[direction] = _AudioBatch(now, batch.event_type)
 
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
@@ -585,6 +657,16 @@ class Session:
             key_name=self.key_name,
             team=self.team,
         )
+
+
+@define
+class _AudioBatch:
+    """Audio messages of one direction counted since `started`, for one `message` event."""
+
+    started: float
+    event_type: str | None
+    count: int = 0
+    size: int = 0
 
 
 class _SendFailed(Exception):
