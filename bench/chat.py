@@ -18,10 +18,10 @@ import time
 import httpx
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, open_mock_http_upstream, serve_asgi
 from kt_trio.chat.app import ChatApp
 from kt_trio.config import load_config_text
 from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.mocks.http import HttpMockBehaviour, open_mock_http_upstream, serve_asgi
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tell me a story."}], "stream": True}
 

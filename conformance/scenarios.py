@@ -29,7 +29,7 @@ import trio
 from attrs import define, frozen
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, MockConnection, MockUpstream, open_mock_upstream
+from kt_trio.mocks.realtime import MockBehaviour, MockConnection, MockUpstream, open_mock_upstream
 
 # Each scenario's own bound: a gateway that never answers fails the scenario, not the run.
 SCENARIO_TIMEOUT = 15.0

@@ -11,14 +11,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
+import attrs
 import trio
 
 from kt_trio.audit.cli import add_audit_commands
 from kt_trio.config import ConfigError, GatewayConfig, resolve_secrets, summarize
 from kt_trio.config.packs import load_packs
+from kt_trio.config.schema import GatewayTls
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
+from kt_trio.server.tls import TlsSetupError, server_context
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 41002
@@ -49,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (.yaml or .toml) or a directory of them; repeat for several packs (the first is the default)",
     )
     serve_args.add_argument("--host", default=DEFAULT_HOST)
+    serve_args.add_argument("--certfile", help="TLS certificate (PEM) for wss:// and https:// (gateway.tls.certfile)")
+    serve_args.add_argument("--keyfile", help="its private key (PEM) (gateway.tls.keyfile)")
     serve_args.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve_args.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve_args.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -73,9 +79,41 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", help="a gateway key (sent as Authorization: Bearer)")
     chat.add_argument("--timeout", type=float, default=30.0)
     chat.set_defaults(func=_chat)
+    conformance = sub.add_parser(
+        "conformance", help="run the repository's conformance scenarios (conformance/) against a gateway"
+    )
+    conformance.add_argument("--gateway", required=True, help="the gateway's base URL, e.g. ws://127.0.0.1:41002")
+    conformance.add_argument("--mock-port", type=int, default=41003, help="port for the suite's mock provider")
+    conformance.add_argument("--key", help="a gateway key, when the gateway requires keys")
+    conformance.add_argument("--model", help="the ?model= that routes to the mock's target")
+    conformance.add_argument("--skip", default="", help="comma-separated tags to skip: policies, limits")
+    conformance.set_defaults(func=_conformance)
     add_audit_commands(sub)
     add_keys_commands(sub)
     return parser
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    """The scenario suite lives in the repository's `conformance/` (the wheel installs only
+    `kt_trio`); found on the path, or beside this package in a checkout."""
+    try:
+        from conformance.scenarios import main as run_scenarios
+    except ImportError:
+        checkout = Path(__file__).resolve().parent.parent
+        if not (checkout / "conformance" / "scenarios.py").is_file():
+            print(
+                "conformance: the scenario suite is the kt_trio repository's conformance/ directory;"
+                " run this from a checkout (or put it on PYTHONPATH)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        sys.path.insert(0, str(checkout))
+        from conformance.scenarios import main as run_scenarios
+    argv = ["--gateway", args.gateway, "--mock-port", str(args.mock_port), "--skip", args.skip]
+    for flag, value in (("--key", args.key), ("--model", args.model)):
+        if value:
+            argv += [flag, value]
+    return run_scenarios(argv)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -108,11 +146,26 @@ def _serve(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(issue, file=sys.stderr)
             return EXIT_CONFIG
+    tls: dict[str, str | None] | None = None
+    if args.certfile or args.keyfile:
+        tls = {"certfile": args.certfile, "keyfile": args.keyfile}
+        packs = [(_with_tls(config, tls) if i == 0 else config, sec) for i, (config, sec) in enumerate(packs)]
+    try:  # the certificate and key are loaded now, so a bad file is a config error, not a traceback
+        server_context(packs[0][0].gateway.tls if packs else GatewayTls(**(tls or {})))
+    except TlsSetupError as exc:
+        print(f"tls: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     workers = args.workers or (packs[0][0].gateway.workers if packs else 1)
     if workers > 1 and not args.worker:
         return _supervise(args, packs, workers)
-    trio.run(_run_gateway, packs, args.host, args.port, args.worker)
+    trio.run(_run_gateway, packs, args.host, args.port, args.worker, tls)
     return 0
+
+
+def _with_tls(config: GatewayConfig, tls: dict[str, str | None]) -> GatewayConfig:
+    """`serve --certfile/--keyfile` over the default pack's `gateway.tls`."""
+    given = {k: v for k, v in tls.items() if v}
+    return attrs.evolve(config, gateway=attrs.evolve(config.gateway, tls=attrs.evolve(config.gateway.tls, **given)))
 
 
 def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[str, str]]], workers: int) -> int:
@@ -126,10 +179,14 @@ def _supervise(args: argparse.Namespace, packs: list[tuple[GatewayConfig, dict[s
 
 
 async def _run_gateway(
-    packs: list[tuple[GatewayConfig, dict[str, str]]], host: str, port: int, reuse_port: bool = False
+    packs: list[tuple[GatewayConfig, dict[str, str]]],
+    host: str,
+    port: int,
+    reuse_port: bool = False,
+    tls: dict[str, str | None] | None = None,
 ) -> None:
-    from conformance.mock_upstream import MockBehaviour
     from kt_trio.demo import DEMO_MODEL, demo_config
+    from kt_trio.mocks.realtime import MockBehaviour
     from kt_trio.server.gateway import Gateway
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -140,19 +197,23 @@ async def _run_gateway(
             else:
                 mock_url = await helpers.start(_run_mock, MockBehaviour())
                 config, secrets, more_packs = demo_config(mock_url), {}, []
+                if tls:
+                    config = _with_tls(config, tls)
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
+            ws = "wss" if config.gateway.tls.certfile else "ws"
+            http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:
                 bound = await serving.start(partial(gateway.serve, reuse_port=reuse_port), host, port)
                 if mock_url is not None:
-                    url = f"ws://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
-                    print(f"kt_trio demo mode: gateway on ws://{host}:{bound}, mock Realtime provider on {mock_url}")
+                    url = f"{ws}://{host}:{bound}/v1/realtime?model={DEMO_MODEL}"
+                    print(f"kt_trio demo mode: gateway on {ws}://{host}:{bound}, mock Realtime provider on {mock_url}")
                     print(f"  connect to:  {url}")
                     print(f"  try it:      python -m kt_trio chat --url '{url}' 'My phone is 415-555-0132'")
                 else:
                     names = ", ".join(gateway.packs)
                     noun = "pack" if len(gateway.packs) == 1 else "packs"
                     print(
-                        f"kt_trio serving {noun} {names} on ws://{host}:{bound} (health: http://{host}:{bound}/healthz)"
+                        f"kt_trio serving {noun} {names} on {ws}://{host}:{bound} (health: {http}://{host}:{bound}/healthz)"
                     )
                 sys.stdout.flush()
                 async for signum in signals:
@@ -164,7 +225,7 @@ async def _run_gateway(
 
 
 async def _run_mock(behaviour: object, *, task_status: trio.TaskStatus[str]) -> None:
-    from conformance.mock_upstream import open_mock_upstream
+    from kt_trio.mocks.realtime import open_mock_upstream
 
     async with open_mock_upstream(behaviour) as mock:  # type: ignore[arg-type]
         task_status.started(mock.url)

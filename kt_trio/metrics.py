@@ -184,6 +184,10 @@ class Metrics:
         self.policy_decisions_total = Counter(
             "kt_policy_decisions_total", "Policy decisions.", ["policy", "action"], registry=r
         )
+        # Labels as token usage's (bounded the same way): spend by model and team in dollars.
+        self.cost_usd_total = Counter(
+            "kt_cost_usd", "Cost of the priced responses, USD (kt_trio.pricing).", ["model", "team"], registry=r
+        )
         self.handshake_rejections_total = Counter(
             "kt_handshake_rejections_total", "WebSocket handshakes refused.", ["reason"], registry=r
         )
@@ -254,6 +258,8 @@ class Metrics:
                 self.token_usage.labels(
                     gen_ai_token_type=token_type, gen_ai_request_model=model, target=target, team=team
                 ).observe(value)
+        if record.cost_usd:
+            self.cost_usd_total.labels(model=model, team=team).inc(record.cost_usd)
 
     def _session_end(self, s: SessionSummary) -> None:
         self._active.discard(s.session_id)

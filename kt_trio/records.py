@@ -45,6 +45,7 @@ class TokenUsage:
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
     transcription_seconds: float = 0.0
+    cached_audio_tokens: int = 0  # of cached_tokens, those that were audio (Realtime)
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in self.__attrs_attrs__))
@@ -63,6 +64,8 @@ class ResponseUsage:
     # Attribution to the gateway key (its name, never the key) and its team (issue 7).
     key_name: str | None = None
     team: str | None = None
+    # USD at the gateway's price table (`kt_trio.pricing`); None: the model has no price.
+    cost_usd: float | None = None
 
 
 @frozen
@@ -148,6 +151,7 @@ class SessionSummary:
     usage: TokenUsage = field(factory=TokenUsage)
     key_name: str | None = None
     team: str | None = None
+    cost_usd: float | None = None  # the sum of its priced responses; None when none was priced
 
 
 Record = (

@@ -24,7 +24,8 @@ from typing import Protocol
 import attrs
 
 from kt_trio.config.schema import AuditLoggerSettings
-from kt_trio.records import BudgetAlert, Record, ResponseUsage
+from kt_trio.pricing import Pricing
+from kt_trio.records import BudgetAlert, Record, ResponseUsage, SessionSummary
 
 log = logging.getLogger("kt_trio.reporting")
 
@@ -69,7 +70,7 @@ class ReportingPoint:
     """One session's or one HTTP exchange's records: to the reporter at once, to the audit log
     at the owner's `write_audit()`."""
 
-    __slots__ = ("_audit", "_pending", "_report", "key_name", "session_id", "team")
+    __slots__ = ("_audit", "_cost", "_pending", "_pricing", "_report", "key_name", "session_id", "team")
 
     def __init__(
         self,
@@ -79,8 +80,13 @@ class ReportingPoint:
         *,
         key_name: str | None = None,
         team: str | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
+        """`pricing`: each usage record gets its cost here, and the session's end record the
+        sum of them (DESIGN.md "Observability and cost")."""
         self.session_id = session_id
+        self._pricing = pricing
+        self._cost: float | None = None  # USD of the priced responses so far
         self._report = report
         self._audit = audit
         self.key_name = key_name
@@ -98,13 +104,26 @@ class ReportingPoint:
         return bool(self._pending)
 
     def emit(self, record: Record) -> None:
+        if isinstance(record, ResponseUsage):
+            record = self._priced(record)
+        elif isinstance(record, SessionSummary) and self._cost is not None and record.cost_usd is None:
+            record = attrs.evolve(record, cost_usd=round(self._cost, 10))
         if self._report is not None:
-            if isinstance(record, ResponseUsage) and self.key_name is not None and record.key_name is None:
-                # Usage is attributed to the key and team where it is reported (issue 7).
-                record = attrs.evolve(record, key_name=self.key_name, team=self.team)
             self._report(self.session_id, record)
         if self._audit is not None:
             self._pending.append(record)
+
+    def _priced(self, record: ResponseUsage) -> ResponseUsage:
+        changes: dict[str, object] = {}
+        if self.key_name is not None and record.key_name is None:
+            # Usage is attributed to the key and team where it is reported (issue 7).
+            changes.update(key_name=self.key_name, team=self.team)
+        if self._pricing is not None and record.cost_usd is None:
+            cost = self._pricing.cost(record.model, record.usage)
+            if cost is not None:
+                changes["cost_usd"] = cost
+                self._cost = (self._cost or 0.0) + cost
+        return attrs.evolve(record, **changes) if changes else record  # type: ignore[arg-type]
 
     async def write_audit(self) -> None:
         """Hands the pending records to the audit log; waits when its queue is full, and in

@@ -7,7 +7,7 @@
     async with open_gateway(my_config) as gw:        # your config; its WebSocket targets are
         ...                                          # pointed at the mock (wire_mock=True)
 
-`gw.mock` is the `conformance.mock_upstream` server: what it received, and its behaviour.
+`gw.mock` is the `kt_trio.mocks.realtime` server: what it received, and its behaviour.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import attrs
 import trio
 from attrs import define
 
-from conformance.mock_upstream import MockBehaviour, MockUpstream, open_mock_upstream
 from kt_trio.config import GatewayConfig, load_config, load_config_text
 from kt_trio.demo import demo_config
+from kt_trio.mocks.realtime import MockBehaviour, MockUpstream, open_mock_upstream
 from kt_trio.server.gateway import Gateway
 
 

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream, serve_asgi
 from kt_trio.chat.app import ChatApp
 from kt_trio.config import load_config_text
 from kt_trio.governance.breaker import UpstreamHealth
+from kt_trio.mocks.http import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream, serve_asgi
 from kt_trio.records import Record
 
 CLIENT_KEY = "kt_gk_client_secret_do_not_forward"

@@ -12,8 +12,8 @@ from typing import Any
 
 import trio
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.postgres_server import pg_dsn, postgres_server  # noqa: F401  (fixtures: a private PostgreSQL)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
-from trio_websocket import ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
 from kt_trio.audit.store import db_path as audit_db_path
 from kt_trio.keys import KeyStore
@@ -59,6 +59,14 @@ async def rejected_status(url: str, headers: list[tuple[str, str]] | None = None
             return None
     except ConnectionRejected as exc:
         return exc.status_code
+
+
+async def closed_with(ws: WebSocketConnection) -> tuple[int, str]:
+    """Reads until the gateway closes the connection; its close code and reason."""
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await ws.get_message()
+    return info.value.reason.code, info.value.reason.reason
 
 
 # -- the audit log (audit.db) ------------------------------------------------------------------------
@@ -110,3 +118,16 @@ def typed_policies(raw: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
         name: POLICY_SETTINGS[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in block.items()})
         for name, block in (raw or {}).items()
     }
+
+
+async def served_port(proc: trio.Process) -> int:
+    """The port a `kt_trio serve --port 0` process printed it serves on (its stdout, piped)."""
+    assert proc.stdout is not None
+    out = b""
+    with trio.fail_after(30):
+        while b"(health:" not in out:
+            chunk = await proc.stdout.receive_some(4096)
+            assert chunk, f"serve exited before serving: {out!r}"
+            out += chunk
+    # "kt_trio serving pack P on ws://127.0.0.1:PORT (health: ...)"
+    return int(out.split(b"ws://127.0.0.1:")[1].split(b" ")[0])

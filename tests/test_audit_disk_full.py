@@ -25,7 +25,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from conformance.mock_upstream import MockBehaviour, open_mock_upstream
-from tests.helpers import http_get, rejected, rows, samples
+from tests.helpers import http_get, rejected, rows, samples, served_port
 
 TOKEN = "events-token-for-the-test"
 FULL = 1  # bytes: any write past the first byte of a file fails, as on a full disk
@@ -81,14 +81,7 @@ async def gateway_process(tmp_path: Path, mock_url: str, durability: str) -> Asy
         preexec_fn=_ignore_sigxfsz,
     )
     try:
-        assert proc.stdout is not None
-        out = b""
-        with trio.fail_after(30):
-            while b"(health:" not in out:
-                chunk = await proc.stdout.receive_some(4096)
-                assert chunk, out
-                out += chunk
-        yield proc, int(out.split(b"ws://127.0.0.1:")[1].split(b" ")[0])
+        yield proc, await served_port(proc)
     finally:
         proc.kill()
         with trio.CancelScope(shield=True):

@@ -9,9 +9,9 @@ from pathlib import Path
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.audit.reader import verify
 from kt_trio.audit.store import db_path
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import running, serve_process
 from tests.helpers import rows
 

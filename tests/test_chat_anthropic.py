@@ -8,8 +8,8 @@ import httpx
 import openai
 import pytest
 
-from conformance.mock_http_upstream import HttpMockBehaviour
 from kt_trio.chat import anthropic
+from kt_trio.mocks.http import HttpMockBehaviour
 from kt_trio.records import ResponseUsage
 from tests.chat_fixtures import CLIENT_KEY, chat_rig, in_thread
 

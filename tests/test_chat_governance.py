@@ -15,10 +15,10 @@ import openai
 import pytest
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream
 from kt_trio.audit.reader import verify
 from kt_trio.audit.store import db_path
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream
 from kt_trio.records import BudgetAlert, Record, SessionSummary
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from conformance.mock_http_upstream import HttpMockBehaviour
+from kt_trio.mocks.http import HttpMockBehaviour
 from kt_trio.records import PolicyDecision, ResponseUsage
 from tests.chat_fixtures import CLIENT_KEY, chat_rig, in_thread
 

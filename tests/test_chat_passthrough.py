@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, file_content, open_mock_http_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import HttpMockBehaviour, MockHttpUpstream, file_content, open_mock_http_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config, in_thread, openai_client

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, open_mock_http_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import HttpMockBehaviour, open_mock_http_upstream
 from kt_trio.records import ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import serve_gateway

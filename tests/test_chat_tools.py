@@ -10,11 +10,11 @@ import json
 import openai
 import pytest
 
-from conformance.mock_http_upstream import HttpMockBehaviour
 from kt_trio.chat import openai as oa
 from kt_trio.chat import sse
 from kt_trio.chat.policy import ChatPolicies
 from kt_trio.chat.stream import ChunkFilter, dumps
+from kt_trio.mocks.http import HttpMockBehaviour
 from kt_trio.policies.chain import build_chain
 from kt_trio.records import PolicyDecision
 from tests.chat_fixtures import chat_rig, in_thread

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from conformance.mock_upstream import open_mock_upstream
 from kt_trio.config import ConfigError, load_config_text, resolve_secrets
+from kt_trio.mocks.realtime import open_mock_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import serve_gateway
 from tests.helpers import http_get

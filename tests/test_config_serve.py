@@ -20,10 +20,10 @@ import trio
 from ruamel.yaml import YAML
 from trio_websocket import open_websocket_url
 
-from conformance.mock_http_upstream import HttpMockBehaviour, open_mock_http_upstream
-from conformance.mock_upstream import open_mock_upstream
 from kt_trio.config import ConfigError, GatewayConfig, load_config, load_config_text, resolve_secrets
 from kt_trio.config.schema import POLICY_SETTINGS, Target
+from kt_trio.mocks.http import HttpMockBehaviour, open_mock_http_upstream
+from kt_trio.mocks.realtime import open_mock_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import serve_gateway
 from tests.chat_fixtures import in_thread, openai_client

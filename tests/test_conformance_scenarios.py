@@ -10,8 +10,8 @@ from pathlib import Path
 
 import trio
 
-from conformance.mock_upstream import MockBehaviour
 from conformance.scenarios import SCENARIOS, Context, run_scenarios
+from kt_trio.mocks.realtime import MockBehaviour
 from tests.conftest import running, serve_process
 
 
@@ -51,8 +51,11 @@ async def test_the_command_line_runs_the_scenarios_against_a_served_gateway(tmp_
     with trio.fail_after(120):
         async with serve_process("--config", str(config), "--port", "0", ready=b"health:") as (proc, out):
             gateway = "ws://" + re.search(rb"on ws://(\S+) ", out).group(1).decode()
-            args = [sys.executable, "-m", "conformance.scenarios", "--gateway", gateway, "--mock-port", str(mock_port)]
-            result = await trio.run_process(args, capture_stdout=True, capture_stderr=True, check=False)
+            # `kt_trio conformance`, from another directory: it finds the checkout's conformance/.
+            args = [sys.executable, "-m", "kt_trio", "conformance", "--gateway", gateway, "--mock-port", str(mock_port)]
+            result = await trio.run_process(
+                args, capture_stdout=True, capture_stderr=True, check=False, cwd=str(tmp_path)
+            )
             proc.send_signal(signal.SIGTERM)
     lines = result.stdout.decode().splitlines()
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

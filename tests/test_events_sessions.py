@@ -12,10 +12,10 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
 from kt_trio.events import EventHub
 from kt_trio.events.hub import Subscription
 from kt_trio.metrics import Metrics
+from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.records import PolicyDecision, Record, SessionStarted, SessionSummary
 from tests.conftest import running
 

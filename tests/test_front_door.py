@@ -15,7 +15,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from tests.conftest import running, serve_process
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()

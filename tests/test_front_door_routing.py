@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_http_upstream import MockHttpUpstream, open_mock_http_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import MockHttpUpstream, open_mock_http_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config

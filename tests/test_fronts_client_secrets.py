@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from tests.chat_fixtures import in_thread, openai_client
 from tests.conftest import running
 from tests.helpers import bearer, make_key, rejected_status, revoke

@@ -13,8 +13,8 @@ import openai
 import pytest
 import trio
 
-from conformance.mock_http_upstream import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import HttpMockBehaviour, MockHttpUpstream, open_mock_http_upstream
 from kt_trio.records import PolicyDecision, ResponseUsage, SessionSummary
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway

@@ -11,8 +11,8 @@ import openai
 import pytest
 import trio
 
-from conformance.mock_http_upstream import MockHttpUpstream, open_mock_http_upstream
 from kt_trio.config import load_config_text
+from kt_trio.mocks.http import MockHttpUpstream, open_mock_http_upstream
 from kt_trio.records import PolicyDecision, ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway

@@ -13,8 +13,8 @@ import trio
 import trio.testing
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream, realtime_usage, transcription_usage
 from kt_trio.config import load_config_text
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream, realtime_usage, transcription_usage
 from kt_trio.records import BreakerTransition, BudgetAlert, ResponseUsage
 from kt_trio.server.gateway import Gateway
 from kt_trio.testing import RunningGateway, serve_gateway

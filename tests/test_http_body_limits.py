@@ -16,13 +16,14 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_http_upstream import open_mock_http_upstream
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.chat import app as chat_app
 from kt_trio.chat import body as body_limits
 from kt_trio.chat import passthrough
 from kt_trio.chat.body import BodyLimits, shape_problem
+from kt_trio.mocks.http import open_mock_http_upstream
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import running
+from tests.helpers import served_port
 
 MIB = 1024 * 1024
 LIMITS = BodyLimits(max_bytes=32 * MIB, max_depth=8, max_elements=100)
@@ -186,7 +187,7 @@ async def test_huge_json_bodies_neither_balloon_memory_nor_stall_sessions(tmp_pa
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
             try:
-                port = await _served_port(proc)
+                port = await served_port(proc)
                 async with open_websocket_url(f"ws://127.0.0.1:{port}/v1/realtime") as ws:
                     await ws.send_message("warm-up")
                     assert await ws.get_message() == "warm-up"
@@ -230,18 +231,6 @@ async def test_huge_json_bodies_neither_balloon_memory_nor_stall_sessions(tmp_pa
                 proc.kill()
                 with trio.CancelScope(shield=True):
                     await proc.wait()
-
-
-async def _served_port(proc: trio.Process) -> int:
-    assert proc.stdout is not None
-    out = b""
-    with trio.fail_after(30):
-        while b"(health:" not in out:
-            chunk = await proc.stdout.receive_some(4096)
-            assert chunk, out
-            out += chunk
-    # "kt_trio serving pack P on ws://127.0.0.1:PORT (health: ...)"
-    return int(out.split(b"ws://127.0.0.1:")[1].split(b" ")[0])
 
 
 def test_limits_are_one_reusable_object() -> None:

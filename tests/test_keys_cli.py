@@ -14,8 +14,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.keys import DB_NAME, KeyRing
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import serve_process
 
 DAY = 86400.0

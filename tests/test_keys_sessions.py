@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.records import BudgetAlert, SessionSummary
 from tests.conftest import running
 from tests.helpers import bearer, make_key, rejected, revoke

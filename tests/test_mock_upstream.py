@@ -16,7 +16,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from conformance.mock_upstream import (
+from kt_trio.mocks.realtime import (
     MockBehaviour,
     open_mock_upstream,
     realtime_usage,

@@ -10,9 +10,9 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
 from kt_trio.config import ConfigError, load_config_text
 from kt_trio.config.packs import gateway_wide_differences, load_packs, with_gateway_settings_of
+from kt_trio.mocks.realtime import MockBehaviour
 from tests.conftest import running
 from tests.helpers import bearer, make_key, rejected
 

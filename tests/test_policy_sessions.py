@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.records import PolicyDecision
 from tests.conftest import running
 

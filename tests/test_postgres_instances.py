@@ -17,7 +17,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import serve_process
 from tests.postgres_server import ADMIN, ADMIN_PASSWORD, GATEWAY_PASSWORD, PostgresServer
 

@@ -8,7 +8,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.wire.frames import Opcode, encode_frame
 from tests.conftest import count_tasks, running
 from tests.helpers import http_get

@@ -11,8 +11,8 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
 from kt_trio.keys.store import utc_day
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.cluster import cluster_config, eventually, open_cluster
 from tests.helpers import bearer, make_key
 from tests.redis_server import open_redis

@@ -7,7 +7,7 @@ import json
 import trio
 from trio_websocket import open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour
+from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.testing import open_gateway
 
 # Each test as a whole: far above what it needs, so a lost event fails it instead of hanging.

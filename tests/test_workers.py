@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from conformance.mock_upstream import MockBehaviour, open_mock_upstream
+from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.cluster import cluster_config, start_instance
 from tests.helpers import http_get, samples
 from tests.redis_server import open_redis

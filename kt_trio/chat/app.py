@@ -29,8 +29,11 @@ import trio
 from kt_trio.audit.entries import AuditError
 from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
 from kt_trio.chat.body import JSON_LIMITS, check_declared_length, parse_json, read_body
+from kt_trio.chat.completions import chat_completions
+from kt_trio.chat.embeddings import embeddings
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.passthrough import Passthrough
+from kt_trio.chat.responses import responses
 from kt_trio.chat.upstream import default_http_client
 from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
@@ -39,6 +42,7 @@ from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
+from kt_trio.pricing import Pricing
 from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
@@ -96,6 +100,7 @@ class ChatApp:
         key_tokens: KeyBudget | None = None,
         client_ip: Callable[[str, str | None], str] | None = None,
         client_secrets: Door | None = None,
+        pricing: Pricing | None = None,
         guardrail: Guardrail | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
@@ -103,16 +108,13 @@ class ChatApp:
         its WebSocket sessions use. `key_tokens`: a key's daily token budget, refreshed.
         `client_ip(peer, x_forwarded_for)`: the client's address as sessions see it (the header
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
-        `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys)."""
-        # The doors import this module's helpers; imported here so this module stays the router.
-        from kt_trio.chat.completions import chat_completions
-        from kt_trio.chat.embeddings import embeddings
-        from kt_trio.chat.responses import responses
-
+        `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys).
+        `pricing`: the gateway's price table (costs on usage records); by default the config's."""
         self.config = config
         self.secrets = secrets
         self.health = health
         self.report = report
+        self.pricing = pricing if pricing is not None else Pricing(config.pricing)
         self.chain = chain if chain is not None else chain_of(config)
         self.guardrail = guardrail  # `external-guardrail`: judges whole request and answer texts
         self._audit = audit or (lambda: None)
@@ -294,6 +296,7 @@ class ChatApp:
             key_tokens=key_tokens,
             keep_content=keep_content,
             event_type=event_type,
+            pricing=self.pricing,
         )
 
     async def _passthrough(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:

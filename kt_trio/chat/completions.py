@@ -13,20 +13,20 @@ import json
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import trio
 
 from kt_trio.chat import anthropic, openai, sse
-from kt_trio.chat.asgi_io import SSE_HEADERS, respond, watch_disconnect
+from kt_trio.chat.asgi_io import SSE_HEADERS, respond
+from kt_trio.chat.door import answered, judged
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, error_chunk
-from kt_trio.chat.upstream import http_candidates, read_limited, upstream_response
+from kt_trio.chat.upstream import http_candidates, read_json, upstream_response
 from kt_trio.config.schema import Target
 from kt_trio.guardrail.client import Context as GuardContext
 from kt_trio.guardrail.edge import chat_completion_slots, chat_request_slots, judge_slots
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
-from kt_trio.providers.errors import HttpRefusal, policy_refusal, refusal
+from kt_trio.providers.errors import policy_refusal, refusal
 from kt_trio.records import PolicyDecision
 
 if TYPE_CHECKING:
@@ -49,30 +49,52 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
 
 async def _judged_chat(app: ChatApp, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
     policies = ChatPolicies(app.chain)
-    decisions: list[PolicyDecision] = []
+    # The chain, then the external guardrail (async) on what the chain left; `judged` records
+    # both and answers a block.
+    early: list[PolicyDecision] = []
+    stopped: Stop | None = None
     try:
-        policies.judge_request(request, decisions)
-        await _guard(app, ex, request, chat_request_slots(request), "input", decisions)
+        policies.judge_request(request, early)
+        await _guard(app, ex, request, chat_request_slots(request), "input", early)
     except Stop as stop:
-        ex.request_seen(None, tuple(decisions))
-        ex.decisions(decisions)
-        r = policy_refusal(stop.policy, stop.reason)
-        ex.ended_by("gateway", r.reason)
-        await respond(send, r.status, r.body, r.headers)
-        return
-    ex.request_seen(request, tuple(decisions))
-    ex.decisions(decisions)
-    await ex.write()  # nothing goes upstream unaudited
-    async with trio.open_nursery() as nursery:
-        # The client going away cancels the upstream request (and its stream) at once.
-        nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
-        try:
-            await _complete(app, ex, request, policies, send)
-        except HttpRefusal as r:  # answered here: the nursery would wrap it in an ExceptionGroup
-            ex.ended_by(r.origin, r.reason)
-            await respond(send, r.status, r.body, r.headers)
-        finally:
-            nursery.cancel_scope.cancel()
+        stopped = stop
+
+    def replay(decisions: list[PolicyDecision]) -> None:
+        decisions.extend(early)
+        if stopped is not None:
+            raise stopped
+
+    if await judged(ex, request, replay, send):
+        await answered(ex, receive, send, lambda: _complete(app, ex, request, policies, send))
+
+
+async def _guard(
+    app: ChatApp,
+    ex: Exchange,
+    request: dict[str, Any],
+    slots: list[Any],
+    direction: Literal["input", "output"],
+    decisions: list[PolicyDecision],
+) -> bool:
+    """The external guardrail on whole texts (the request's messages, a non-streamed answer's
+    choices; a streamed answer has reached the client by its end and is not sent): True when it
+    redacted some; raises `Stop` on a block."""
+    guardrail = app.guardrail
+    if guardrail is None or not slots or not guardrail.applies(direction):
+        return False
+    key = ex.key
+    ctx = GuardContext(
+        route=ROUTE,
+        model=str(request.get("model")) if request.get("model") is not None else None,
+        session_id=ex.id,
+        key_name=key.name if key is not None else None,
+        team=key.team if key is not None else None,
+    )
+    judged_texts = await judge_slots(guardrail, slots, direction, ctx, "chat.completion", None)
+    decisions.extend(judged_texts.decisions)
+    if judged_texts.stop is not None:
+        raise Stop(guardrail.name, judged_texts.stop.reason or "blocked by the external guardrail", "block")
+    return judged_texts.changed
 
 
 def _build(request: dict[str, Any], app: ChatApp) -> Any:
@@ -107,45 +129,10 @@ async def _complete(app: ChatApp, ex: Exchange, request: dict[str, Any], policie
             await _relay_whole(ex, target, resp, policies, send, app)
 
 
-async def _guard(
-    app: ChatApp,
-    ex: Exchange,
-    request: dict[str, Any],
-    slots: list[Any],
-    direction: Literal["input", "output"],
-    decisions: list[PolicyDecision],
-) -> bool:
-    """The external guardrail on whole texts (the request's messages, a non-streamed answer's
-    choices; a streamed answer has reached the client by its end and is not sent): True when it
-    redacted some; raises `Stop` on a block."""
-    guardrail = app.guardrail
-    if guardrail is None or not slots or not guardrail.applies(direction):
-        return False
-    key = ex.key
-    ctx = GuardContext(
-        route=ROUTE,
-        model=str(request.get("model")) if request.get("model") is not None else None,
-        session_id=ex.id,
-        key_name=key.name if key is not None else None,
-        team=key.team if key is not None else None,
-    )
-    judged = await judge_slots(guardrail, slots, direction, ctx, "chat.completion", None)
-    decisions.extend(judged.decisions)
-    if judged.stop is not None:
-        raise Stop(guardrail.name, judged.stop.reason or "blocked by the external guardrail", "block")
-    return judged.changed
-
-
 async def _relay_whole(
     ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, app: ChatApp
 ) -> None:
-    raw = await read_limited(resp)
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        raise refusal(
-            502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not JSON."
-        ) from None
+    raw, obj = await read_json(resp)
     if target.provider == "anthropic":
         usage = anthropic.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
         obj = anthropic.to_completion(obj, target.model or "")

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from kt_trio.chat import openai
 from kt_trio.chat.asgi_io import respond
-from kt_trio.chat.policy import Slot, Stop, judge_slots
+from kt_trio.chat.door import answered, judged
+from kt_trio.chat.policy import Slot, judge_slots
 from kt_trio.chat.upstream import http_candidates, read_limited, upstream_response
 from kt_trio.config.schema import Target
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
-from kt_trio.providers.errors import HttpRefusal, policy_refusal, refusal
+from kt_trio.providers.errors import refusal
 from kt_trio.providers.urls import embeddings_url
 from kt_trio.records import PolicyDecision, TokenUsage
 
@@ -66,20 +67,13 @@ async def embeddings(app: ChatApp, scope: Scope, receive: Receive, send: Send, k
     async with ex.until_finished():
         ex.start(size)
         send = ex.wrap(send)
-        decisions: list[PolicyDecision] = []
-        try:
+
+        def judge(decisions: list[PolicyDecision]) -> None:
             if slots and policies:
                 judge_slots(slots, policies, "input", decisions)
-        except Stop as stop:
-            ex.request_seen(None, tuple(decisions))
-            ex.decisions(decisions)
-            r = policy_refusal(stop.policy, stop.reason)
-            ex.ended_by("gateway", r.reason)
-            await respond(send, r.status, r.body, r.headers)
+
+        if not await judged(ex, request, judge, send):
             return
-        ex.request_seen(request, tuple(decisions))
-        ex.decisions(decisions)
-        await ex.write()  # nothing goes upstream unaudited
 
         def build(target: Target) -> tuple[str, bytes, dict[str, str]]:
             body = dict(request)
@@ -90,16 +84,15 @@ async def embeddings(app: ChatApp, scope: Scope, receive: Receive, send: Send, k
             return embeddings_url(target), dumps(body), openai.headers(target, app.secrets.get(target.id), stream=False)
 
         candidates = [t for t in http_candidates(app.config, primary) if t.provider != "anthropic"]
-        try:
+
+        async def work() -> None:
             async with upstream_response(app.client, app.config, app.health, candidates, build) as (target, resp):
                 ex.target = target
                 raw = await read_limited(resp)
-        except HttpRefusal as r:
-            ex.ended_by(r.origin, r.reason)
-            await respond(send, r.status, r.body, r.headers)
-            return
-        ex.usage(target, _usage(raw), None)
-        await respond(send, 200, raw)
+            ex.usage(target, _usage(raw), None)
+            await respond(send, 200, raw)
+
+        await answered(ex, receive, send, work)
 
 
 def _usage(raw: bytes) -> TokenUsage | None:

@@ -28,6 +28,7 @@ from kt_trio.chat.policy import EVENT_TYPE
 from kt_trio.config.schema import Target
 from kt_trio.governance.budget import tokens_of
 from kt_trio.keys import KeyInfo
+from kt_trio.pricing import Pricing
 from kt_trio.protocol.errors import dumps
 from kt_trio.records import (
     MessageSeen,
@@ -67,6 +68,7 @@ class Exchange:
         key_tokens: KeyTokens | None,
         keep_content: bool = True,
         event_type: str = EVENT_TYPE,
+        pricing: Pricing | None = None,
     ) -> None:
         """`keep_content=False`: never keep the bodies for the audit log, whatever
         `include_content` says (passed-through requests: their bodies are not read as text)."""
@@ -80,7 +82,7 @@ class Exchange:
         # Its records: to the reporter at once, to the audit log at each `write()`; between two
         # hand-offs at most one request's decisions, usage and alerts, bounded by the policies in
         # the chain and the parts of one completion (`policy.MAX_PARTS`).
-        self._reporting = ReportingPoint(session_id, report, audit)
+        self._reporting = ReportingPoint(session_id, report, audit, pricing=pricing)
         self._key_tokens = key_tokens
         self._log_messages = audit is not None and audit.settings.log_all_access
         keep_content = keep_content and self._log_messages and audit.settings.include_content  # type: ignore[union-attr]

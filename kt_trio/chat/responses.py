@@ -22,19 +22,19 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import trio
 
 from kt_trio.chat import anthropic, openai, sse
-from kt_trio.chat.asgi_io import SSE_HEADERS, respond, watch_disconnect
+from kt_trio.chat.asgi_io import SSE_HEADERS, respond
+from kt_trio.chat.door import answered, judged
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop, ToolArguments, judge_slots
 from kt_trio.chat.responses_items import from_completion, input_slots, output_slots, to_chat_request, usage_of
 from kt_trio.chat.responses_stream import ChatToResponses, ResponsesFilter, error_event
-from kt_trio.chat.upstream import http_candidates, read_limited, upstream_response
+from kt_trio.chat.upstream import http_candidates, read_json, upstream_response
 from kt_trio.config.schema import Target
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
-from kt_trio.providers.errors import HttpRefusal, policy_refusal, refusal
+from kt_trio.providers.errors import policy_refusal, refusal
 from kt_trio.providers.urls import responses_url
 from kt_trio.records import PolicyDecision
 
@@ -67,29 +67,8 @@ async def responses(app: ChatApp, scope: Scope, receive: Receive, send: Send, ke
         ex.start(size)
         send = ex.wrap(send)
         policies = ChatPolicies(app.chain)
-        decisions: list[PolicyDecision] = []
-        try:
-            judge_input(policies, request, decisions)
-        except Stop as stop:
-            ex.request_seen(None, tuple(decisions))
-            ex.decisions(decisions)
-            r = policy_refusal(stop.policy, stop.reason)
-            ex.ended_by("gateway", r.reason)
-            await respond(send, r.status, r.body, r.headers)
-            return
-        ex.request_seen(request, tuple(decisions))
-        ex.decisions(decisions)
-        await ex.write()  # nothing goes upstream unaudited
-        async with trio.open_nursery() as nursery:
-            # The client going away cancels the upstream request (and its stream) at once.
-            nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
-            try:
-                await _respond(app, ex, request, policies, send)
-            except HttpRefusal as r:  # answered here: the nursery would wrap it in an ExceptionGroup
-                ex.ended_by(r.origin, r.reason)
-                await respond(send, r.status, r.body, r.headers)
-            finally:
-                nursery.cancel_scope.cancel()
+        if await judged(ex, request, lambda decisions: judge_input(policies, request, decisions), send):
+            await answered(ex, receive, send, lambda: _respond(app, ex, request, policies, send))
 
 
 def _builder(app: ChatApp, request: dict[str, Any]) -> Any:
@@ -128,13 +107,7 @@ async def _respond(app: ChatApp, ex: Exchange, request: dict[str, Any], policies
 
 
 async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send) -> None:
-    raw = await read_limited(resp)
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        raise refusal(
-            502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not JSON."
-        ) from None
+    raw, obj = await read_json(resp)
     if not isinstance(obj, dict):
         raise refusal(502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not an object.")
     changed = False

@@ -10,8 +10,10 @@ candidate's circuit open the client gets 503 with `Retry-After`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import trio
@@ -52,6 +54,17 @@ async def read_limited(resp: httpx.Response) -> bytes:
             raise refusal(502, "upstream_error", "upstream_response_too_large", "The upstream's answer is too large.")
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def read_json(resp: httpx.Response) -> tuple[bytes, Any]:
+    """A whole upstream answer, as bytes and parsed; 502 when it is not JSON."""
+    raw = await read_limited(resp)
+    try:
+        return raw, json.loads(raw)
+    except ValueError:
+        raise refusal(
+            502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not JSON."
+        ) from None
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ import attrs
 from attrs import field, frozen
 
 from kt_trio.config.routing import pick_target
+from kt_trio.pricing import ModelPrice
 
 ProviderName = Literal["openai", "azure-openai", "anthropic"]
 Transport = Literal["websocket", "http"]
@@ -131,12 +132,24 @@ class GatewayHttp:
 
 
 @frozen(kw_only=True)
+class GatewayTls:
+    """TLS on the listener (`serve --certfile/--keyfile` override these): `wss://` and `https://`
+    on the one port. `client_ca`: a CA bundle; when set, every client must present a certificate
+    it signed. Paths are read at start, relative to the working directory."""
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    client_ca: str | None = None
+
+
+@frozen(kw_only=True)
 class Gateway:
     state_dir: str = "./.kt_trio"
     shutdown_timeout_secs: float = _positive(10.0, max=3600.0)
     trusted_proxies: tuple[str, ...] = field(default=(), metadata={"check": "cidr"})
     auth: GatewayAuth = GatewayAuth()
     websocket: GatewayWebSocket = GatewayWebSocket()
+    tls: GatewayTls = GatewayTls()
     # `serve --workers N`: processes sharing the port (SO_REUSEPORT) under one supervisor.
     workers: int = _positive(1)
     http: GatewayHttp = GatewayHttp()
@@ -415,6 +428,9 @@ class EventStream:
     ping_interval_secs: float = _keepalive(30.0)
     pong_timeout_secs: float = _keepalive(60.0)
     max_connections: int = field(default=1000, metadata={"check": "non_negative", "max": MAX_COUNT})  # 0: unlimited
+    # Subscribers with no credentials (auth off): capped on their own so they cannot fill
+    # `max_connections` and lock out the operator's keyed or token subscriber. 0: no own cap.
+    max_anonymous_connections: int = field(default=100, metadata={"check": "non_negative", "max": MAX_COUNT})
     # Per subscriber: a queue of events, so its bound is memory (65536 x ~1 KiB events).
     channel_capacity: int = _positive(1024, max=65_536)
     tokens: tuple[str, ...] = field(default=(), repr=False)  # secrets: kept out of repr
@@ -493,6 +509,8 @@ class GatewayConfig:
     features: Features = Features()
     state: State = State()
     store: Store = Store()
+    # USD per 1M tokens by model, over the built-in table (kt_trio.pricing).
+    pricing: Mapping[str, ModelPrice] = field(factory=dict)
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
 

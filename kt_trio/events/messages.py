@@ -56,6 +56,7 @@ SystemKind = Literal[
     "state_available",
     "audit_unavailable",
     "audit_available",
+    "model_unpriced",
 ]
 
 
@@ -94,6 +95,7 @@ def usage_payload(usage: TokenUsage) -> dict[str, int | float]:
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
         "cached_tokens": usage.cached_tokens,
+        "cached_audio_tokens": usage.cached_audio_tokens,
         "input_text_tokens": usage.input_text_tokens,
         "input_audio_tokens": usage.input_audio_tokens,
         "input_image_tokens": usage.input_image_tokens,
@@ -122,6 +124,7 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                     "key_name": record.key_name,
                     "team": record.team,
                     "usage": usage_payload(record.usage),
+                    "cost_usd": record.cost_usd,
                 },
             )
         ]
@@ -195,6 +198,7 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                     "key_name": record.key_name,
                     "team": record.team,
                     "usage": usage_payload(record.usage),
+                    "cost_usd": record.cost_usd,
                 },
             ),
         ]

@@ -14,7 +14,15 @@ are plain HTTP written before any upgrade (DESIGN.md "Handshake refusals are pla
   attaches cookies to a WebSocket opened by any site, so a cookie alone proves nothing about who
   is asking (cross-site WebSocket hijacking). A `?token=` is never sent implicitly by a browser,
   so it needs no Origin check. A non-browser client should use `?token=`;
-- 503 when `max_connections` subscribers are open (0 = unlimited).
+- 403 for any browser on another origin: an `Origin` header that is neither in `allowed_origins`
+  nor the gateway's own (its host equal to the `Host` header), whatever the credentials and even
+  with auth off: the stream shows session ids, client addresses and key names (issue 13);
+- 503 when `max_connections` authenticated subscribers are open (0 = unlimited); anonymous ones
+  (auth off, no credentials) have their own cap, `max_anonymous_connections`, and count against
+  `max_connections` too, so anonymous subscribers can never lock out the operator.
+
+A subscriber that presented a gateway key is ended with 1008 "key revoked" / "key expired"
+within a second of its key's revocation or expiry (the gateway's poll calls `Subscriber.end`).
 
 Only then does trio-websocket (light traffic: DESIGN.md "Stack") parse the head again from the
 replayed bytes and answer 101. The connection is three tasks: a sender (hub → client), a drain of
@@ -27,20 +35,21 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import trio
-from attrs import frozen
+from attrs import define, frozen
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 
 from kt_trio.config.schema import EventStream
 from kt_trio.events.hub import EventHub, Subscription
 from kt_trio.events.messages import EVENT_TYPES
 from kt_trio.keys.store import KEY_PREFIX
-from kt_trio.wire.handshake import RequestHead, error_body, http_response
+from kt_trio.wire.handshake import RequestHead, error_body, http_response, upgrade_problem
 
 log = logging.getLogger("kt_trio.events")
 
@@ -60,6 +69,52 @@ INCOMING_MAX_MESSAGE = 4096
 OnRefused = Callable[[str], None]
 # Gateway.check_key: (key info, None) or (None, (status, error type, code, message)).
 KeyCheck = Callable[..., Awaitable[tuple[Any, tuple[int, str, str, str] | None]]]
+
+
+@define(eq=False)
+class Subscriber:
+    """One open subscriber as the gateway sees it: its key (None: no key) and how to end it."""
+
+    key: Any = None  # KeyInfo of the key it presented
+    anonymous: bool = True
+    close: tuple[int, str] | None = None
+    _scope: trio.CancelScope | None = None
+
+    def attach(self, scope: trio.CancelScope | None) -> None:
+        """The scope `end` cancels (the running stream's), None once it has ended."""
+        self._scope = scope
+        if scope is not None and self.close is not None:  # ended during its handshake
+            scope.cancel()
+
+    def end(self, code: int, reason: str) -> None:
+        """Ends the subscription from outside (its key was revoked or expired)."""
+        if self.close is None:
+            self.close = (code, reason)
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+class Subscribers:
+    """The open subscribers of one gateway, by kind: the anonymous cap and the key poll use it."""
+
+    def __init__(self) -> None:
+        self.open: set[Subscriber] = set()
+
+    @property
+    def anonymous(self) -> int:
+        return sum(1 for s in self.open if s.anonymous)
+
+    @property
+    def authenticated(self) -> int:
+        return sum(1 for s in self.open if not s.anonymous)
+
+    @contextmanager
+    def holding(self, subscriber: Subscriber) -> Iterator[Subscriber]:
+        self.open.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self.open.discard(subscriber)
 
 
 class Refusal(Exception):
@@ -101,6 +156,18 @@ def _normal_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
+def _origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """A browser's `Origin` is acceptable when listed, or when it is the gateway's own (same host
+    and port as the `Host` it asked for: the console served by this gateway)."""
+    if _normal_origin(origin) in {_normal_origin(o) for o in allowed}:
+        return True
+    try:
+        netloc = urlsplit(origin.strip()).netloc.lower()
+    except ValueError:
+        return False
+    return bool(netloc) and host is not None and netloc == host.strip().lower()
+
+
 @frozen
 class StreamRequest:
     """What a checked head asks for: the filters, and a gateway key still to check (async)."""
@@ -108,6 +175,7 @@ class StreamRequest:
     types: frozenset[str] | None
     session: str | None
     key: str | None = None
+    anonymous: bool = False
 
 
 def _bearer(head: RequestHead) -> str | None:
@@ -117,14 +185,22 @@ def _bearer(head: RequestHead) -> str | None:
     return value[7:].strip() or None
 
 
-def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> StreamRequest:
+def check_request(
+    hub: EventHub, settings: EventStream, head: RequestHead, subscribers: Subscribers | None = None
+) -> StreamRequest:
     """Pure checks of the head; returns what it asks for or raises `Refusal`."""
     if not settings.enabled:
         raise Refusal(404, "not_found", "the event stream is disabled")
-    if not head.is_websocket_upgrade or not head.header("sec-websocket-key"):
+    if not head.is_websocket_upgrade:
         raise Refusal(400, "bad_request", "expected a WebSocket upgrade")
+    problem = upgrade_problem(head)
+    if problem is not None:
+        raise Refusal(400, "bad_request", problem)
     if head.header("sec-websocket-version") != "13":
         raise Refusal(426, "bad_request", "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),))
+    origin = head.header("origin")
+    if origin is not None and not _origin_allowed(origin, head.header("host"), settings.allowed_origins):
+        raise Refusal(403, "origin_not_allowed", "this Origin may not use the event stream")
     query = parse_qs(head.query)
     token = query.get("token", [None])[0] or _bearer(head)
     via_cookie = False
@@ -148,29 +224,38 @@ def check_request(hub: EventHub, settings: EventStream, head: RequestHead) -> St
         if unknown:
             raise Refusal(400, "bad_request", f"unknown event type(s): {', '.join(sorted(unknown))}")
     session = query.get("session", [None])[0] or None
-    if settings.max_connections and hub.subscriber_count >= settings.max_connections:
+    anonymous = key is None and (token is None or not _token_matches(token, settings.tokens))
+    limit = settings.max_connections
+    full = bool(limit) and hub.subscriber_count >= limit  # everyone, when nothing is told apart
+    if subscribers is not None:
+        if anonymous:
+            anon_limit = settings.max_anonymous_connections
+            full = (bool(anon_limit) and subscribers.anonymous >= anon_limit) or (
+                bool(limit) and len(subscribers.open) >= limit
+            )
+        else:
+            full = bool(limit) and subscribers.authenticated >= limit
+    if full:
         raise Refusal(
             503, "too_many_subscribers", "the event stream is at its connection limit", (("Retry-After", "5"),)
         )
-    return StreamRequest(types, session, key)
+    return StreamRequest(types, session, key, anonymous)
 
 
-async def team_of_key(check_key: KeyCheck | None, key: str) -> str | None:
-    """The team whose events a gateway key may see, None for an admin key (all events); raises
-    `Refusal` for a key that is not good for the stream."""
+async def key_for_stream(check_key: KeyCheck | None, key: str) -> Any:
+    """The key's info when it is good for the stream (`info.team` narrows the view unless it is an
+    admin key); raises `Refusal` otherwise."""
     if check_key is None:
         raise Refusal(401, "unauthorized", "gateway keys are not accepted here")
     info, refusal = await check_key(key, scope="events")
     if refusal is not None:
         status, _, code, message = refusal
         raise Refusal(status, code, message)
-    if info.is_admin:
-        return None
-    if not info.team:
+    if not info.is_admin and not info.team:
         # Without a team there is nothing to narrow the view to, and the whole stream is for
         # admins: refuse rather than show everything or nothing.
         raise Refusal(403, "key_scope", f"gateway key {info.name!r} has no team; only admin keys see every team")
-    return str(info.team)
+    return info
 
 
 async def serve_event_stream(
@@ -181,18 +266,20 @@ async def serve_event_stream(
     *,
     on_refused: OnRefused | None = None,
     check_key: KeyCheck | None = None,
+    subscribers: Subscribers | None = None,
 ) -> None:
     """Serves one `/ws/events` connection until either side ends it; always closes `stream`.
 
     `stream` must replay the request head (the front door's `ReplayStream`). `on_refused(code)`
     is called once per plain-HTTP refusal with a short reason (`unauthorized`, `origin_not_allowed`,
     `too_many_subscribers`, ...), for `Metrics.handshake_rejected`. `check_key` is the gateway's
-    key check, for subscribers that present a gateway key (`Gateway.check_key`).
+    key check, for subscribers that present a gateway key (`Gateway.check_key`). `subscribers`:
+    the gateway's open subscribers (separate caps, and ending a revoked key's subscriptions).
     """
     try:
         try:
-            request = check_request(hub, settings, head)
-            team = None if request.key is None else await team_of_key(check_key, request.key)
+            request = check_request(hub, settings, head, subscribers)
+            info = None if request.key is None else await key_for_stream(check_key, request.key)
         except Refusal as refusal:
             log.info(
                 "event stream refused: status=%d reason=%s",
@@ -212,7 +299,13 @@ async def serve_event_stream(
         # two clients can both pass the check above for the last slot), and nothing published
         # during the handshake is missed.
         types, session = request.types, request.session
-        with hub.subscribe(types, session, team) as sub, trio.CancelScope() as scope:
+        team = None if info is None or info.is_admin else str(info.team)
+        subscriber = Subscriber(key=info, anonymous=request.anonymous)
+        with (
+            (subscribers or Subscribers()).holding(subscriber),
+            hub.subscribe(types, session, team) as sub,
+            trio.CancelScope() as scope,
+        ):
             async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
                 ws = await _accept(nursery, stream)
                 if ws is not None:
@@ -222,7 +315,7 @@ async def serve_event_stream(
                         session,
                         team,
                     )
-                    await _run(ws, sub, settings)
+                    await _run(ws, sub, settings, subscriber)
                 scope.cancel()  # the reader task, once our close is done or abandoned
     finally:
         await trio.aclose_forcefully(stream)
@@ -240,7 +333,7 @@ async def _accept(nursery: trio.Nursery, stream: trio.abc.Stream) -> WebSocketCo
     return None
 
 
-async def _run(ws: WebSocketConnection, sub: Subscription, settings: EventStream) -> None:
+async def _run(ws: WebSocketConnection, sub: Subscription, settings: EventStream, subscriber: Subscriber) -> None:
     # Our close code, or None when the client closed first (trio-websocket has answered its close
     # frame already). Each task catches ConnectionClosed itself and ends the others: under trio's
     # strict exception groups, letting it escape would arrive as an ExceptionGroup.
@@ -288,9 +381,13 @@ async def _run(ws: WebSocketConnection, sub: Subscription, settings: EventStream
         nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
+        subscriber.attach(nursery.cancel_scope)
         nursery.start_soon(send_events)
         nursery.start_soon(drain_client)
         nursery.start_soon(keepalive)
+    subscriber.attach(None)
+    if subscriber.close is not None:
+        close = subscriber.close
     if close is not None:
         with trio.move_on_after(CLOSE_TIMEOUT):
             await ws.aclose(*close)

@@ -62,6 +62,9 @@ class Permit:
     trial: bool
     # Issued by the cluster's breaker in Redis (`kt_trio.state.breakers`): its outcome goes there.
     shared: bool = False
+    # False when a success would change nothing there (closed, no failures counted when issued),
+    # which saves the cluster a round trip per session.
+    success_matters: bool = True
 
 
 class CircuitBreaker:

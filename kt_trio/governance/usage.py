@@ -167,6 +167,7 @@ def parse_usage_event(event_type: str, data: bytes | bytearray | memoryview) -> 
             output_tokens=o,
             total_tokens=_total(u, i, o),
             cached_tokens=_int(ind, "cached_tokens"),
+            cached_audio_tokens=_int(_obj(ind, "cached_tokens_details"), "audio_tokens"),
             input_text_tokens=_int(ind, "text_tokens"),
             input_audio_tokens=_int(ind, "audio_tokens"),
             input_image_tokens=_int(ind, "image_tokens"),

@@ -97,7 +97,7 @@ class KeyInfo:
             max_sessions=record.max_sessions,
             messages_per_minute=record.messages_per_minute,
             daily_tokens=record.daily_tokens,
-            models=getattr(record, "models", None),
+            models=record.models,
         )
 
 
@@ -230,6 +230,18 @@ class KeyRing:
         """The key's use today without adding any (e.g. to refuse new work once `exceeded`)."""
         when = time.time() if now is None else now
         return await trio.to_thread.run_sync(self._store.daily_usage, key_name, when, limiter=self._limiter)
+
+    async def revoked(self, names: set[str]) -> set[str]:
+        """Which of these keys (those of open event subscribers, a handful) are revoked at all:
+        a subscription ends on plain revocation, no `--terminate` needed."""
+        if not names:
+            return set()
+
+        def lookup() -> set[str]:
+            records = (self._store.get(name) for name in sorted(names))
+            return {r.name for r in records if r is not None and r.revoked_at is not None}
+
+        return await trio.to_thread.run_sync(lookup, limiter=self._limiter)
 
     async def revoked_since(self, names: set[str]) -> set[str]:
         """Which of these keys (those with live sessions) are now revoked with `--terminate`: the

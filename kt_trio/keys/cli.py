@@ -63,6 +63,7 @@ def add_keys_commands(subparsers: Any) -> None:
     create_args.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
     create_args.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
     create_args.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
+    create_args.add_argument("--models", metavar="M1,M2", help="the only models the key may use (default: any)")
 
     list_args = argparse.ArgumentParser(add_help=False)
     list_args.add_argument("--json", action="store_true", help="one JSON array instead of a table")
@@ -152,6 +153,7 @@ def create_command(args: argparse.Namespace) -> int:
             messages_per_minute=args.messages_per_minute,
             daily_tokens=args.daily_tokens,
             now=now,
+            models=args.models,
         )
     except KeyStoreError as exc:
         print(f"keys create: {exc}", file=sys.stderr)
@@ -232,6 +234,7 @@ def _as_json(record: KeyRecord, now: float) -> dict[str, Any]:
         "max_sessions": record.max_sessions,
         "messages_per_minute": record.messages_per_minute,
         "daily_tokens": record.daily_tokens,
+        "models": list(record.models) if record.models is not None else None,
         "created_at": _when(record.created_at),
         "last_used_at": _when(record.last_used_at) if record.last_used_at is not None else None,
         "revoked_at": _when(record.revoked_at) if record.revoked_at is not None else None,

@@ -48,6 +48,8 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (key_name, day)
     );
     """,
+    # `keys create --models`: comma-separated models the key may use; NULL: any.
+    "ALTER TABLE gateway_keys ADD COLUMN models text;",
 )
 
 

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS gateway_keys (
     created_at          REAL NOT NULL,
     last_used_at        REAL,
     revoked_at          REAL,
-    terminate           INTEGER NOT NULL DEFAULT 0  -- revoked with --terminate: close live sessions
+    terminate           INTEGER NOT NULL DEFAULT 0, -- revoked with --terminate: close live sessions
+    models              TEXT                    -- comma-separated models the key may use; NULL: any
 );
 CREATE TABLE IF NOT EXISTS key_daily_usage (
     key_name     TEXT NOT NULL,
@@ -105,6 +106,8 @@ class KeyRecord:
     last_used_at: float | None
     revoked_at: float | None
     terminate: bool
+    # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
+    models: tuple[str, ...] | None = None
 
     def state(self, now: float) -> str:
         """`revoked`, `expired` or `active` (a revoked key reads as revoked even once it expires)."""
@@ -177,14 +180,36 @@ def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in items)
 
 
+def parse_models(models: str | Iterable[str]) -> tuple[str, ...]:
+    """`gpt-4o,gpt-realtime` -> ('gpt-4o', 'gpt-realtime'); KeyStoreError when none is named."""
+    items = [m.strip() for m in (models.split(",") if isinstance(models, str) else models)]
+    found = tuple(dict.fromkeys(m for m in items if m))
+    if not found:
+        raise KeyStoreError("--models needs at least one model name")
+    return found
+
+
+def _add_models_column(conn: sqlite3.Connection) -> None:
+    """keys.db made before `--models` existed gets the column (NULL: any model)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(gateway_keys)").fetchall()}
+    if "models" not in columns:
+        try:
+            conn.execute("ALTER TABLE gateway_keys ADD COLUMN models TEXT")
+        except sqlite3.OperationalError:  # another process added it first
+            pass
+
+
 _COLUMNS = (
     "name, prefix, pack, team, scopes, expires_at, max_sessions, messages_per_minute, daily_tokens,"
-    " created_at, last_used_at, revoked_at, terminate"
+    " created_at, last_used_at, revoked_at, terminate, models"
 )
 
 
 def _record(row: Sequence[Any]) -> KeyRecord:
-    (name, prefix, pack, team, scopes, expires_at, max_sessions, mpm, daily, created, last_used, revoked, term) = row
+    (name, prefix, pack, team, scopes, expires_at, max_sessions, mpm, daily, created, last_used, revoked, term) = row[
+        :13
+    ]
+    models = row[13] if len(row) > 13 else None
     return KeyRecord(
         name=name,
         prefix=prefix,
@@ -199,6 +224,7 @@ def _record(row: Sequence[Any]) -> KeyRecord:
         last_used_at=last_used,
         revoked_at=revoked,
         terminate=bool(term),
+        models=tuple(m for m in models.split(",") if m) if models is not None else None,
     )
 
 
@@ -284,6 +310,7 @@ class KeyStore:
             # Deleted pages are zeroed, so nothing once written lingers in the file's free pages.
             conn.execute("PRAGMA secure_delete=ON")
             conn.executescript(_SCHEMA)  # IF NOT EXISTS: safe while another process has it open
+            _add_models_column(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO keys_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -309,6 +336,7 @@ class KeyStore:
         messages_per_minute: int | None = None,
         daily_tokens: int | None = None,
         now: float | None = None,
+        models: Sequence[str] | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key; returns (the key, its record). The key exists only in the return value:
         the caller shows it once and forgets it."""
@@ -325,6 +353,7 @@ class KeyStore:
         ):
             if value is not None and value < 1:
                 raise KeyStoreError(f"{label} must be at least 1, got {value}")
+        allowed = parse_models(models) if models is not None else None
         created = time.time() if now is None else now
         for _ in range(5):
             key = new_key()
@@ -338,7 +367,7 @@ class KeyStore:
                             " (names stay taken after revocation, so audit records always name one key)"
                         )
                     self.db.run(
-                        f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             name,
                             prefix,
@@ -353,6 +382,7 @@ class KeyStore:
                             None,
                             None,
                             0,
+                            ",".join(allowed) if allowed is not None else None,
                             hash_key(key),
                         ),
                     )

@@ -94,7 +94,6 @@ class BotSession:
     """Per-session cadence and repetition state; a few hundred bytes, bounded by the deques."""
 
     __slots__ = (
-        "_det",
         "_fixed",
         "_fixed_p",
         "_gaps",
@@ -107,11 +106,12 @@ class BotSession:
         "_opened",
         "_sum",
         "_sumsq",
+        "detector",
         "new",
     )
 
     def __init__(self, det: BotDetector, *, user_agent: str | None, key: str) -> None:
-        self._det = det
+        self.detector = det
         self._key = key
         self._opened = False
         fixed: dict[str, float] = {}
@@ -136,7 +136,7 @@ class BotSession:
 
         `new` says whether this set of signals differs from the last one reported, so `flag`
         records a decision when something changes, not on every message."""
-        det = self._det
+        det = self.detector
         if not self._opened:
             self._opened = True
             if det.burst.opened(self._key, now) > det.burst.limit:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent
-from kt_trio.events.stream import serve_event_stream
+from kt_trio.events.stream import Subscribers, serve_event_stream
 from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
@@ -44,6 +45,7 @@ from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
+from kt_trio.pricing import Pricing
 from kt_trio.protocol.azure_paths import azure_route, without_azure_params
 from kt_trio.records import Record, SessionSummary
 from kt_trio.reporting import AuditSink, Reporter
@@ -51,6 +53,7 @@ from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
+from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
 from kt_trio.session.session import Session
@@ -69,7 +72,7 @@ from kt_trio.wire.handshake import (
     switching_protocols,
     upgrade_problem,
 )
-from kt_trio.wire.transport import SocketTransport
+from kt_trio.wire.transport import SocketTransport, StreamTransport, Transport
 
 log = logging.getLogger("kt_trio.gateway")
 
@@ -121,7 +124,10 @@ class Gateway:
         self.reporter.add_sink(self.metrics.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
+        # One price table for every pack: a model without a price is reported once per gateway.
+        self.pricing = Pricing(config.pricing, on_unpriced=self._unpriced)
         chat_hooks = {
+            "pricing": self.pricing,
             "audit": lambda: self.audit,
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
@@ -161,6 +167,10 @@ class Gateway:
         for pack in self.packs.values():
             self.state.bind_health(pack.health, pack.name)
         self.keys: KeyRing | None = None
+        # /ws/events subscribers (anonymous ones capped apart; keyed ones ended on revocation).
+        self.subscribers = Subscribers()
+        # Sessions whose key expires: ended with 1008 "key expired" by the key poll.
+        self._session_expiry: dict[Session, float] = {}
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
@@ -172,6 +182,8 @@ class Gateway:
                 check_key=self.check_key,
             )
         )
+        # `gateway.tls`: the listener's TLS context (raises TlsSetupError naming a bad file).
+        self._tls = server_context(config.gateway.tls)
         self._hconfig = HypercornConfig()
         self._hcontext = WorkerContext(None)
 
@@ -296,16 +308,31 @@ class Gateway:
             await self._poll_revocations()
 
     async def _poll_revocations(self) -> None:
+        """Once a second: sessions of a key revoked with `--terminate` and every subscriber of a
+        revoked key end with 1008 "key revoked"; sessions and subscribers of an expired key with
+        1008 "key expired". One indexed query per interval, none while no key is in use."""
         assert self.keys is not None
         while True:
             await trio.sleep(REVOCATION_POLL_SECS)
+            now = time.time()
+            for session, expires_at in list(self._session_expiry.items()):
+                if expires_at <= now:
+                    session.terminate(CloseCode.POLICY_VIOLATION, "key expired")
+            keyed = [s for s in self.subscribers.open if s.key is not None]
+            for sub in keyed:
+                if sub.key.expires_at is not None and sub.key.expires_at <= now:
+                    sub.end(CloseCode.POLICY_VIOLATION, "key expired")
             live = {s.key_name for s in self.sessions if s.key_name}
-            if not live:
-                continue
-            revoked = await self.keys.revoked_since(live)
-            if revoked:
-                self._terminate_keys(revoked)
-                await self.state.announce_revoked(revoked)  # other instances act at once
+            if live:
+                revoked = await self.keys.revoked_since(live)
+                if revoked:
+                    self._terminate_keys(revoked)
+                    await self.state.announce_revoked(revoked)  # other instances act at once
+            if keyed:
+                gone = await self.keys.revoked({s.key.name for s in keyed})
+                for sub in keyed:
+                    if sub.key.name in gone:
+                        sub.end(CloseCode.POLICY_VIOLATION, "key revoked")
 
     def _terminate_keys(self, names: set[str]) -> None:
         for session in list(self.sessions):
@@ -331,11 +358,16 @@ class Gateway:
             nursery.start_soon(self._handle_connection, conn, addr[0])
 
     async def _handle_connection(self, sock: socket.socket, peer_ip: str) -> None:
+        if self._tls is not None:
+            await self._handle_tls_connection(sock, peer_ip, self._tls)
+            return
         transport = SocketTransport(sock)
         guard = ConnectionGuard(transport)
         try:
             with guard.contained():
-                await self._serve_connection(transport, sock, peer_ip, guard)
+                await self._serve_connection(
+                    transport, lambda: trio.SocketStream(trio.socket.from_stdlib_socket(sock)), peer_ip, guard
+                )
             await guard.answer_failure()
         finally:
             if guard.answered:
@@ -343,9 +375,29 @@ class Gateway:
             else:
                 transport.close()
 
+    async def _handle_tls_connection(self, sock: socket.socket, peer_ip: str, ctx: ssl.SSLContext) -> None:
+        """`gateway.tls`: the same front door behind a TLS handshake of the connection's own."""
+        guard = ConnectionGuard(None)
+        try:
+            with guard.contained():
+                stream = await accept_tls(sock, ctx, guard.id)
+                if stream is None:
+                    return
+                transport = guard.transport = StreamTransport(stream)
+                await self._serve_connection(transport, lambda: stream, peer_ip, guard)
+            await guard.answer_failure()
+        finally:
+            sock.close()
+
     async def _serve_connection(
-        self, transport: SocketTransport, sock: socket.socket, peer_ip: str, guard: ConnectionGuard
+        self,
+        transport: Transport,
+        open_stream: Callable[[], trio.abc.Stream],
+        peer_ip: str,
+        guard: ConnectionGuard,
     ) -> None:
+        """Reads the request head and hands the connection to what serves it. `open_stream`
+        gives the connection as a trio Stream, for those who take it over (events, HTTP)."""
         head: RequestHead | None = None
         received = b""
         with trio.move_on_after(HEAD_TIMEOUT):
@@ -363,7 +415,7 @@ class Gateway:
             return
         if checked.is_websocket_upgrade and checked.path == EVENTS_ROUTE:
             guard.answered = True  # the event stream answers for itself from here
-            stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
+            stream = ReplayStream(open_stream(), received)
             await serve_event_stream(
                 self.hub,
                 self.config.features.websocket,
@@ -371,23 +423,24 @@ class Gateway:
                 checked,
                 on_refused=self.metrics.handshake_rejected,
                 check_key=self.check_key,
+                subscribers=self.subscribers,
             )
             return
         if checked.is_websocket_upgrade:
             await self._open_websocket(transport, checked, received, peer_ip, guard)
             return
         guard.answered = True  # hypercorn answers (500s included) from here
-        await self._serve_http(sock, bytes_for_hypercorn(head, checked, received))
+        await self._serve_http(open_stream(), bytes_for_hypercorn(head, checked, received))
 
-    async def _serve_http(self, sock: socket.socket, received: bytes) -> None:
-        stream = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), received)
+    async def _serve_http(self, connection: trio.abc.Stream, received: bytes) -> None:
+        stream = ReplayStream(connection, received)
         await TCPServer(self._http_app, self._hconfig, self._hcontext, ConnectionState({}), stream)  # type: ignore[arg-type]
 
     # -- WebSocket sessions ---------------------------------------------------------------------
 
     async def _open_websocket(
         self,
-        transport: SocketTransport,
+        transport: Transport,
         head: RequestHead,
         received: bytes,
         peer_ip: str,
@@ -471,7 +524,7 @@ class Gateway:
                 )
 
     async def _authenticate(
-        self, transport: SocketTransport, head: RequestHead, *, scope: str
+        self, transport: Transport, head: RequestHead, *, scope: str
     ) -> KeyInfo | Literal[False] | None:
         """The client's gateway key, None for an anonymous client, or False once refused."""
         credential = client_credential(head.headers, head.header_tokens("sec-websocket-protocol"))
@@ -505,7 +558,7 @@ class Gateway:
 
     async def _run_session(
         self,
-        transport: SocketTransport,
+        transport: Transport,
         head: RequestHead,
         received: bytes,
         ip: str,
@@ -558,6 +611,8 @@ class Gateway:
             upstream.leg.close_transport()
             raise
         self._add_session(session)
+        if key_info is not None and key_info.expires_at is not None:
+            self._session_expiry[session] = key_info.expires_at
         if self._shutting_down:
             session.shutdown()
         log.info(
@@ -581,7 +636,7 @@ class Gateway:
 
     async def _new_session(
         self,
-        transport: SocketTransport,
+        transport: Transport,
         head: RequestHead,
         received: bytes,
         ip: str,
@@ -626,6 +681,7 @@ class Gateway:
             user_agent=user_agent,
             session_id=session_id,
             message_events=self.config.features.websocket.message_events,
+            pricing=self.pricing,
             allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
             guard=None
             if pack.guardrail is None
@@ -641,6 +697,11 @@ class Gateway:
                 "responses" if route == "/v1/responses" else "realtime",
             ),
         )
+
+    def _unpriced(self, model: str) -> None:
+        """A model with no price: said once, in the log and on the event stream, never guessed."""
+        log.warning("model has no price; its usage costs 0 until pricing.%s is set", model)
+        self.hub.publish(None, SystemEvent("model_unpriced", {"model": model}))
 
     def _limiters(self, pack: PackRuntime, key_info: KeyInfo | None) -> list[MessageRateLimiter]:
         limiters = []
@@ -676,6 +737,7 @@ class Gateway:
 
     def _discard_session(self, session: Session) -> None:
         self.sessions.discard(session)
+        self._session_expiry.pop(session, None)
         self._notify()
 
     def _notify(self) -> None:
@@ -715,7 +777,7 @@ class Gateway:
 
     async def _refuse(
         self,
-        transport: SocketTransport,
+        transport: Transport,
         status: int,
         err_type: str,
         code: str,

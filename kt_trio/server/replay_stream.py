@@ -7,14 +7,18 @@ goes to hypercorn, which must parse it from its first byte. hypercorn's `TCPServ
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
 
 class ReplayStream(trio.abc.HalfCloseableStream):
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+    def __init__(self, stream: trio.abc.Stream, prefix: bytes) -> None:
         self._stream = stream
         self._prefix = prefix
-        self.socket = stream.socket
+        # hypercorn reads the peer's address from `socket`; under TLS it is the transport's.
+        inner: Any = getattr(stream, "transport_stream", stream)
+        self.socket = inner.socket
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -31,7 +35,9 @@ class ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        if isinstance(self._stream, trio.abc.HalfCloseableStream):
+            await self._stream.send_eof()
+        # A TLS stream cannot half-close: hypercorn's close then closes it whole.
 
     async def aclose(self) -> None:
         await self._stream.aclose()

@@ -66,7 +66,8 @@ class Leg:
             view = reader.pending_view()
             try:
                 if view is not None:
-                    n = await self.transport.receive_into(view)
+                    with view:  # released before commit, which may grow the buffer under it
+                        n = await self.transport.receive_into(view)
                     if n:
                         reader.commit(n)
                 else:

@@ -34,6 +34,7 @@ from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
+from kt_trio.pricing import Pricing
 from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
@@ -131,6 +132,7 @@ class Session:
         user_agent: str | None = None,
         session_id: str | None = None,
         message_events: bool = False,
+        pricing: Pricing | None = None,
         allowed_models: frozenset[str] | None = None,
         guard: SessionGuard | None = None,
     ) -> None:
@@ -163,7 +165,7 @@ class Session:
         )
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
-        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team)
+        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team, pricing=pricing)
         self._audit_messages = audit is not None and audit.settings.log_all_access
         self._publish_relayed = report if message_events else None
         self._log_messages = self._audit_messages or self._publish_relayed is not None

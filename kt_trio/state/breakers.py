@@ -28,23 +28,23 @@ _READ = (
     "local opened = tonumber(h[4]) or 0; local trial = tonumber(h[5]) or 0\n"
 )
 
-# ARGV: recovery_ms, trial_timeout_ms -> {allowed, trial, gen, state, wait_ms}
+# ARGV: recovery_ms, trial_timeout_ms -> {allowed, trial, gen, state, wait_ms, failures}
 ACQUIRE = (
     _NOW
     + _READ
     + """
 local recovery = tonumber(ARGV[1])
 if state == 'open' then
-  if now < opened + recovery then return {0, 0, gen, state, opened + recovery - now} end
+  if now < opened + recovery then return {0, 0, gen, state, opened + recovery - now, 0} end
   state = 'half_open'; gen = gen + 1; trial = 0
   redis.call('HSET', KEYS[1], 'state', state, 'gen', gen, 'trial', 0, 'failures', 0)
 end
 if state == 'half_open' then
-  if trial > now then return {0, 0, gen, state, 1000} end
+  if trial > now then return {0, 0, gen, state, 1000, 0} end
   redis.call('HSET', KEYS[1], 'trial', now + tonumber(ARGV[2]))
-  return {1, 1, gen, state, 0}
+  return {1, 1, gen, state, 0, 0}
 end
-return {1, 0, gen, state, 0}
+return {1, 0, gen, state, 0, failures}
 """
 )
 
@@ -114,12 +114,14 @@ class SharedBreakers:
             answer: list[Any] = await self.link.call(lambda: self._acquire([self._key(breaker.target)], args))
         except StateUnavailable:
             return breaker.acquire(now)
-        allowed, trial, gen, state, wait_ms = answer
+        allowed, trial, gen, state, wait_ms, failures = answer
         wait = int(wait_ms) / 1000
         breaker.mirror(str(state), now, wait if state == "open" else 0.0, "shared state")
         if not int(allowed):
             return None
-        return Permit(breaker.target, int(gen), trial=bool(int(trial)), shared=True)
+        trial_dial = bool(int(trial))
+        matters = trial_dial or int(failures) > 0
+        return Permit(breaker.target, int(gen), trial=trial_dial, shared=True, success_matters=matters)
 
     async def record_failure(self, breaker: CircuitBreaker, permit: Permit, now: float, reason: str) -> None:
         if not permit.shared:
@@ -138,6 +140,8 @@ class SharedBreakers:
         if not permit.shared:
             breaker.record_success(now, permit)
             return
+        if not permit.success_matters:
+            return  # closed with no failures counted when it was issued: nothing to reset
         try:
             state: Any
             state, _ = await self.link.call(lambda: self._success([self._key(breaker.target)], [permit.generation]))

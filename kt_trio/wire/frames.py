@@ -15,7 +15,9 @@ and takes complete events out (`events`).
 
 from __future__ import annotations
 
+import codecs
 import struct
+import time
 from enum import IntEnum
 
 from kt_trio.wire.masking import apply_mask
@@ -50,9 +52,22 @@ def is_valid_close_code(code: int) -> bool:
     return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (3000 <= code <= 4999)
 
 
-# A message at least this large that has not fully arrived gets a buffer of its final size, filled
+# A frame at least this large that has not fully arrived gets a buffer of its own, filled in place
 # by recv_into. Below it, appending chunks to the shared buffer is cheaper than a fresh allocation.
 LARGE_FRAME = 64 * 1024
+# That buffer grows with what has arrived (doubling, up to the frame's length), never to the
+# length a header merely claims: 300 connections each sending a 1 MiB header and one byte held
+# 300 MiB before (issue 13). Doubling keeps the copies to at most one pass over the frame.
+FIRST_BIG_BUFFER = LARGE_FRAME
+# Fragments of one message: each costs a frame header and a parse, so a message cut into 1-byte
+# (or empty) fragments is a way to burn CPU and, before the reassembly buffer, memory. Real
+# senders fragment at 4 KiB or more; 4096 fragments carry a 16 MiB message at 4 KiB each.
+MAX_FRAGMENTS = 4096
+# Empty continuation frames carry nothing; a sender may end a streamed message with one.
+MAX_EMPTY_FRAGMENTS = 16
+# Control frames (ping, pong) per second and direction: a keepalive needs one every few seconds;
+# a peer sending hundreds is flooding (each ping costs us a pong). Counted in 1-second windows.
+MAX_CONTROL_FRAMES_PER_SEC = 100
 # Bytes of a client payload unmasked to learn a message's event type (see protocol/sniff.py).
 HEAD_BYTES = 256
 # RFC 6455 §7.1.6 / §5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
@@ -155,18 +170,33 @@ class FrameReader:
     oversized message costs no memory.
     """
 
-    def __init__(self, *, expect_masked: bool, max_message_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        expect_masked: bool,
+        max_message_size: int,
+        max_fragments: int = MAX_FRAGMENTS,
+        max_control_per_sec: int = MAX_CONTROL_FRAMES_PER_SEC,
+    ) -> None:
         self.expect_masked = expect_masked
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
+        self.max_control_per_sec = max_control_per_sec
         self._buf = bytearray()
-        # A large frame being received in place: its buffer, how much is filled, its header.
+        # A large frame being received in place: its buffer (grown as bytes arrive), how much is
+        # filled, its header; the frame's full size is header_len + length.
         self._big: bytearray | None = None
         self._big_filled = 0
         self._big_hdr: tuple[int, int, bytes | None, int] | None = None
-        # A fragmented message being reassembled: its opcode and unmasked parts.
+        # A fragmented message being reassembled: its opcode, its unmasked payload so far (one
+        # buffer, so its memory is its size, not a Python object per fragment) and its counts.
         self._frag_opcode: int | None = None
-        self._frag_parts: list[bytes] = []
-        self._frag_size = 0
+        self._frag_buf = bytearray()
+        self._frag_count = 0
+        self._frag_empty = 0
+        # Control frames in the current 1-second window (time.monotonic(); read only for them).
+        self._ctl_window = 0.0
+        self._ctl_count = 0
         self._events: list[Event] = []
 
     # -- feeding -------------------------------------------------------------------------------
@@ -178,14 +208,20 @@ class FrameReader:
         return memoryview(self._big)[self._big_filled :]
 
     def commit(self, n: int) -> None:
-        """`n` bytes were written into `pending_view()`."""
+        """`n` bytes were written into `pending_view()` (which the caller has released)."""
         assert self._big is not None and self._big_hdr is not None
         self._big_filled += n
-        if self._big_filled == len(self._big):
-            big, (b0, header_len, mask, _length) = self._big, self._big_hdr
-            self._big = None
-            self._big_hdr = None
-            self._frame(b0, big, header_len, mask)
+        big = self._big
+        if self._big_filled < len(big):
+            return
+        b0, header_len, mask, length = self._big_hdr
+        total = header_len + length
+        if len(big) < total:
+            big.extend(bytes(min(len(big), total - len(big))))  # double, up to the frame's size
+            return
+        self._big = None
+        self._big_hdr = None
+        self._frame(b0, big, header_len, mask)
 
     def feed(self, data: bytes) -> None:
         """Bytes arrived from the peer (not for a large frame's buffer: see `pending_view`)."""
@@ -253,9 +289,9 @@ class FrameReader:
                 self._frame(b0, raw, header_len, mask)
                 continue
             if length >= LARGE_FRAME:
-                # Receive the rest straight into a buffer of the frame's final size.
-                big = bytearray(header_len + length)
+                # Receive the rest straight into a buffer of its own, grown as bytes arrive.
                 have = end - pos
+                big = bytearray(min(header_len + length, max(FIRST_BIG_BUFFER, 2 * have)))
                 big[:have] = memoryview(buf)[pos:end]
                 self._big = big
                 self._big_filled = have
@@ -279,7 +315,7 @@ class FrameReader:
         if opcode == Opcode.CONTINUATION:
             if self._frag_opcode is None:
                 raise FrameProtocolError(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
-            if self._frag_size + length > self.max_message_size:
+            if len(self._frag_buf) + length > self.max_message_size:
                 raise FrameProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
             return
         if opcode not in (Opcode.TEXT, Opcode.BINARY):
@@ -289,31 +325,64 @@ class FrameReader:
         if length > self.max_message_size:
             raise FrameProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
 
+    def _count_control(self) -> None:
+        now = time.monotonic()
+        if now - self._ctl_window >= 1.0:
+            self._ctl_window = now
+            self._ctl_count = 0
+        self._ctl_count += 1
+        if self._ctl_count > self.max_control_per_sec:
+            raise FrameProtocolError(
+                CloseCode.POLICY_VIOLATION, f"more than {self.max_control_per_sec} control frames a second"
+            )
+
     def _frame(self, b0: int, raw: bytes | bytearray, header_len: int, mask: bytes | None) -> None:
         opcode = b0 & 0x0F
         fin = b0 & 0x80
-        if opcode == Opcode.TEXT or opcode == Opcode.BINARY:
+        if opcode == Opcode.TEXT:
             if fin:
-                self._events.append(Message(opcode == Opcode.TEXT, raw, header_len, mask))
+                msg = Message(True, raw, header_len, mask)
+                if mask and len(raw) - header_len <= LARGE_FRAME:
+                    # The unmasked payload is kept: the session's policies read the same bytes.
+                    check_utf8(msg.payload())
+                else:
+                    check_utf8_view(memoryview(raw)[header_len:], mask)
+                self._events.append(msg)
                 return
+        elif opcode == Opcode.BINARY:
+            if fin:
+                self._events.append(Message(False, raw, header_len, mask))
+                return
+        if opcode == Opcode.TEXT or opcode == Opcode.BINARY:
             self._frag_opcode = opcode
-            self._frag_parts = [_unmasked(raw, header_len, mask)]
-            self._frag_size = len(raw) - header_len
+            self._frag_buf = bytearray(_unmasked(raw, header_len, mask))
+            self._frag_count = 1
+            self._frag_empty = 0
             return
         if opcode == Opcode.CONTINUATION:
-            part = _unmasked(raw, header_len, mask)
-            self._frag_parts.append(part)
-            self._frag_size += len(part)
+            # Counted here, once per complete frame (a header is parsed again while its frame
+            # is still arriving).
+            self._frag_count += 1
+            if self._frag_count > self.max_fragments:
+                raise FrameProtocolError(
+                    CloseCode.MESSAGE_TOO_BIG, f"message in more than {self.max_fragments} fragments"
+                )
+            if len(raw) == header_len:
+                self._frag_empty += 1
+                if self._frag_empty > MAX_EMPTY_FRAGMENTS:
+                    raise FrameProtocolError(CloseCode.POLICY_VIOLATION, "too many empty continuation frames")
+            self._frag_buf += _unmasked(raw, header_len, mask)
             if fin:
-                payload = b"".join(self._frag_parts)
+                payload = bytes(self._frag_buf)
                 is_text = self._frag_opcode == Opcode.TEXT
                 self._frag_opcode = None
-                self._frag_parts = []
-                self._frag_size = 0
+                self._frag_buf = bytearray()
                 if is_text:
                     check_utf8(payload)
                 self._events.append(Message(is_text, None, 0, None, payload))
             return
+        if opcode != Opcode.CLOSE:
+            self._count_control()
         payload = _unmasked(raw, header_len, mask)
         if opcode == Opcode.PING:
             self._events.append(Ping(payload))
@@ -336,6 +405,28 @@ def check_utf8(payload: bytes) -> None:
             payload.decode("utf-8")
         except UnicodeDecodeError:
             raise FrameProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+
+
+# Large payloads are checked in slices of this size, each unmasked (a multiple of 4, so the mask
+# keeps its phase) and decoded into memory that the next slice reuses: no copy of the whole
+# message is made (a freshly mapped MiB costs ~2 ms of page faults: PERFORMANCE.md).
+_UTF8_SLICE = 64 * 1024
+
+
+def check_utf8_view(view: memoryview, mask: bytes | None = None) -> None:
+    """`check_utf8` for a payload still in its received (and maybe masked) buffer, without
+    copying it whole: the C decoder's ASCII fast path runs at memory speed."""
+    try:
+        if len(view) <= _UTF8_SLICE and mask is None:
+            codecs.utf_8_decode(view, "strict", True)
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for start in range(0, len(view), _UTF8_SLICE):
+            part = view[start : start + _UTF8_SLICE]
+            decoder.decode(apply_mask(part, mask) if mask else part)
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        raise FrameProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
 
 
 def parse_close(payload: bytes) -> Close:
