@@ -442,10 +442,16 @@ class Session:
                         if closing:
                             stop = (CloseCode.POLICY_VIOLATION, "blocked by the external-guardrail policy")
                     mark = len(out)  # where this message's forwarded frame goes
-                    if policies is None or event_type in AUDIO_TYPES:
-                        # Audio carries no text: forwarded as it arrived, never unmasked past its
-                        # head; only the audio of a response a policy cancelled is dropped.
-                        if policies is None or from_client or not policies.audio_of_cancelled(ev.head()):
+                    if policies is None or event_type in AUDIO_TYPES or policies.passes(event_type, from_client):
+                        # Audio carries no text, and a type no policy reads passes unread: forwarded
+                        # as it arrived, never unmasked past its head; only the audio of a response
+                        # a policy cancelled is dropped.
+                        if (
+                            policies is None
+                            or from_client
+                            or event_type not in AUDIO_TYPES
+                            or not policies.audio_of_cancelled(ev.head())
+                        ):
                             # `forwarded` may be the raw (masked) frame: the audit record unmasks
                             # it only if it stores content, which audio never does.
                             forwarded = ev.raw if ev.raw is not None else ev.payload()
