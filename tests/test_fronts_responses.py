@@ -38,6 +38,15 @@ async def gateway(
                 yield gw, mock, records
 
 
+def split_phone_numbers() -> HttpMockBehaviour:
+    """A provider whose text and tool call arguments each cut a phone number across two deltas."""
+    return HttpMockBehaviour(
+        chunks=["Call me at 415-5", "55-0132 tomorrow"],
+        tool_call=("dial", '{"to": "415-555-0177"}'),
+        tool_call_split=14,
+    )
+
+
 def sse_events(text: str) -> list[dict[str, Any]]:
     return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
 
@@ -102,11 +111,7 @@ async def test_an_injection_is_refused_with_400_even_when_streaming(stream: bool
 
 
 async def test_a_phone_number_split_across_two_streamed_deltas_arrives_redacted() -> None:
-    behaviour = HttpMockBehaviour(
-        chunks=["Call me at 415-5", "55-0132 tomorrow"],
-        tool_call=("dial", '{"to": "415-555-0177"}'),
-        tool_call_split=14,
-    )
+    behaviour = split_phone_numbers()
     async with gateway(behaviour) as (gw, mock, records):
         client = openai_client(gw.base_url, CLIENT_KEY)
 
@@ -157,11 +162,7 @@ async def test_azure_target_gets_the_deployment_and_its_api_key() -> None:
 
 
 async def test_anthropic_target_is_translated_for_text_tools_and_streaming() -> None:
-    behaviour = HttpMockBehaviour(
-        chunks=["Call me at 415-5", "55-0132 tomorrow"],
-        tool_call=("dial", '{"to": "415-555-0177"}'),
-        tool_call_split=14,
-    )
+    behaviour = split_phone_numbers()
     async with gateway(behaviour) as (gw, mock, records):
         client = openai_client(gw.base_url, CLIENT_KEY)
         tools = [{"type": "function", "name": "dial", "parameters": {"type": "object", "properties": {}}}]

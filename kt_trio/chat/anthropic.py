@@ -18,6 +18,7 @@ from kt_trio.config.schema import Target
 from kt_trio.providers.auth import auth_header
 from kt_trio.providers.errors import anthropic_error
 from kt_trio.providers.urls import messages_url
+from kt_trio.providers.usage import count, text_usage
 from kt_trio.records import TokenUsage
 
 __all__ = ["StreamError", "StreamTranslator", "headers", "messages_url", "to_completion", "to_messages_request"]
@@ -163,17 +164,9 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 def usage_of(usage: Any) -> TokenUsage | None:
     if not isinstance(usage, dict):
         return None
-    cached = _int(usage.get("cache_read_input_tokens"))
-    inp = _int(usage.get("input_tokens")) + cached + _int(usage.get("cache_creation_input_tokens"))
-    out = _int(usage.get("output_tokens"))
-    return TokenUsage(
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=inp + out,
-        cached_tokens=cached,
-        input_text_tokens=inp,
-        output_text_tokens=out,
-    )
+    cached = count(usage.get("cache_read_input_tokens"))
+    inp = count(usage.get("input_tokens")) + cached + count(usage.get("cache_creation_input_tokens"))
+    return text_usage(inp, count(usage.get("output_tokens")), cached_tokens=cached)
 
 
 def openai_usage(u: TokenUsage) -> dict[str, Any]:
@@ -308,7 +301,3 @@ def _chat_id(msg_id: Any) -> str:
     if isinstance(msg_id, str) and msg_id:
         return "chatcmpl-" + msg_id.removeprefix("msg_")
     return "chatcmpl-" + format(time.time_ns(), "x")
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0

@@ -14,6 +14,7 @@ from kt_trio.config.routing import upstream_model
 from kt_trio.config.schema import Target
 from kt_trio.providers.auth import auth_header
 from kt_trio.providers.urls import chat_url
+from kt_trio.providers.usage import cached_of, count, text_usage
 from kt_trio.records import TokenUsage
 
 __all__ = ["chat_url", "headers", "prepare", "usage_of"]
@@ -54,19 +55,9 @@ def usage_of(usage: Any) -> TokenUsage | None:
     """`usage` of a completion or of the final stream chunk, as the gateway counts it."""
     if not isinstance(usage, dict):
         return None
-    prompt = _int(usage.get("prompt_tokens"))
-    completion = _int(usage.get("completion_tokens"))
-    details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    return TokenUsage(
-        input_tokens=prompt,
-        output_tokens=completion,
-        total_tokens=_int(usage.get("total_tokens")) or prompt + completion,
-        cached_tokens=cached,
-        input_text_tokens=prompt,
-        output_text_tokens=completion,
+    return text_usage(
+        count(usage.get("prompt_tokens")),
+        count(usage.get("completion_tokens")),
+        count(usage.get("total_tokens")),
+        cached_of(usage.get("prompt_tokens_details")),
     )
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0

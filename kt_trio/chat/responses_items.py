@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from kt_trio.chat.policy import Slot, ToolArguments
+from kt_trio.providers.usage import cached_of, count, text_usage
 from kt_trio.records import TokenUsage
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
@@ -81,16 +82,11 @@ def usage_of(usage: Any) -> TokenUsage | None:
     """A response's `usage` (from `response.completed` when streamed) as the gateway counts it."""
     if not isinstance(usage, dict):
         return None
-    inp, out = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
-    details = usage.get("input_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    return TokenUsage(
-        input_tokens=inp,
-        output_tokens=out,
-        total_tokens=_int(usage.get("total_tokens")) or inp + out,
-        cached_tokens=cached,
-        input_text_tokens=inp,
-        output_text_tokens=out,
+    return text_usage(
+        count(usage.get("input_tokens")),
+        count(usage.get("output_tokens")),
+        count(usage.get("total_tokens")),
+        cached_of(usage.get("input_tokens_details")),
     )
 
 
@@ -227,7 +223,3 @@ def from_completion(completion: dict[str, Any], model: str, usage: TokenUsage | 
         fn = call.get("function") or {}
         output.append(call_item(f"fc_{rid[5:]}_{i}", call.get("id") or "", fn.get("name"), fn.get("arguments") or ""))
     return response_object(rid, completion.get("model") or model, output, usage, choice.get("finish_reason"))
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0

@@ -241,23 +241,29 @@ def redact_texts(slots: Sequence[Slot], policies: Sequence[TextPolicy]) -> bool:
 
 
 def judge_bot(
-    out: Judgement, det: BotDetector, bot: BotSession, now: float, text: str | None, t: str | None, eid: str | None
-) -> None:
+    out: Judgement | None, bot: BotSession, now: float, text: str | None, t: str | None, eid: str | None
+) -> Judgement | None:
     """The bot detector over one client message (its text, when it has one): `flag` is recorded
-    when the set of signals changes, `block`/`close` stop the message while the score is over."""
+    when the set of signals changes, `block`/`close` stop the message while the score is over.
+    Returns `out`, made here when None and the detector has something to say."""
+    det = bot.detector
     try:
         finding = bot.observe(now, text)
     except Exception as exc:  # a policy never crashes a session
+        out = out if out is not None else Judgement()
         policy_error(out, det, exc, "input", t, eid)
-        return
+        return out
     if finding is None:
-        return
+        return out
     action = det.settings.action
     if action == "flag" or action == "allow" or action == "redact":
         if bot.new:
+            out = out if out is not None else Judgement()
             out.decisions.append(policy_decision(det.name, "flag", "input", finding, t, eid))
-        return
+        return out
+    out = out if out is not None else Judgement()
     _decide(out, det.name, action, "input", finding, t, eid)
+    return out
 
 
 class StreamPart:

@@ -181,27 +181,28 @@ class SessionPolicies:
         "no text policy had anything to say" is decided here; otherwise None, and the caller
         takes the parsing path, which judges the same text again (text policies are pure)."""
         t, eid, slots, obj = msg
-        out = Judgement()
+        out: Judgement | None = None  # made only when something is decided (rarely)
         if slots and not bot_only:
-            view: TextView | None = None
             if obj is None:
                 view = TextView(slots[0][0][0])
                 quiet = self.chain.input_quiet
                 if quiet is None or not view.is_quiet(quiet):
-                    judge_texts(slots, self.chain.input_text_policies, "input", t, eid, view=view, into=out)
+                    out = judge_texts(slots, self.chain.input_text_policies, "input", t, eid, view=view)
                     if out.decisions or out.changed or out.stop is not None:
                         return None
             else:
-                judge_texts(slots, self.chain.input_text_policies, "input", t, eid, into=out)
+                out = judge_texts(slots, self.chain.input_text_policies, "input", t, eid)
         bot = self._bot
-        if out.stop is None and bot is not None:
+        if bot is not None and (out is None or out.stop is None):
             if not slots:
                 text = None
             elif len(slots) == 1:
                 text = slots[0][0][slots[0][1]]
             else:
                 text = "\n".join(c[k] for c, k in slots)
-            judge_bot(out, bot.detector, bot, now, text, t, eid)
+            out = judge_bot(out, bot, now, text, t, eid)
+        if out is None:
+            return _verdict(data, t)
         if out.stop is not None:
             return self._stop_input(out, t, eid)
         forward = errors.dumps(obj) if out.changed else data
@@ -256,6 +257,17 @@ class SessionPolicies:
         if t in REPEAT_TYPES:
             return self._on_repeat(data, obj, t)
         return Verdict(data, event_type=t)
+
+    def passes(self, t: str | None, from_client: bool) -> bool:
+        """Whether a text message whose sniffed type is `t` goes on as it arrived without the
+        chain reading it (the answer `on_*_message` would give without parsing it), so the
+        session need not hand it over: a type that carries no text a policy reads, when no bot
+        detector counts client events. Audio is the session's to check (`audio_of_cancelled`)."""
+        if t is None:
+            return False
+        if from_client:
+            return self._bot is None and (t not in INPUT_TEXT_TYPES or not self._input_needs_parse)
+        return t not in _OUTPUT_INTERESTING and t not in AUDIO_TYPES
 
     def audio_of_cancelled(self, head: bytes | bytearray | memoryview) -> bool:
         """Whether an output audio delta, by its first bytes, belongs to a response a policy
