@@ -46,8 +46,8 @@ def delta(d: str, rid: str = "resp_1", iid: str = "item_1", i: int = 0) -> bytes
 
 
 def test_build_skips_external_policies_and_rejects_unknown():
-    assert build_chain(["audit-logger", "session-budget"], {}).is_empty
-    assert EXTERNAL_POLICIES == {"audit-logger", "session-budget"}
+    assert build_chain(["audit-logger", "session-budget", "external-guardrail"], {}).is_empty
+    assert EXTERNAL_POLICIES == {"audit-logger", "session-budget", "external-guardrail"}
     assert not build_chain(["pii-detector"], {}).is_empty
     with pytest.raises(ValueError, match="unknown policy 'pii'"):
         build_chain(["pii"], {})

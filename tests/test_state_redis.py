@@ -14,7 +14,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnec
 from kt_trio.keys.store import utc_day
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.cluster import cluster_config, eventually, open_cluster
-from tests.helpers import bearer, make_key
+from tests.helpers import bearer, http_get, make_key, samples
 from tests.redis_server import open_redis
 
 pytestmark = pytest.mark.trio
@@ -165,7 +165,7 @@ async def test_redis_killed_mid_run_keeps_open_sessions_and_recovers(tmp_path: P
     async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
         config = tmp_path / "gw.yaml"
         config.write_text(cluster_config(mock.url, redis.url, tmp_path, per_ip=10, on_unavailable=on_unavailable))
-        async with open_cluster(config, 1) as (a,):
+        async with open_cluster(config, 1) as (a,), open_websocket_url(a.ws_url("/ws/events?types=system")) as events:
             async with open_websocket_url(a.ws_url()) as ws:
                 await redis.kill()
 
@@ -194,3 +194,13 @@ async def test_redis_killed_mid_run_keeps_open_sessions_and_recovers(tmp_path: P
                 await eventually(counted, deadline=5)
                 await ws.send_message(json.dumps({"type": "x", "event_id": "after"}))
                 assert json.loads(await ws.get_message())["event_id"] == "after"
+            # Each transition is a `system` event and moves the gauge.
+            kinds: list[str] = []
+            with trio.fail_after(5):
+                while "state_available" not in kinds:
+                    kinds.append(json.loads(await events.get_message())["payload"]["event"])
+            assert kinds[kinds.index("state_unavailable") :].count("state_available") == 1
+            status, body = await http_get(a.port, "/metrics")
+            assert status == 200
+            assert samples(body.decode())[("kt_state_backend_up", ())] == 1
+            assert samples(body.decode())[("kt_state_backend_transitions_total", (("to", "unavailable"),))] == 1

@@ -39,6 +39,7 @@ from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.pricing import Pricing
@@ -100,6 +101,7 @@ class ChatApp:
         client_ip: Callable[[str, str | None], str] | None = None,
         client_secrets: Door | None = None,
         pricing: Pricing | None = None,
+        guardrail: Guardrail | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
         after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
@@ -114,6 +116,7 @@ class ChatApp:
         self.report = report
         self.pricing = pricing if pricing is not None else Pricing(config.pricing)
         self.chain = chain if chain is not None else chain_of(config)
+        self.guardrail = guardrail  # `external-guardrail`: judges whole request and answer texts
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
         self._key_tokens = key_tokens

@@ -10,7 +10,7 @@ A stream a policy blocks mid-way ends with one error chunk whose choice has
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -22,6 +22,8 @@ from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, error_chunk
 from kt_trio.chat.upstream import http_candidates, read_json, upstream_response
 from kt_trio.config.schema import Target
+from kt_trio.guardrail.client import Context as GuardContext
+from kt_trio.guardrail.edge import chat_completion_slots, chat_request_slots, judge_slots
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import policy_refusal, refusal
@@ -47,8 +49,52 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
 
 async def _judged_chat(app: ChatApp, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
     policies = ChatPolicies(app.chain)
-    if await judged(ex, request, lambda decisions: policies.judge_request(request, decisions), send):
+    # The chain, then the external guardrail (async) on what the chain left; `judged` records
+    # both and answers a block.
+    early: list[PolicyDecision] = []
+    stopped: Stop | None = None
+    try:
+        policies.judge_request(request, early)
+        await _guard(app, ex, request, chat_request_slots(request), "input", early)
+    except Stop as stop:
+        stopped = stop
+
+    def replay(decisions: list[PolicyDecision]) -> None:
+        decisions.extend(early)
+        if stopped is not None:
+            raise stopped
+
+    if await judged(ex, request, replay, send):
         await answered(ex, receive, send, lambda: _complete(app, ex, request, policies, send))
+
+
+async def _guard(
+    app: ChatApp,
+    ex: Exchange,
+    request: dict[str, Any],
+    slots: list[Any],
+    direction: Literal["input", "output"],
+    decisions: list[PolicyDecision],
+) -> bool:
+    """The external guardrail on whole texts (the request's messages, a non-streamed answer's
+    choices; a streamed answer has reached the client by its end and is not sent): True when it
+    redacted some; raises `Stop` on a block."""
+    guardrail = app.guardrail
+    if guardrail is None or not slots or not guardrail.applies(direction):
+        return False
+    key = ex.key
+    ctx = GuardContext(
+        route=ROUTE,
+        model=str(request.get("model")) if request.get("model") is not None else None,
+        session_id=ex.id,
+        key_name=key.name if key is not None else None,
+        team=key.team if key is not None else None,
+    )
+    judged_texts = await judge_slots(guardrail, slots, direction, ctx, "chat.completion", None)
+    decisions.extend(judged_texts.decisions)
+    if judged_texts.stop is not None:
+        raise Stop(guardrail.name, judged_texts.stop.reason or "blocked by the external guardrail", "block")
+    return judged_texts.changed
 
 
 def _build(request: dict[str, Any], app: ChatApp) -> Any:
@@ -80,10 +126,12 @@ async def _complete(app: ChatApp, ex: Exchange, request: dict[str, Any], policie
         if request.get("stream"):
             await _relay_stream(ex, target, resp, policies, send, wants_usage[target.id])
         else:
-            await _relay_whole(ex, target, resp, policies, send)
+            await _relay_whole(ex, target, resp, policies, send, app)
 
 
-async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send) -> None:
+async def _relay_whole(
+    ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, app: ChatApp
+) -> None:
     raw, obj = await read_json(resp)
     if target.provider == "anthropic":
         usage = anthropic.usage_of(obj.get("usage") if isinstance(obj, dict) else None)
@@ -95,6 +143,8 @@ async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, polic
     decisions: list[PolicyDecision] = []
     try:
         if isinstance(obj, dict) and policies.judge_response(obj, decisions):
+            changed = True
+        if isinstance(obj, dict) and await _guard(app, ex, obj, chat_completion_slots(obj), "output", decisions):
             changed = True
     except Stop as stop:
         raise policy_refusal(stop.policy, stop.reason) from None

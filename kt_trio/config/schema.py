@@ -372,6 +372,20 @@ class SessionBudgetSettings:
     alert_thresholds: tuple[float, ...] = field(default=(0.5, 0.8, 1.0), metadata={"check": "positive", "max": 100.0})
 
 
+@frozen(kw_only=True)
+class ExternalGuardrailSettings:
+    """`policy.external-guardrail` (DESIGN.md "Guardrail hook"): a service of your own behind HTTP
+    judges whole texts; `headers` values may hold secrets (`${ENV}`), kept out of repr."""
+
+    action: Literal["block", "flag", "close"] = "block"
+    apply_to: ApplyTo = "both"
+    on_error: OnError = "block"
+    url: str = ""
+    headers: Mapping[str, str] = field(factory=dict, repr=False)
+    timeout_ms: int = _positive(800)
+    max_concurrency: int = _positive(64)
+
+
 PolicySettings = (
     PromptInjectionSettings
     | PiiDetectorSettings
@@ -379,6 +393,7 @@ PolicySettings = (
     | BotDetectorSettings
     | AuditLoggerSettings
     | SessionBudgetSettings
+    | ExternalGuardrailSettings
 )
 
 # The known policies, in the order the default chain runs them.
@@ -389,6 +404,7 @@ POLICY_SETTINGS: Mapping[str, type[PolicySettings]] = {
     "bot-detector": BotDetectorSettings,
     "audit-logger": AuditLoggerSettings,
     "session-budget": SessionBudgetSettings,
+    "external-guardrail": ExternalGuardrailSettings,
 }
 
 # What demo mode (no --config) runs.

@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 # Policies other issues own; accepted in `policies.chain` and skipped here.
-EXTERNAL_POLICIES = frozenset({"audit-logger", "session-budget"})
+# Run outside the judging engine: the audit log, the token budget, and the external guardrail
+# (I/O: an async step at the session and HTTP edges, `kt_trio.guardrail`).
+EXTERNAL_POLICIES = frozenset({"audit-logger", "session-budget", "external-guardrail"})
 
 _FACTORIES: dict[str, Any] = {
     "prompt-injection": PromptInjection,

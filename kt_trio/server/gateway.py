@@ -40,6 +40,8 @@ from kt_trio.events.stream import Subscribers, serve_event_stream
 from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.guardrail.client import Context as GuardContext
+from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
@@ -681,6 +683,19 @@ class Gateway:
             message_events=self.config.features.websocket.message_events,
             pricing=self.pricing,
             allowed_models=frozenset(key_info.models) if key_info is not None and key_info.models is not None else None,
+            guard=None
+            if pack.guardrail is None
+            else SessionGuard(
+                pack.guardrail,
+                GuardContext(
+                    route=route,
+                    model=model or target.model_name,
+                    session_id=session_id,
+                    key_name=key_info.name if key_info is not None else None,
+                    team=key_info.team if key_info is not None else None,
+                ),
+                "responses" if route == "/v1/responses" else "realtime",
+            ),
         )
 
     def _unpriced(self, model: str) -> None:

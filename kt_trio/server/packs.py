@@ -15,15 +15,17 @@ from typing import Any
 from attrs import define
 
 from kt_trio.chat.app import ChatApp
-from kt_trio.config.schema import GatewayConfig, SessionBudgetSettings
+from kt_trio.config.schema import ExternalGuardrailSettings, GatewayConfig, SessionBudgetSettings
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.budget import SessionBudget
+from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
 from kt_trio.records import Record
 
 AUDIT_LOGGER = "audit-logger"
 SESSION_BUDGET = "session-budget"
+GUARDRAIL = "external-guardrail"
 
 
 @define
@@ -33,6 +35,7 @@ class PackRuntime:
     chain: PolicyChain
     health: UpstreamHealth
     chat: ChatApp
+    guardrail: Guardrail | None = None  # `external-guardrail` in the chain: one pool per pack
 
     @classmethod
     def build(
@@ -53,8 +56,15 @@ class PackRuntime:
         chain = chain_of(config)
         if AUDIT_LOGGER not in config.policies.chain:
             chat_hooks.pop("audit", None)
-        chat = ChatApp(config, secrets=secrets, health=health, report=report, chain=chain, **chat_hooks)
-        return cls(config=config, secrets=secrets, chain=chain, health=health, chat=chat)
+        guardrail = None
+        if GUARDRAIL in config.policies.chain:
+            settings = config.policy_settings(GUARDRAIL)
+            assert isinstance(settings, ExternalGuardrailSettings)
+            guardrail = Guardrail(settings)
+        chat = ChatApp(
+            config, secrets=secrets, health=health, report=report, chain=chain, guardrail=guardrail, **chat_hooks
+        )
+        return cls(config=config, secrets=secrets, chain=chain, health=health, chat=chat, guardrail=guardrail)
 
     @property
     def name(self) -> str:

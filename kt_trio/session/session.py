@@ -32,6 +32,7 @@ from kt_trio.audit.entries import AuditError
 from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
 from kt_trio.pricing import Pricing
 from kt_trio.protocol import errors
@@ -133,10 +134,12 @@ class Session:
         message_events: bool = False,
         pricing: Pricing | None = None,
         allowed_models: frozenset[str] | None = None,
+        guard: SessionGuard | None = None,
     ) -> None:
         """`message_events`: publish a `MessagesRelayed` per relayed message (DESIGN.md
         `features.websocket.message_events`)."""
         self.id = session_id or uuid.uuid4().hex
+        self._guard = guard
         self.client = client
         self.upstream = upstream
         self.settings = settings
@@ -431,6 +434,14 @@ class Session:
                         stop = governor.upstream_message(event_type, ev.payload)
                     forwarded: bytes | bytearray | None = None
                     decisions: tuple[PolicyDecision, ...] = ()
+                    guard = self._guard
+                    if guard is not None and not from_client and guard.wants(event_type, False):
+                        # A completed assistant text: the guardrail judges it as the provider
+                        # wrote it, before the chain (which redacts what the client sees of it).
+                        ev, closing = await self._guard_upstream(guard, ev, event_type, dst, out)
+                        if closing:
+                            stop = (CloseCode.POLICY_VIOLATION, "blocked by the external-guardrail policy")
+                    mark = len(out)  # where this message's forwarded frame goes
                     if policies is None or event_type in AUDIO_TYPES or policies.passes(event_type, from_client):
                         # Audio carries no text, and a type no policy reads passes unread: forwarded
                         # as it arrived, never unmasked past its head; only the audio of a response
@@ -449,6 +460,15 @@ class Session:
                         verdict = self._govern(policies, ev, event_type, from_client, src, dst, out, back)
                         stop = verdict.close or stop
                         forwarded, decisions = verdict.forward, verdict.decisions
+                    if guard is not None and from_client and forwarded is not None and guard.wants(event_type, True):
+                        # A client text: the guardrail judges it after the chain (as the
+                        # provider would get it); the message, and this leg's reading, wait.
+                        text_msg = ev.payload() if forwarded is ev.raw else forwarded
+                        forwarded, closing = await self._guard_client(
+                            guard, text_msg, event_type, src, dst, out, back, mark
+                        )
+                        if closing:
+                            stop = (CloseCode.POLICY_VIOLATION, "blocked by the external-guardrail policy")
                     if self._log_messages:
                         self._log_message(from_client, event_type, ev, forwarded, decisions)
                     if stop is not None:
@@ -522,6 +542,44 @@ class Session:
         for decision in verdict.decisions:
             self._emit(decision)
         return verdict
+
+    async def _guard_client(
+        self,
+        guard: SessionGuard,
+        data: bytes | bytearray,
+        event_type: str | None,
+        src: Leg,
+        dst: Leg,
+        out: list[bytes | bytearray],
+        back: list[bytes | bytearray],
+        mark: int,
+    ) -> tuple[bytes | bytearray | None, bool]:
+        """Replace (or drop) the frame at `out[mark]` as the guardrail decides; its error event
+        goes back to the client. Returns what was forwarded and whether the session closes."""
+        result = await guard.on_client(data, event_type)
+        for decision in result.decisions:
+            self._emit(decision)
+        if result.forward is not data:
+            if result.forward is None:
+                del out[mark]
+            else:
+                out[mark] = dst.frame(Opcode.TEXT, result.forward)
+        back.extend(src.frame(Opcode.TEXT, m) for m in result.to_client)
+        return result.forward, result.close
+
+    async def _guard_upstream(
+        self, guard: SessionGuard, ev: Message, event_type: str | None, client: Leg, out: list[bytes | bytearray]
+    ) -> tuple[Message, bool]:
+        """The provider's message as the guardrail leaves it (a text emptied or redacted), its
+        error event queued for the client first; and whether the session closes."""
+        data = ev.payload()
+        result = await guard.on_upstream(data, event_type)
+        for decision in result.decisions:
+            self._emit(decision)
+        out.extend(client.frame(Opcode.TEXT, m) for m in result.to_client)
+        if result.forward is not data and result.forward is not None:
+            ev = Message(True, None, 0, None, bytes(result.forward))
+        return ev, result.close
 
     async def _on_close(self, src: Leg, dst: Leg, close: Close) -> None:
         """`src` sent a close frame: pass its code and reason on, and finish the handshake."""
