@@ -105,6 +105,22 @@ async def test_repeated_routing_parameters_are_refused() -> None:
         assert mock.requests == []
 
 
+async def test_provider_reserved_parameters_are_refused() -> None:
+    """A credential in the query would reach the provider beside the target's own key; Azure's
+    routing parameters mean something only on Azure's `/openai/` paths (issue 13)."""
+    async with running() as gw:
+        for query in ("?model=gpt-realtime&api-key=sk-smuggled", "?deployment=other", "?api-version=2024-10-21"):
+            refusal = await rejected(gw.ws_url() + query)
+            assert refusal.status_code == 400, query
+            assert json.loads(refusal.body)["error"]["code"] == "unsupported_parameter", query
+            assert b"sk-smuggled" not in refusal.body
+        assert gw.mock.connections == []
+    async with http_gateway() as (gw, mock):
+        status, body = await raw_get(gw.port, "/v1/files/file-abc?access_token=tok")
+        assert status == 400 and json.loads(body)["error"]["code"] == "unsupported_parameter"
+        assert mock.requests == []
+
+
 async def test_502_bodies_do_not_name_internal_hosts() -> None:
     async with http_gateway() as (gw, _):
         # chat_config's `realtime` target is ws://127.0.0.1:1, where nothing listens.

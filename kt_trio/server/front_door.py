@@ -25,7 +25,7 @@ import trio
 
 from kt_trio.wire.frames import CloseCode, Opcode, close_payload, encode_frame
 from kt_trio.wire.handshake import RequestHead, error_body, head_body_split, http_response
-from kt_trio.wire.request_path import PathEscapes, normal_path, repeated_routing_param
+from kt_trio.wire.request_path import PathEscapes, normal_path, repeated_routing_param, reserved_param
 from kt_trio.wire.transport import Transport
 
 log = logging.getLogger("kt_trio.gateway")
@@ -57,6 +57,9 @@ def checked_head(head: RequestHead) -> RequestHead:
     repeated = repeated_routing_param(head.query)
     if repeated is not None:
         raise RequestRefused(400, "duplicate_parameter", f"query parameter {repeated!r} given more than once")
+    reserved = reserved_param(path, head.query)
+    if reserved is not None:
+        raise RequestRefused(400, "unsupported_parameter", f"query parameter {reserved!r} is not accepted on {path}")
     if path == head.path:
         return head
     return attrs.evolve(head, target=path + (f"?{head.query}" if "?" in head.target else ""))

@@ -23,6 +23,13 @@ _DECODED = {"2e": ".", "2f": "/", "5c": "/"}
 ROUTING_PARAMS = frozenset({"model", "deployment", "api-version"})
 
 
+# Query parameters a provider reads that a client must not steer past the gateway: a key in the
+# URL would reach the provider beside the target's own credential, and Azure's routing parameters
+# mean something only on Azure's own paths (`/openai/...`, which the gateway maps itself).
+CREDENTIAL_PARAMS = frozenset({"api-key", "api_key", "key", "access_token", "authorization"})
+AZURE_ROUTING_PARAMS = frozenset({"deployment", "api-version"})
+
+
 class PathEscapes(ValueError):
     """The path climbs above the root with `..`."""
 
@@ -58,4 +65,17 @@ def repeated_routing_param(query: str) -> str | None:
             if name in seen:
                 return name
             seen.add(name)
+    return None
+
+
+def reserved_param(path: str, query: str) -> str | None:
+    """The first provider-reserved parameter `path` must not carry (a credential anywhere, Azure's
+    routing parameters outside `/openai/`), else None."""
+    if not query:
+        return None
+    azure_path = path.startswith("/openai/")
+    for name, _ in parse_qsl(query, keep_blank_values=True):
+        lowered = name.lower()
+        if lowered in CREDENTIAL_PARAMS or (lowered in AZURE_ROUTING_PARAMS and not azure_path):
+            return name
     return None
