@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -114,7 +114,7 @@ class ReportingPoint:
             self._pending.append(record)
 
     def _priced(self, record: ResponseUsage) -> ResponseUsage:
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         if self.key_name is not None and record.key_name is None:
             # Usage is attributed to the key and team where it is reported (issue 7).
             changes.update(key_name=self.key_name, team=self.team)
@@ -123,7 +123,7 @@ class ReportingPoint:
             if cost is not None:
                 changes["cost_usd"] = cost
                 self._cost = (self._cost or 0.0) + cost
-        return attrs.evolve(record, **changes) if changes else record  # type: ignore[arg-type]
+        return attrs.evolve(record, **changes) if changes else record
 
     async def write_audit(self) -> None:
         """Hands the pending records to the audit log; waits when its queue is full, and in

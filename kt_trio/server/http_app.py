@@ -12,7 +12,7 @@ from typing import Any
 
 from kt_trio.chat.app import CLIENT_SECRETS_PATH, ChatApp
 from kt_trio.chat.asgi_io import respond
-from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT, azure_route
+from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT, PREFIX, azure_route
 from kt_trio.providers.errors import error_body
 from kt_trio.server.packs import unknown_pack_message
 from kt_trio.session.upstream_headers import client_credential
@@ -54,7 +54,8 @@ class HttpApp:
             # WebSocket upgrades are the front door's; one reaching here is for an unknown path.
             await send({"type": "websocket.close", "code": 1008})
             return
-        azure = azure_route(scope.get("path", ""), scope.get("query_string", b"").decode("latin-1"))
+        path = scope.get("path", "")
+        azure = azure_route(path, scope.get("query_string", b"").decode("latin-1")) if path.startswith(PREFIX) else None
         if azure is not None:
             # An Azure client's URL: served by the route it maps to, its deployment picking the target.
             scope = {**scope, "path": azure.path, "raw_path": azure.path.encode(), AZURE_DEPLOYMENT: azure.deployment}
