@@ -4,15 +4,23 @@ Everything runs on this machine: a private redis-server, the echo upstream (benc
 the gateways under test (`python -m kt_trio serve`, one process each, empty policy chain, a per-IP
 limit so every session takes a lease) and the load (asyncio `websockets` clients in this process).
 
-Figures, each beside its baseline from the same run:
-- Redis commands per session open (and close) and per relayed message, from Redis's own
-  `INFO commandstats` (no MONITOR); round trips are fewer where commands share a pipeline.
-- Session opens/s, sequential open-and-close from C concurrent clients, redis vs embedded.
-- Relay CPU µs per round trip (the gateway process's user+system CPU over the window), redis vs embedded.
-- `--workers 2` vs 1 (redis backend): CPU µs per round trip summed over the workers, and per worker.
+Figures, each beside its baseline from the same run. The embedded and the redis gateway run side
+by side and are measured in turn, `--rounds` times (3 by default); the median is printed, with
+every round's figure beside it, because the machine is shared and noisy:
+- Session opens/s, open-and-close from 8 concurrent clients, and the gateway's CPU ms per
+  session (open and close), redis vs embedded; also "redis+listener": the same redis gateway
+  while a `/ws/events` subscriber is connected to another instance, so that it publishes its
+  events to Redis (without one it publishes nothing).
+- Relay CPU µs per round trip (the gateway process's user+system CPU over the window, 20
+  sessions ping-ponging), redis vs embedded.
+- Redis commands per session (open and close together), and per relayed round trip in a window
+  where no session opens, from Redis's own `INFO commandstats` (no MONITOR). Commands inside
+  Lua scripts (ZADD, HMGET, TIME...) are counted beside the EVALSHA that ran them: the round
+  trips are the EVALSHAs and PUBLISH pipelines.
+- `--workers 2` vs 1 (redis backend): CPU µs per round trip summed over the workers.
 
-    python bench/state.py            # about a minute on 2 cores
-    python bench/state.py --quick
+    python bench/state.py            # about three minutes on 2 cores
+    python bench/state.py --quick    # 3 s windows
 """
 
 from __future__ import annotations
@@ -163,9 +171,29 @@ def workers_of(supervisor: psutil.Process) -> list[psutil.Process]:
     return supervisor.children()
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    window = 3.0 if quick else 8.0
-    result: dict[str, Any] = {"window_secs": window}
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+async def open_cost(url: str, seconds: float, procs: list[psutil.Process]) -> tuple[float, float, int]:
+    """Session opens/s from 8 clients, and the gateway's CPU ms per session (open and close)."""
+    cpu0 = cpu_of(procs)
+    rate, opened = await opens_per_sec(url, seconds, 8)
+    return rate, (cpu_of(procs) - cpu0) / max(opened, 1) * 1e3, opened
+
+
+async def listen(url: str, stop: asyncio.Event) -> None:
+    """A `/ws/events` subscriber that reads (and drops) everything until `stop`."""
+    async with connect(url, **CLIENT) as ws:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.2)
+
+
+async def run(quick: bool, rounds: int) -> dict[str, Any]:
+    window = 3.0 if quick else 6.0
+    result: dict[str, Any] = {"window_secs": window, "rounds": rounds}
     scratch = Path(tempfile.mkdtemp(prefix="kt_trio_bench_state_"))
     redis_port, upstream_port = free_port(), free_port()
     redis_argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(scratch)]
@@ -177,63 +205,119 @@ async def run(quick: bool) -> dict[str, Any]:
                 if "PONG" in await redis_command(redis_port, "PING"):
                     break
             await asyncio.sleep(0.05)
-        async with process([PY, str(BENCH_DIR / "echo_upstream.py"), "--port", str(upstream_port)], b"echo upstream"):
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                process([PY, str(BENCH_DIR / "echo_upstream.py"), "--port", str(upstream_port)], b"echo upstream")
+            )
             redis_state = f"state:\n  backend: redis\n  redis_url: redis://127.0.0.1:{redis_port}/0\n"
-            for name, state in (("embedded", ""), ("redis", redis_state)):
+            gateways: dict[str, tuple[str, psutil.Process]] = {}
+            # "redis+listener": a second redis-backed instance, idle but for one `/ws/events`
+            # subscriber, so the measured instance publishes every event to Redis.
+            for name, state in (("embedded", ""), ("redis", redis_state), ("listener", redis_state)):
                 cfg = scratch / f"{name}.yaml"
                 state_dir = scratch / name
                 state_dir.mkdir()
                 cfg.write_text(CONFIG.format(state_dir=state_dir, upstream=upstream_port, state=state))
                 port = free_port()
                 argv = [PY, "-m", "kt_trio", "serve", "--config", str(cfg), "--port", str(port)]
-                async with process(argv, b"health:") as gw:
-                    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                    await opens_per_sec(url, 1.0, 4)  # warm-up
+                gw = await stack.enter_async_context(process(argv, b"health:"))
+                gateways[name] = (f"ws://127.0.0.1:{port}", gw)
+            path = "/v1/realtime?model=gpt-realtime"
+            figures: dict[str, dict[str, list[float]]] = {}
+            commands: dict[str, dict[str, int]] = {}
+            opened_total: dict[str, int] = {}
+            for round_no in range(rounds):
+                for name in ("embedded", "redis", "redis+listener"):
+                    base, gw = gateways["redis" if name == "redis+listener" else name]
+                    url = base + path
+                    stop = asyncio.Event()
+                    listener = None
+                    if name == "redis+listener":
+                        listener = asyncio.create_task(listen(gateways["listener"][0] + "/ws/events", stop))
+                        await asyncio.sleep(0.5)  # subscribed and listed before the window opens
+                    if round_no == 0:
+                        await opens_per_sec(url, 1.0, 4)  # warm-up
                     before = await commandstats(redis_port)
-                    rate, opened = await opens_per_sec(url, window, 8)
-                    await asyncio.sleep(1.0)  # the last closes' releases and event publishes land
-                    open_cmds = delta(await commandstats(redis_port), before)
-                    before = await commandstats(redis_port)
+                    rate, cpu_open, opened = await open_cost(url, window, [gw])
+                    await asyncio.sleep(0.5)  # the last closes' releases and event publishes land
+                    cmds = delta(await commandstats(redis_port), before)
                     rt_rate, cpu_rt, trips = await round_trips(url, window, 20, [gw])
-                    relay_cmds = delta(await commandstats(redis_port), before)
-                    result[name] = {
-                        "opens_per_sec": round(rate),
-                        "sessions_opened": opened,
-                        "round_trips_per_sec": round(rt_rate),
-                        "relay_cpu_us_per_round_trip": round(cpu_rt, 1),
-                        "round_trips": trips,
+                    stop.set()
+                    if listener is not None:
+                        await listener
+                    got = figures.setdefault(name, {})
+                    for key, value in (
+                        ("opens_per_sec", rate),
+                        ("gateway_cpu_ms_per_session", cpu_open),
+                        ("round_trips_per_sec", rt_rate),
+                        ("relay_cpu_us_per_round_trip", cpu_rt),
+                    ):
+                        got.setdefault(key, []).append(value)
+                    total = commands.setdefault(name, {})
+                    for k, v in cmds.items():
+                        total[k] = total.get(k, 0) + v
+                    opened_total[name] = opened_total.get(name, 0) + opened
+                    log(
+                        f"round {round_no + 1} {name}: {rate:.0f} opens/s, {cpu_open:.2f} ms CPU/session, "
+                        f"{cpu_rt:.1f} us CPU/round trip"
+                    )
+            for name, got in figures.items():
+                entry: dict[str, Any] = {k: round(median(v), 2) for k, v in got.items()}
+                entry["each_round"] = {k: [round(x, 2) for x in v] for k, v in got.items()}
+                if name != "embedded":
+                    entry["redis_commands_per_session"] = {
+                        k: round(v / opened_total[name], 2) for k, v in sorted(commands[name].items())
                     }
-                    if name == "redis":
-                        result[name]["redis_commands_per_session"] = {
-                            k: round(v / opened, 2) for k, v in sorted(open_cmds.items())
-                        }
-                        # The relay window opens 20 sessions too: per message, what is left is
-                        # (commands - those sessions' open/close commands) / messages.
-                        per_session = sum(open_cmds.values()) / opened
-                        relay_only = max(0.0, sum(relay_cmds.values()) - 20 * per_session)
-                        result[name]["redis_commands_per_relayed_message"] = round(relay_only / max(trips, 1), 4)
-                        result[name]["redis_commands_in_relay_window"] = relay_cmds
-            result["opens_ratio_redis_vs_embedded"] = round(
-                result["redis"]["opens_per_sec"] / result["embedded"]["opens_per_sec"], 2
-            )
-            result["relay_cpu_ratio_redis_vs_embedded"] = round(
-                result["redis"]["relay_cpu_us_per_round_trip"] / result["embedded"]["relay_cpu_us_per_round_trip"], 3
-            )
-            for workers in (1, 2):
+                result[name] = entry
+            emb = result["embedded"]
+            for name in ("redis", "redis+listener"):
+                result[f"{name}_vs_embedded"] = {
+                    "opens_per_sec": round(result[name]["opens_per_sec"] / emb["opens_per_sec"], 2),
+                    "gateway_cpu_per_session": round(
+                        result[name]["gateway_cpu_ms_per_session"] / emb["gateway_cpu_ms_per_session"], 2
+                    ),
+                    "relay_cpu_per_round_trip": round(
+                        result[name]["relay_cpu_us_per_round_trip"] / emb["relay_cpu_us_per_round_trip"], 3
+                    ),
+                }
+            # Per relayed message: a relay window alone on the redis gateway, its sessions
+            # already open, so every command counted is the relay's (or a lease heartbeat's).
+            base, gw = gateways["redis"]
+            conns = [await connect(base + path, **CLIENT) for _ in range(20)]
+            before = await commandstats(redis_port)
+            sent = 0
+            stop_at = time.perf_counter() + window
+            while time.perf_counter() < stop_at:
+                await asyncio.gather(*(ws.send(MESSAGE) for ws in conns))
+                await asyncio.gather(*(ws.recv() for ws in conns))
+                sent += len(conns)
+            relay_cmds = delta(await commandstats(redis_port), before)
+            for ws in conns:
+                await ws.close()
+            result["redis_relay_window"] = {
+                "round_trips": sent,
+                "redis_commands": relay_cmds,
+                "redis_commands_per_round_trip": round(sum(relay_cmds.values()) / max(sent, 1), 4),
+            }
+        for workers in (1, 2):
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(
+                    process([PY, str(BENCH_DIR / "echo_upstream.py"), "--port", str(upstream_port)], b"echo upstream")
+                )
                 port = free_port()
                 cfg = scratch / "redis.yaml"
                 argv = [PY, "-m", "kt_trio", "serve", "--config", str(cfg), "--port", str(port)]
                 argv += ["--workers", str(workers)] if workers > 1 else []
-                async with process(argv, b"health:") as sup:
-                    procs = workers_of(sup) if workers > 1 else [sup]
-                    url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                    await round_trips(url, 1.0, 20, procs)  # warm-up
-                    rt_rate, cpu_rt, trips = await round_trips(url, window, 40, procs)
-                    result[f"workers_{workers}"] = {
-                        "round_trips_per_sec": round(rt_rate),
-                        "cpu_us_per_round_trip_all_workers": round(cpu_rt, 1),
-                        "round_trips": trips,
-                    }
+                sup = await stack.enter_async_context(process(argv, b"health:"))
+                procs = workers_of(sup) if workers > 1 else [sup]
+                url = f"ws://127.0.0.1:{port}{path}"
+                await round_trips(url, 1.0, 20, procs)  # warm-up
+                rt_rate, cpu_rt, trips = await round_trips(url, window, 40, procs)
+                result[f"workers_{workers}"] = {
+                    "round_trips_per_sec": round(rt_rate),
+                    "cpu_us_per_round_trip_all_workers": round(cpu_rt, 1),
+                    "round_trips": trips,
+                }
     finally:
         redis.kill()
         redis.wait()
@@ -244,11 +328,12 @@ async def run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per figure; the median is printed")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("redis-server is not installed")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    print(json.dumps(asyncio.run(run(args.quick)), indent=2))
+    print(json.dumps(asyncio.run(run(args.quick, args.rounds)), indent=2))
 
 
 if __name__ == "__main__":

@@ -17,15 +17,17 @@ Each message is JSON-encoded once per publish, lazily (only if some subscriber w
 same `str` is shared by every ring it lands in.
 
 Across instances (`state.backend: redis`): `relay`, when set, is handed every encoded message this
-instance publishes (`kt_trio.state.fanout` sends them to the other instances), and `deliver` puts
-a message another instance published into this one's rings, filtered the same way.
+instance publishes (`kt_trio.state.fanout` sends them to the other instances; it sets `relay`
+only while some other instance has a subscriber, and learns when this one gains its first or
+loses its last through `on_listening`), and `deliver` puts a message another instance
+published into this one's rings, filtered the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 
@@ -117,7 +119,11 @@ class Subscription:
         """Leaves the hub; a reader drains what is buffered, then gets `EndOfChannel`. Idempotent."""
         if not self._closed:
             self._closed = True
-            self._hub._subscribers.pop(self, None)
+            hub = self._hub
+            if self in hub._subscribers:
+                del hub._subscribers[self]
+                if not hub._subscribers and hub.on_listening is not None:
+                    hub.on_listening(False)
             self._wakeup.set()
 
     def __enter__(self) -> Subscription:
@@ -146,6 +152,12 @@ class EventHub:
         # (event type, session id, team, encoded message) -> None: the cross-instance fan-out.
         # Sync and non-blocking, like a subscriber's ring.
         self.relay: Callable[[str, str | None, str | None, str], None] | None = None
+        # Told True when the first subscriber arrives and False when the last leaves: the fan-out
+        # asks the other instances for their events only while somebody here listens.
+        self.on_listening: Callable[[bool], None] | None = None
+        # Awaited by the `/ws/events` door before it answers 101, so that the other instances
+        # already publish to this one when the subscriber's first session starts elsewhere.
+        self.listening_ready: Callable[[], Awaitable[None]] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -169,6 +181,8 @@ class EventHub:
             sub._closed = True
         else:
             self._subscribers[sub] = None
+            if len(self._subscribers) == 1 and self.on_listening is not None:
+                self.on_listening(True)
         return sub
 
     def publish(self, session_id: str | None, record: Publishable) -> None:

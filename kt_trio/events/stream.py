@@ -306,6 +306,8 @@ async def serve_event_stream(
             hub.subscribe(types, session, team) as sub,
             trio.CancelScope() as scope,
         ):
+            if hub.listening_ready is not None:  # other instances publish to this one from now on
+                await hub.listening_ready()
             async with trio.open_nursery() as nursery:  # trio-websocket's reader task lives here
                 ws = await _accept(nursery, stream)
                 if ws is not None:

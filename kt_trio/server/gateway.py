@@ -513,7 +513,7 @@ class Gateway:
             )
             return
         with ticket:  # released exactly once, however the session ends
-            slot = await self.state.admit(ip, self.admission.per_ip.limit, key_info)
+            slot = await self.state.admit(ip, self.admission.per_ip.limit, key_info, (pack.health, target.id))
             if isinstance(slot, Refusal):
                 retry = [("Retry-After", str(slot.retry_after))]
                 await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)

@@ -57,8 +57,12 @@ class SharedState(Protocol):
     def running(self) -> AbstractAsyncContextManager[None]:
         """Background work (heartbeats, syncs, subscriptions) for the life of the server."""
 
-    async def admit(self, ip: str, ip_limit: int | None, key: KeyInfo | None) -> SessionSlot | Refusal:
-        """Cluster-wide slots for one more session (after the local `Admission` said yes)."""
+    async def admit(
+        self, ip: str, ip_limit: int | None, key: KeyInfo | None, breaker: tuple[UpstreamHealth, str] | None = None
+    ) -> SessionSlot | Refusal:
+        """Cluster-wide slots for one more session (after the local `Admission` said yes).
+        `breaker`: the health and id of the target the session will dial first, whose permit
+        may be taken in the same round trip (the dial then uses it)."""
 
     def key_limiter(self, name: str, messages_per_minute: int) -> MessageRateLimiter: ...
 

@@ -46,7 +46,9 @@ class EmbeddedState:
     async def running(self) -> AsyncIterator[None]:
         yield
 
-    async def admit(self, ip: str, ip_limit: int | None, key: KeyInfo | None) -> NoSlot | Refusal:
+    async def admit(
+        self, ip: str, ip_limit: int | None, key: KeyInfo | None, breaker: tuple[UpstreamHealth, str] | None = None
+    ) -> NoSlot | Refusal:
         return NO_SLOT
 
     def key_limiter(self, name: str, messages_per_minute: int) -> MessageRateLimiter:

@@ -1,10 +1,20 @@
 """What crosses instances by Redis pub/sub: the event stream, and revoked keys.
 
-Events: every message this instance publishes on its hub is also published on `kt:events`
-(batched: one pipeline per wake-up), and every message another instance publishes there is
-delivered into this hub's rings. The outgoing buffer is a bounded deque: a session never waits
-on Redis; when Redis is slow or away the oldest events are dropped and counted, as a slow
-`/ws/events` subscriber's are.
+Events: while some other instance has a `/ws/events` subscriber, every message this instance
+publishes on its hub is also published on `kt:events` (batched: one pipeline per wake-up), and
+every message another instance publishes there is delivered into this hub's rings. The outgoing
+buffer is a bounded deque: a session never waits on Redis; when Redis is slow or away the oldest
+events are dropped and counted, as a slow `/ws/events` subscriber's are.
+
+Who listens: an instance with at least one subscriber keeps itself in the ZSET `kt:listeners`
+(member = instance, score = expiry on Redis's clock), re-asserted every `LISTENERS_SECS`; every
+instance reads there how many *others* listen and publishes only while that is more than none.
+Most gateways have no dashboard open most of the time, and then a session's events cost no
+Redis round trip at all. An instance whose first subscriber arrives says so at once on
+`kt:listening` (the other instances start publishing without waiting for their next read), and
+its `/ws/events` door answers 101 only after that (`EventHub.listening_ready`), so nothing
+another instance publishes after the subscriber is connected is missed. One that dies leaves
+the set when its entry expires (`LISTENER_TTL_MS`): until then the others publish for nobody.
 
 Revocations: the authoritative record is the Redis SET `kt:revoked` (plus the key store itself,
 which the gateway polls); a PUBLISH on `kt:revocations` is only a hint that makes the other
@@ -23,6 +33,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import anyio
 import coredis.exceptions
@@ -32,6 +43,7 @@ from coredis.retry import CompositeRetryPolicy, ConstantRetryPolicy
 
 from kt_trio.events.hub import EventHub
 from kt_trio.state.base import StateUnavailable
+from kt_trio.state.breakers import NOW_MS
 from kt_trio.state.link import UNREACHABLE, RedisLink
 
 log = logging.getLogger("kt_trio.state")
@@ -39,6 +51,31 @@ log = logging.getLogger("kt_trio.state")
 EVENTS_CHANNEL = "kt:events"
 REVOCATIONS_CHANNEL = "kt:revocations"
 REVOKED_SET = "kt:revoked"
+LISTENERS_SET = "kt:listeners"
+LISTENING_CHANNEL = "kt:listening"
+LISTENERS_SECS = 1.0
+LISTENER_TTL_MS = 5000  # five missed re-assertions: the instance is gone
+# How long the `/ws/events` door waits for this instance to be listed before it answers anyway.
+LISTED_TIMEOUT_SECS = 1.0
+
+# KEYS[1] = LISTENERS_SET; ARGV: instance, ttl_ms, listening (0|1), channel -> other listeners.
+# A newly listed instance is announced on the channel, so the others need not wait for a read.
+LISTEN = (
+    NOW_MS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local listening = tonumber(ARGV[3]) == 1
+if listening then
+  if redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) == 1 then redis.call('PUBLISH', ARGV[4], ARGV[1]) end
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local n = redis.call('ZCARD', KEYS[1])
+if listening then n = n - 1 end
+return n
+"""
+)
 # Events waiting to be published: a second or two of a busy gateway's events. Full: the oldest go.
 OUTBOX_CAPACITY = 4096
 PUBLISH_BATCH = 256
@@ -71,7 +108,53 @@ class Fanout:
         self.subscribed = 0  # how many times the subscription was (re)established
         self._resync = trio.Event()
         link.when_up(lambda: self._resync.set())
-        hub.relay = self._enqueue
+        # Who listens (see the module docstring): `hub.relay` is set only while others do.
+        self.remote_listeners = False
+        self.listed = False  # this instance is in LISTENERS_SET (as of its last successful write)
+        self._hints = 0  # announcements of new listeners received (they outrank an older read)
+        self._listen = link.client.register_script(LISTEN)
+        self._listeners_changed = trio.Event()
+        self._listers_done = trio.Event()
+        link.when_up(lambda: self._listeners_changed.set())
+        hub.on_listening = lambda listening: self._listeners_changed.set()
+        hub.listening_ready = self.wait_listed
+
+    # -- who listens ------------------------------------------------------------------------------
+
+    def _set_remote(self, listening: bool) -> None:
+        self.remote_listeners = listening
+        self.hub.relay = self._enqueue if listening else None
+
+    async def listeners(self) -> None:
+        """Keeps this instance's entry in LISTENERS_SET and `remote_listeners` up to date."""
+        while True:
+            await self._refresh_listeners()
+            with trio.move_on_after(LISTENERS_SECS):
+                await self._listeners_changed.wait()
+            self._listeners_changed = trio.Event()
+
+    async def _refresh_listeners(self) -> None:
+        listening = self.hub.subscriber_count > 0
+        if self.link.available:
+            args: list[Any] = [self.instance, LISTENER_TTL_MS, int(listening), LISTENING_CHANNEL]
+            hints = self._hints
+            try:
+                others: Any = await self.link.call(lambda: self._listen([LISTENERS_SET], args))
+            except StateUnavailable:
+                pass
+            else:
+                self.listed = listening
+                # An announcement that arrived during the read may be newer than its answer.
+                self._set_remote(int(others) > 0 or self._hints != hints)
+        done, self._listers_done = self._listers_done, trio.Event()
+        done.set()
+
+    async def wait_listed(self) -> None:
+        """Returns once this instance is listed (or Redis cannot say so within a bound)."""
+        with trio.move_on_after(LISTED_TIMEOUT_SECS):
+            while self.link.available and not self.listed and self.hub.subscriber_count:
+                self._listeners_changed.set()
+                await self._listers_done.wait()
 
     # -- events out -------------------------------------------------------------------------------
 
@@ -136,7 +219,7 @@ class Fanout:
                 self.link.client.connection_pool,
                 ignore_subscribe_messages=True,
                 retry_policy=retry,
-                channels=[EVENTS_CHANNEL, REVOCATIONS_CHANNEL],
+                channels=[EVENTS_CHANNEL, REVOCATIONS_CHANNEL, LISTENING_CHANNEL],
                 unsubscription_timeout=0.01,
             )
             try:
@@ -178,6 +261,11 @@ class Fanout:
             return
         if channel == REVOCATIONS_CHANNEL:
             self._terminate({data})
+            return
+        if channel == LISTENING_CHANNEL:
+            if data != self.instance:
+                self._hints += 1
+                self._set_remote(True)
             return
         parts = data.split(SEP, 4)
         if len(parts) != 5 or parts[0] == self.instance:

@@ -1,8 +1,9 @@
 """`state.backend: redis`: the cluster's shared state, one `RedisLink` per process.
 
-What a session opening costs in round trips: one for its slots (`leases.ACQUIRE`, IP and key
-together; none when neither has a limit), one for its target's breaker, and, for a key with a
-daily token budget, one to read the day's total: three at most. A relayed message costs none.
+What a session opening costs in round trips: one for its slots and its first target's breaker
+permit together (`leases.OPEN`), and, for a key with a daily token budget, one to read the
+day's total: two at most. Its events cost none while no other instance has a `/ws/events`
+subscriber (`fanout`). A relayed message costs none.
 
 Availability (`state.on_unavailable`): when Redis cannot be reached, new sessions are refused
 with 503 `state_unavailable` (`fail_closed`) or admitted on this instance's own limits
@@ -82,15 +83,20 @@ class RedisState:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.link.run)
             nursery.start_soon(self.leases.heartbeat)
+            nursery.start_soon(self.leases.releaser)
             nursery.start_soon(self.limits.run)
             nursery.start_soon(self.fanout.publisher)
             nursery.start_soon(self.fanout.subscriber)
+            nursery.start_soon(self.fanout.listeners)
             try:
                 yield
             finally:
+                await self.leases.flush()  # the last sessions' leases, while the client is open
                 nursery.cancel_scope.cancel()
 
-    async def admit(self, ip: str, ip_limit: int | None, key: KeyInfo | None) -> Lease | NoSlot | Refusal:
+    async def admit(
+        self, ip: str, ip_limit: int | None, key: KeyInfo | None, breaker: tuple[UpstreamHealth, str] | None = None
+    ) -> Lease | NoSlot | Refusal:
         wanted: list[tuple[str, int]] = []
         if ip_limit is not None:
             wanted.append((ip_slots(ip), ip_limit))
@@ -98,8 +104,15 @@ class RedisState:
             wanted.append((key_slots(key.name), key.max_sessions))
         if not self.link.available:
             return NO_SLOT if self.fail_open else UNAVAILABLE
+        # The first target's breaker permit rides in the same script: the dial takes it from there.
+        shared: SharedBreakers | None = None
+        if breaker is not None and isinstance(breaker[0].shared, SharedBreakers):
+            shared = breaker[0].shared
+            local = breaker[0].breaker(breaker[1])
         try:
-            got = await self.leases.acquire(wanted)
+            got, answer = await self.leases.acquire(
+                wanted, None if shared is None else (shared.key(local.target), shared.acquire_args(local))
+            )
         except StateUnavailable:
             return NO_SLOT if self.fail_open else UNAVAILABLE
         if isinstance(got, int):
@@ -107,6 +120,8 @@ class RedisState:
             return Refusal(
                 429, "rate_limit_exceeded", "too_many_connections", f"too many concurrent sessions from {whose}"
             )
+        if shared is not None and answer is not None:
+            shared.prefetched(local, answer)
         return got
 
     def key_limiter(self, name: str, messages_per_minute: int) -> SharedKeyLimiter:
