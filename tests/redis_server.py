@@ -88,6 +88,33 @@ class RedisServer:
             reader = _Reader(stream)
             return await reader.value()
 
+    @asynccontextmanager
+    async def subscribe(self, *channels: str) -> AsyncIterator[_Subscription]:
+        """A raw SUBSCRIBE connection (not an instance: it never lists itself as a listener)."""
+        stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        async with stream:
+            args = ["SUBSCRIBE", *channels]
+            out = f"*{len(args)}\r\n".encode()
+            for a in args:
+                out += b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode())
+            await stream.send_all(out)
+            reader = _Reader(stream)
+            for _ in channels:
+                await reader.value()  # the subscribe confirmations
+            yield _Subscription(reader)
+
+
+class _Subscription:
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+
+    async def message(self) -> tuple[str, str]:
+        """The next published (channel, data)."""
+        while True:
+            kind, channel, data = await self.reader.value()
+            if kind == "message":
+                return channel, data
+
 
 class _Reader:
     def __init__(self, stream: trio.SocketStream) -> None:
