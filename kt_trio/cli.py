@@ -1,4 +1,4 @@
-"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`. Thin: each command calls into the package.
+"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`, `reload`. Thin: each command calls into the package.
 
 Keeptrusts users' names work too: `gateway run` is `serve`, `gateway-key create` is `keys create`
 (`--configuration-id` is `--pack`)."""
@@ -23,6 +23,7 @@ from kt_trio.config.schema import GatewayTls
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
 from kt_trio.postgres import PostgresError
+from kt_trio.reload_cli import add_reload_command
 from kt_trio.server.tls import TlsSetupError, server_context
 
 DEFAULT_HOST = "127.0.0.1"
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     conformance.set_defaults(func=_conformance)
     add_audit_commands(sub)
     add_keys_commands(sub)
+    add_reload_command(sub)
     return parser
 
 

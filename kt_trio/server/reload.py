@@ -184,6 +184,7 @@ class Reloader:
         outcome = ReloadOutcome("reloaded", restart_required=tuple(restart))
         details: dict[str, Any] = {
             "trigger": trigger,
+            "pid": os.getpid(),  # which worker, under `serve --workers`
             "pack": new_default.pack.name,
             "packs": ",".join(packs),
             "restart_required": outcome.restart_required,
@@ -279,7 +280,8 @@ class Reloader:
         for error in errors:
             log.error("%s", error)
         log.error("config reload rejected (%s): %d error(s); the running config is unchanged", trigger, len(errors))
-        self.gateway.hub.publish(None, SystemEvent("config_rejected", {"trigger": trigger, "errors": errors}))
+        details = {"trigger": trigger, "pid": os.getpid(), "errors": errors}
+        self.gateway.hub.publish(None, SystemEvent("config_rejected", details))
         return ReloadOutcome("rejected", errors=errors)
 
     # -- replaced pools -----------------------------------------------------------------------------
