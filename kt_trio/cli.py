@@ -220,7 +220,8 @@ async def _run_gateway(
                 if tls:
                     config = _with_tls(config, tls)
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
-            await attach_reloader(gateway, config_paths, worker=reuse_port, watch=watch, nursery=helpers)
+            adjust = partial(_with_tls, tls=tls) if tls else None  # --certfile/--keyfile over each reload too
+            await attach_reloader(gateway, config_paths, worker=reuse_port, watch=watch, nursery=helpers, adjust=adjust)
             ws = "wss" if config.gateway.tls.certfile else "ws"
             http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:

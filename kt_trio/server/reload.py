@@ -99,15 +99,20 @@ class Reloader:
         *,
         environ: Mapping[str, str] | None = None,
         worker: bool = False,
+        adjust: Callable[[GatewayConfig], GatewayConfig] | None = None,
     ) -> None:
+        """`adjust`: what `serve` did to the default pack after loading it (`--certfile`), done
+        again to each reloaded one so it is not taken for a change."""
         self.gateway = gateway
         self.paths = list(paths)
         self.environ = environ
+        self.adjust = adjust
         # `serve --workers`: an admin reload asks the supervisor to reload every worker.
         self.worker = worker
         self.generation = 0  # successful reloads so far
+        self.attempts = 0  # reloads done, whatever their outcome
         self.last: ReloadOutcome | None = None
-        self._changed = trio.Event()
+        self._done = trio.Event()
         self._lock = trio.Lock()  # one reload at a time, whatever triggered it
         self._retired: list[_Retired] = []
 
@@ -116,12 +121,18 @@ class Reloader:
     async def reload(self, trigger: str) -> ReloadOutcome:
         """Validate the files and swap them in, or change nothing and say why."""
         async with self._lock:
-            outcome = await self._reload(trigger)
+            try:
+                outcome = await self._reload(trigger)
+            except Exception as exc:
+                # A bug must not take the gateway down with it: the running config stays.
+                log.exception("config reload failed")
+                issue = ConfigIssue(self.paths[0] if self.paths else "<demo>", 1, 1, "", f"reload failed: {exc!r}")
+                outcome = await self._reject(trigger, [issue])
             self.last = outcome
-            if outcome.ok:
-                self.generation += 1
-                self._changed.set()
-                self._changed = trio.Event()
+            self.attempts += 1
+            self.generation += outcome.ok
+            self._done.set()
+            self._done = trio.Event()
             return outcome
 
     async def reload_everywhere(self, trigger: str) -> ReloadOutcome:
@@ -132,11 +143,11 @@ class Reloader:
         problems = await self._validate_only()
         if problems is not None:
             return await self._reject(trigger, problems)
-        before = self.generation
+        before = self.attempts
         os.kill(os.getppid(), signal.SIGHUP)
         with trio.move_on_after(WORKER_RELOAD_WAIT_SECS):
-            while self.generation == before:
-                await self._changed.wait()
+            while self.attempts == before:
+                await self._done.wait()
             assert self.last is not None
             return self.last
         log.warning("the supervisor did not pass the reload on; reloading this worker only")
@@ -155,6 +166,8 @@ class Reloader:
         gw = self.gateway
         old_default = gw.config
         new_default, secrets = loaded[0]
+        if self.adjust is not None:
+            new_default = self.adjust(new_default)
         restart = restart_required(old_default, new_default)
         new_default = keep_restart_settings(old_default, new_default, restart)
         configs = [(new_default, secrets)]

@@ -8,11 +8,12 @@ reload: SIGHUP is logged and ignored there, and the admin route answers `rejecte
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from kt_trio.config.schema import GatewayConfig
 from kt_trio.server.config_watch import watch_config
 from kt_trio.server.reload import Reloader, ReloadOutcome
 
@@ -27,14 +28,20 @@ REJECTED_STATUS = 422
 
 
 async def attach_reloader(
-    gateway: Gateway, paths: Sequence[str], *, worker: bool, watch: bool, nursery: trio.Nursery
+    gateway: Gateway,
+    paths: Sequence[str],
+    *,
+    worker: bool,
+    watch: bool,
+    nursery: trio.Nursery,
+    adjust: Callable[[GatewayConfig], GatewayConfig] | None = None,
 ) -> None:
     """Gives `gateway` its reloader (config files only) and, with `watch`, starts polling them."""
     if not paths:
         if watch:
             log.warning("serve --watch: no config files to watch (demo mode)")
         return
-    gateway.reloader = Reloader(gateway, paths, worker=worker)
+    gateway.reloader = Reloader(gateway, paths, worker=worker, adjust=adjust)
     if watch:
         await nursery.start(watch_config, gateway.reloader)
 
