@@ -293,7 +293,7 @@ class Reloader:
         for error in errors:
             log.error("%s", error)
         log.error("config reload rejected (%s): %d error(s); the running config is unchanged", trigger, len(errors))
-        details = {"trigger": trigger, "pid": os.getpid(), "errors": errors}
+        details: dict[str, Any] = {"trigger": trigger, "pid": os.getpid(), "errors": errors}
         self.gateway.hub.publish(None, SystemEvent("config_rejected", details))
         return ReloadOutcome("rejected", errors=errors)
 
