@@ -13,7 +13,9 @@ Most gateways have no dashboard open most of the time, and then a session's even
 Redis round trip at all. An instance whose first subscriber arrives says so at once on
 `kt:listening` (the other instances start publishing without waiting for their next read), and
 its `/ws/events` door answers 101 only after that (`EventHub.listening_ready`), so nothing
-another instance publishes after the subscriber is connected is missed. One that dies leaves
+another instance publishes after the subscriber is connected is missed (an instance is
+subscribed before it reports ready, and reads the set again after every re-subscription; a
+listener announced while Redis was unreachable is found by the next read, within a second). One that dies leaves
 the set when its entry expires (`LISTENER_TTL_MS`): until then the others publish for nobody.
 
 Revocations: the authoritative record is the Redis SET `kt:revoked` (plus the key store itself,
@@ -112,6 +114,9 @@ class Fanout:
         self.remote_listeners = False
         self.listed = False  # this instance is in LISTENERS_SET (as of its last successful write)
         self._hints = 0  # announcements of new listeners received (they outrank an older read)
+        # Set once subscribed (or once that failed): the gateway reports ready only after it, so an
+        # instance never misses the announcement of a listener that arrives just after its start.
+        self.ready = trio.Event()
         self._listen = link.client.register_script(LISTEN)
         self._listeners_changed = trio.Event()
         self._listers_done = trio.Event()
@@ -214,6 +219,8 @@ class Fanout:
             ConstantRetryPolicy((TimeoutError,), retries=2, delay=0.1),
         )
         while True:
+            if not self.link.available:
+                self.ready.set()  # nothing to wait for at startup: Redis is down
             await self.link.wait_up()
             pubsub = PubSub(
                 self.link.client.connection_pool,
@@ -231,6 +238,8 @@ class Fanout:
                         entering.deadline = math.inf
                         self.subscribed += 1
                         await self._reread_revoked()
+                        await self._refresh_listeners()  # what was announced while unsubscribed
+                        self.ready.set()
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(self._resync_on_recovery)
                             async for message in entered:
@@ -240,6 +249,7 @@ class Fanout:
             # own streams closing as it is torn down) ends this round, anything else is a bug.
             except* _SUBSCRIPTION_LOST as group:
                 log.debug("event subscription interrupted: %r", group.exceptions[0])
+            self.ready.set()  # tried once at least: startup goes on without it
             await trio.sleep(RESUBSCRIBE_PAUSE_SECS)
 
     async def _resync_on_recovery(self) -> None:

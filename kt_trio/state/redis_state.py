@@ -29,7 +29,7 @@ from kt_trio.records import Record
 from kt_trio.state.base import Refusal, StateUnavailable, instance_id
 from kt_trio.state.breakers import SharedBreakers
 from kt_trio.state.embedded import NO_SLOT, NoSlot
-from kt_trio.state.fanout import Fanout
+from kt_trio.state.fanout import ENTER_TIMEOUT_SECS, Fanout
 from kt_trio.state.key_limits import SharedKeyBudget, SharedKeyLimiter, SharedKeyLimits
 from kt_trio.state.leases import Lease, RedisLeases, ip_slots, key_slots
 from kt_trio.state.link import RedisLink
@@ -88,6 +88,8 @@ class RedisState:
             nursery.start_soon(self.fanout.publisher)
             nursery.start_soon(self.fanout.subscriber)
             nursery.start_soon(self.fanout.listeners)
+            with trio.move_on_after(ENTER_TIMEOUT_SECS + self.link.op_timeout * 2):
+                await self.fanout.ready.wait()  # subscribed, and knows who listens
             try:
                 yield
             finally:
