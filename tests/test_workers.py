@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.cluster import cluster_config, start_instance
 from tests.helpers import http_get, samples
+from tests.postgres_server import PostgresServer
 from tests.redis_server import open_redis
 
 pytestmark = pytest.mark.trio
@@ -107,3 +109,34 @@ async def test_embedded_backend_with_several_workers_refuses_to_start(tmp_path: 
     )
     assert done.returncode == 2
     assert b"state.backend: redis" in done.stderr
+
+
+async def test_workers_on_postgres_each_write_their_own_audit_chain(
+    pg_dsn: str, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
+        config = tmp_path / "gw.yaml"
+        store = f"store:\n  backend: postgres\n  postgres_dsn: '{pg_dsn}'\n  instance_id: gw\n"
+        text = cluster_config(mock.url, redis.url, tmp_path, per_ip=100, extra=store)
+        config.write_text(text.replace("policies:\n  chain: []", "policies:\n  chain: [audit-logger]"))
+        async with start_instance(config, "--workers", "2") as gw:
+            # Sessions until both workers have served one (the kernel spreads connections).
+            served: set[str] = set()
+            with trio.fail_after(30):
+                while len(served) < 2:
+                    async with open_websocket_url(gw.ws_url()) as ws:
+                        await ws.send_message("hello")
+                        assert await ws.get_message() == "hello"
+                        served |= worker_pids(await redis.command("ZRANGE", "kt:slots:ip:127.0.0.1", 0, -1))
+            gw.proc.send_signal(signal.SIGTERM)
+            assert await gw.proc.wait() == 0
+        verify = await trio.run_process(
+            [sys.executable, "-m", "kt_trio", "audit", "verify", "--config", str(config)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        out = verify.stdout.decode()
+        assert verify.returncode == 0, out + verify.stderr.decode()
+        assert "in 2 chains" in out
+        assert set(re.findall(r"chain (gw/w[01]) OK", out)) == {"gw/w0", "gw/w1"}, out

@@ -55,6 +55,7 @@ from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.reload import Reloader
 from kt_trio.server.replay_stream import ReplayStream
+from kt_trio.server.supervisor import worker_chain
 from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
 from kt_trio.session.leg import Leg
@@ -291,7 +292,7 @@ class Gateway:
             return
         settings = audited.config.policy_settings(AUDIT_LOGGER)
         store = self.config.store  # sqlite: <state_dir>/audit.db; postgres: this instance's chain
-        chain = store.instance_id or default_chain(self.port)
+        chain = worker_chain(store.instance_id or default_chain(self.port))  # one chain per writer
         async with open_audit_log(
             self.config.gateway.state_dir,
             settings,  # type: ignore[arg-type]

@@ -18,6 +18,11 @@ life, so a restarted worker gets the same port back even when it was chosen with
   whichever worker takes the scrape (`kt_trio.metrics.Metrics.render`).
 - Limits: N workers must share one set of limits, so `state.backend: redis` is required; with
   the embedded backend the supervisor refuses to start rather than run N independent sets.
+- Audit chains: each worker is told its index (`KT_TRIO_WORKER`), and with `store.backend:
+  postgres` writes its own hash chain, `<instance id>/w<index>` (DESIGN.md: one chain per
+  writer), so workers never wait on each other's chain lock; a restarted worker continues its
+  predecessor's chain. With SQLite the workers share the one chain of `audit.db`, each append
+  taking the database's write lock and reading the head inside it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ READY_TIMEOUT_SECS = 60.0
 # Time a worker gets beyond `shutdown_timeout_secs` to close its listeners and exit.
 EXIT_GRACE_SECS = 5.0
 RESTART_BACKOFF_SECS = (0.2, 1.0, 5.0)
+# Set in each worker's environment: its index among the workers (0..N-1), stable across restarts.
+WORKER_ENV = "KT_TRIO_WORKER"
 # A worker that ran this long before dying is restarted at the shortest back-off again.
 STABLE_SECS = 30.0
 
@@ -52,6 +59,12 @@ def embedded_refusal(workers: int) -> str:
         " event stream behind one port; set `state.backend: redis` (with `state.redis_url`) so they"
         " share them, or run one worker"
     )
+
+
+def worker_chain(chain: str) -> str:
+    """The audit chain this process writes: `chain` itself, or `chain/w<i>` in worker i."""
+    index = os.environ.get(WORKER_ENV)
+    return f"{chain}/w{index}" if index else chain
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -137,7 +150,7 @@ class Supervisor:
             proc = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "kt_trio", *self.argv, "--port", str(self.port), "--worker"],
                 stdout=subprocess.PIPE,
-                env=self.env,
+                env={**self.env, WORKER_ENV: str(worker.index)},
             )
             worker.proc = proc
             worker.ready = False
