@@ -163,6 +163,7 @@ class Connections:
                 on_refused=gateway.metrics.handshake_rejected,
                 check_key=gateway.check_key,
                 subscribers=gateway.subscribers,
+                console=gateway.admin.auth.console_login,
             )
             return
         if checked.is_websocket_upgrade:

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 
+from kt_trio.admin import build_admin
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
@@ -131,12 +132,15 @@ class Gateway:
         self.subscribers = Subscribers()
         self.shutting_down = False
         self._accept_scope = trio.CancelScope()
+        # The admin API and the console's login (kt_trio.admin); other modules add routes to it.
+        self.admin = build_admin(self)
         http_app = ASGIWrapper(
             HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self.shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
                 check_key=self.check_key,
+                admin=self.admin,
             )
         )
         # Raises TlsSetupError naming a bad file of `gateway.tls`.
