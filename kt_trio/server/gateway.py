@@ -17,6 +17,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
@@ -45,10 +46,12 @@ from kt_trio.server.connections import Connections, open_listener
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime
 from kt_trio.server.refusal import HttpRefusal
+from kt_trio.server.reload import Reloader
 from kt_trio.server.session_registry import SessionRegistry
 from kt_trio.session.session import Session
 from kt_trio.state import state_for
 from kt_trio.state.base import KeyBudget
+from kt_trio.telemetry import start_tracing
 
 log = logging.getLogger("kt_trio.gateway")
 
@@ -83,18 +86,26 @@ class Gateway:
         self.metrics.bind_event_hub(self.hub)
         self.reporter.add_sink(self.hub.publish)
         self.reporter.add_sink(self.metrics.sink)
+        # OpenTelemetry traces when configured (kt_trio.telemetry); None, and nothing on any path, when off.
+        self.tracing = start_tracing(config, *(c for c, _ in more_packs))
+        if self.tracing is not None:
+            self.reporter.add_sink(self.tracing.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
         # One price table for every pack: a model without a price is reported once per gateway.
         self.pricing = Pricing(config.pricing, on_unpriced=self._unpriced)
-        chat_hooks = {
+        chat_hooks: dict[str, Any] = {
             "pricing": self.pricing,
             "audit": lambda: self.audit,
             "key_limiter": self.key_limiter,
             "key_tokens": self.key_tokens,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
             "client_secrets": client_secrets_door(self._mint_client_secret),
+            "tracing": self.tracing,
         }
+        self.chat_hooks = chat_hooks  # a config reload builds its packs with the same hooks
+        # `serve` with config files sets it (SIGHUP, --watch, POST /admin/reload).
+        self.reloader: Reloader | None = None
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
         for pack_config, pack_secrets in more_packs:
@@ -209,8 +220,12 @@ class Gateway:
                 self.hub.close()
                 for pack in self.packs.values():
                     await pack.chat.aclose()
+                if self.reloader is not None:
+                    await self.reloader.aclose()
         finally:
             lsock.close()
+            if self.tracing is not None:  # the last sessions' spans are exported (bounded wait)
+                await self.tracing.aclose()
 
     @asynccontextmanager
     async def _audit_log(self) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ from kt_trio.server.refusal import AUDIT_RETRY_AFTER_SECS, refuse
 from kt_trio.server.session_start import HandshakeContext, run_session
 from kt_trio.session.upstream_headers import client_credential
 from kt_trio.state import Refusal
+from kt_trio.telemetry.spans import traced_session
 from kt_trio.wire.handshake import RequestHead, upgrade_problem
 from kt_trio.wire.transport import Transport
 
@@ -132,7 +133,8 @@ async def open_websocket(
                 guard=guard,
                 upstream_query=upstream_query,
             )
-            await run_session(gateway, ctx)
+            with traced_session(gateway.tracing, head, route):
+                await run_session(gateway, ctx)
 
 
 async def _authenticate(
