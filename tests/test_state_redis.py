@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnec
 
 from kt_trio.keys.store import utc_day
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
-from tests.cluster import cluster_config, eventually, open_cluster
+from tests.cluster import cluster_config, eventually, open_cluster, start_instance
 from tests.helpers import bearer, http_get, make_key, samples
 from tests.redis_server import open_redis
 
@@ -204,3 +205,29 @@ async def test_redis_killed_mid_run_keeps_open_sessions_and_recovers(tmp_path: P
             assert status == 200
             assert samples(body.decode())[("kt_state_backend_up", ())] == 1
             assert samples(body.decode())[("kt_state_backend_transitions_total", (("to", "unavailable"),))] == 1
+
+
+async def test_cli_revoke_terminate_reaches_an_instance_through_redis_alone(tmp_path: Path) -> None:
+    """`keys revoke --terminate --config` from an operator's shell: B's key store never hears of
+    it (its own state dir), so only the Redis broadcast can end B's session."""
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir()
+    b_dir.mkdir()
+    key = make_key(a_dir, "leaked")
+    shutil.copy(a_dir / "keys.db", b_dir / "keys.db")  # the same key on both
+    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
+        a_config, b_config = tmp_path / "a.yaml", tmp_path / "b.yaml"
+        a_config.write_text(cluster_config(mock.url, redis.url, a_dir))
+        b_config.write_text(cluster_config(mock.url, redis.url, b_dir))
+        async with start_instance(a_config), start_instance(b_config) as b:
+            async with open_websocket_url(b.ws_url(), extra_headers=bearer(key)) as ws:
+                await ws.send_message(json.dumps({"type": "x"}))
+                await ws.get_message()
+                revoke = ["keys", "revoke", "leaked", "--terminate", "--config", str(a_config)]
+                revoked = await trio.run_process([sys.executable, "-m", "kt_trio", *revoke], capture_stdout=True)
+                assert b"revoked" in revoked.stdout
+                with trio.fail_after(2), pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await ws.get_message()
+                assert (info.value.reason.code, info.value.reason.reason) == (1008, "key revoked")
+            assert "leaked" in await redis.command("SMEMBERS", "kt:revoked")

@@ -216,6 +216,12 @@ def revoke_command(args: argparse.Namespace) -> int:
         store.close()
     note = "; its live sessions will be closed" if record.terminate else ""
     print(f"revoked key {record.name!r} ({record.prefix}){note}")
+    if record.terminate and getattr(args, "config", None):
+        from kt_trio.state.announce import announce_revoked  # state.backend: redis tells every instance now
+
+        problem = announce_revoked(args.config, [record.name])
+        if problem is not None:
+            print(f"keys revoke: {problem}; instances close its sessions at their next key poll", file=sys.stderr)
     return 0
 
 

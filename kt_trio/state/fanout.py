@@ -92,6 +92,22 @@ _SUBSCRIPTION_LOST: tuple[type[Exception], ...] = (
 RESUBSCRIBE_PAUSE_SECS = 0.2
 
 
+async def publish_revoked(link: RedisLink, names: Iterable[str]) -> None:
+    """Adds the keys to REVOKED_SET and announces each on REVOCATIONS_CHANNEL (one pipeline).
+    Raises `StateUnavailable`. Used by instances and by the `keys revoke` command."""
+    names = sorted(set(names))
+    if not names:
+        return
+
+    async def pipeline() -> None:
+        async with link.client.pipeline(transaction=False) as p:
+            p.sadd(REVOKED_SET, names)
+            for name in names:
+                p.publish(REVOCATIONS_CHANNEL, name)
+
+    await link.call(pipeline)
+
+
 class Fanout:
     def __init__(
         self,
@@ -196,18 +212,8 @@ class Fanout:
 
     async def announce_revoked(self, names: Iterable[str]) -> None:
         """Record the keys as revoked-with-terminate and tell every instance now."""
-        names = sorted(set(names))
-        if not names:
-            return
-
-        async def pipeline() -> None:
-            async with self.link.client.pipeline(transaction=False) as p:
-                p.sadd(REVOKED_SET, names)
-                for name in names:
-                    p.publish(REVOCATIONS_CHANNEL, name)
-
         try:
-            await self.link.call(pipeline)
+            await publish_revoked(self.link, names)
         except StateUnavailable:
             pass
 
