@@ -40,6 +40,8 @@ START_TIMEOUT = 60.0
 COMMAND_TIMEOUT = 30.0
 # A 1280x800 PNG screenshot is a few hundred KiB of base64; leave room for larger pages.
 MAX_MESSAGE = 64 * 1024 * 1024
+# Chromium's helpers die with the browser's process group; on a loaded machine that takes a moment.
+GROUP_EXIT_TIMEOUT = 5.0
 # Errors kept per page: enough to explain a failure, bounded however noisy the page is.
 MAX_ERRORS = 100
 
@@ -252,7 +254,36 @@ async def open_browser(*, width: int = 1280, height: int = 800) -> AsyncIterator
             except ProcessLookupError:
                 pass
             await proc.wait()
+            # The renderers and helpers die with the group; wait (bounded) until the kernel has
+            # them all, so none writes into the profile while it is removed.
+            with trio.move_on_after(GROUP_EXIT_TIMEOUT):
+                while _group_alive(proc.pid):
+                    await trio.sleep(0.02)
             shutil.rmtree(profile, ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs. Zombies do not count: they are dead, and
+    reaping them is init's business (some container inits take their time)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: the kernel's answer, zombies included
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 async def _devtools_endpoint(profile: Path, proc: trio.Process) -> str:

@@ -79,7 +79,8 @@ async def serve_console(scope: Scope, send: Send) -> None:
         name = path[len(ASSET_PREFIX) :]
         content_type = ASSETS.get(name)
         if content_type is None:
-            await _answer(scope, send, 404, b"text/plain; charset=utf-8", b"not found\n", [(b"cache-control", b"no-store")])
+            not_found = b"not found\n"
+            await _answer(scope, send, 404, b"text/plain; charset=utf-8", not_found, [(b"cache-control", b"no-store")])
             return
         data, etag = _file(name)
         cache_headers = [(b"cache-control", b"no-cache"), (b"etag", etag)]

@@ -93,8 +93,7 @@ function showLogin(message) {
   poll.generation += 1;
   clearTimeout(poll.timer);
   stream.stop();
-  $("#app").hidden = true;
-  $("#logout").hidden = true;
+  for (const id of ["#app", "#logout", "#stats", "#stream-status"]) $(id).hidden = true;
   $("#login").hidden = false;
   $("#login-error").textContent = message && !/required|missing/i.test(message) ? message : "";
   $("#login-key").focus();
@@ -102,8 +101,7 @@ function showLogin(message) {
 
 async function showApp() {
   $("#login").hidden = true;
-  $("#app").hidden = false;
-  $("#logout").hidden = false;
+  for (const id of ["#app", "#logout", "#stats", "#stream-status"]) $(id).hidden = false;
   state = new ConsoleState();
   showBanner(null);
   refreshNow();

@@ -17,6 +17,11 @@ function epochMs(value) {
   return Number.isNaN(ms) ? null : ms;
 }
 
+// Session ids are 32 hex digits (uuid4().hex); an admin action's target may also be a key name.
+function isSessionId(value) {
+  return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
+}
+
 function num(...values) {
   for (const v of values) if (typeof v === "number" && !Number.isNaN(v)) return v;
   return null;
@@ -61,7 +66,7 @@ function emptyUsage() {
 }
 
 export class ConsoleState {
-  constructor() {
+  constructor(now = Date.now()) {
     this.sessions = new Map(); // id -> session
     this.announced = new Map(); // id -> when the stream announced it (ms), until a poll lists it
     this.closing = new Map(); // id -> code asked for, until the session is gone
@@ -71,11 +76,11 @@ export class ConsoleState {
     this.byTeam = new Map();
     this.breakers = new Map(); // target -> {state, since, reason}
     this.rateBuckets = new Array(RATE_WINDOW).fill(0);
-    this.rateSecond = Math.floor(Date.now() / 1000);
+    this.rateSecond = Math.floor(now / 1000);
     this.eventsTotal = 0;
     this.missedTotal = 0;
     this.lastPoll = null;
-    this.since = Date.now();
+    this.since = now;
   }
 
   // -- the polled session list ----------------------------------------------------------------
@@ -95,6 +100,8 @@ export class ConsoleState {
       }
     }
     for (const [id, s] of listed) {
+      // The list has no cost; what the usage events added up so far is kept.
+      if (s.costUsd === null) s.costUsd = this.sessions.get(id)?.costUsd ?? null;
       this.sessions.set(id, s);
       this.announced.delete(id);
     }
@@ -137,6 +144,21 @@ export class ConsoleState {
         break;
       case "system": {
         const { event, ...details } = payload;
+        if (event === "admin_action") {
+          // Every admin API action (kt_trio.admin): who did what to which session or key.
+          const { action, admin, target, ...rest } = details;
+          this.pushFeed({
+            kind: "admin",
+            ts,
+            action: "admin",
+            title: String(action ?? "admin action").replaceAll("_", " "),
+            detail: [admin && `by ${admin}`, !isSessionId(target) && target, ...Object.entries(rest).filter(([, v]) => v !== null && v !== undefined && v !== "" && typeof v !== "object").map(([k, v]) => `${k} ${v}`)]
+              .filter(Boolean)
+              .join(" · "),
+            session: isSessionId(target) ? target : null,
+          });
+          break;
+        }
         this.pushFeed({
           kind: "system",
           ts,

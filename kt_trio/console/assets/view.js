@@ -96,22 +96,27 @@ export function renderClosed(state) {
     ...state.closed.map((c) =>
       h(
         "li",
-        { title: c.id },
+        { title: [c.id, c.model, c.key && `key ${c.key}`, c.team && `team ${c.team}`].filter(Boolean).join("\n") },
         h("span", { class: "mono", text: shortId(c.id) }),
         h("span", { class: `code code-${c.code}`, text: String(c.code ?? "–") }),
-        h("span", { class: "dim", text: `${c.by ?? ""}${c.reason ? ` · ${c.reason}` : ""}` }),
         h("span", { class: "dim mono right", text: clock(c.endedAt) }),
+        h("span", {
+          class: "why dim",
+          text: [c.by && `by ${c.by}`, c.reason, typeof c.duration === "number" ? `after ${age(c.duration * 1000)}` : null]
+            .filter(Boolean)
+            .join(" · "),
+        }),
       ),
     ),
   );
   $("#closed-empty").hidden = state.closed.length > 0;
 }
 
-let feedDrawn = null; // the newest entry drawn, and the filter it was drawn with
+let feedDrawn = null; // what was drawn last: the state, its newest entry, the filter
 export function renderFeed(state, showAllow, onFilter) {
   const newest = state.feed[0] ?? null;
-  if (feedDrawn && feedDrawn.newest === newest && feedDrawn.showAllow === showAllow) return;
-  feedDrawn = { newest, showAllow };
+  if (feedDrawn && feedDrawn.state === state && feedDrawn.newest === newest && feedDrawn.showAllow === showAllow) return;
+  feedDrawn = { state, newest, showAllow };
   const entries = state.feed.filter((e) => showAllow || !(e.kind === "decision" && e.action === "allow"));
   $("#feed").replaceChildren(
     ...entries.map((e) => {
@@ -124,8 +129,12 @@ export function renderFeed(state, showAllow, onFilter) {
         { class: `entry kind-${e.kind}` },
         h("time", { class: "mono dim", text: clock(e.ts) }),
         h("span", { class: `badge action-${e.action}`, text: e.action }),
-        h("span", { class: "what" }, h("strong", { text: e.title }), e.detail ? h("span", { class: "dim", text: ` ${e.detail}` }) : null),
-        session ?? h("span"),
+        h(
+          "div",
+          { class: "what", title: e.detail ? `${e.title}\n${e.detail}` : e.title },
+          h("div", { class: "line" }, h("strong", { text: e.title }), session),
+          e.detail ? h("div", { class: "detail dim", text: e.detail }) : null,
+        ),
       );
     }),
   );
