@@ -58,6 +58,9 @@ out.byTeam = Object.fromEntries(s.byTeam);
 s.applyMessage({type: "audit", ts: "2026-12-03T22:00:05Z", payload: {event: "session_end", session_id: sid,
   model: "gpt-realtime", close_code: 4000, close_reason: "bye", closed_by: "gateway", duration_secs: 5.5}}, t0 + 5000);
 out.afterEnd = {open: s.sessions.size, closed: s.closed[0]};
+// A list asked for before the end but answered after it does not bring the session back.
+s.applySessionList({object: "list", data: [{id: sid, started_at: "2026-12-03T21:59:59.500Z"}]}, t0 + 5100);
+out.afterEnd.revived = s.sessions.has(sid);
 
 // Decisions, an admin action, a breaker, a lagged notice: all in the feed, newest first.
 s.applyMessage({type: "audit", ts: "2026-12-03T22:00:06Z", payload: {event: "policy_decision", session_id: sid,
@@ -133,6 +136,7 @@ def test_usage_adds_up_responses_by_model_and_team(state: dict[str, Any]) -> Non
 
 def test_an_ended_session_leaves_the_table_for_the_recent_list(state: dict[str, Any]) -> None:
     assert state["afterEnd"]["open"] == 0
+    assert state["afterEnd"]["revived"] is False
     closed = state["afterEnd"]["closed"]
     assert (closed["code"], closed["reason"], closed["by"], closed["duration"]) == (4000, "bye", "gateway", 5.5)
 

@@ -46,7 +46,9 @@ function setFilter(value) {
 async function pollSessions(generation) {
   if (generation !== poll.generation) return;
   try {
-    state.applySessionList(await listSessions());
+    const body = await listSessions();
+    if (generation !== poll.generation) return; // a newer poll has started: it decides
+    state.applySessionList(body);
     poll.at = Date.now();
     poll.error = null;
   } catch (error) {

@@ -87,9 +87,11 @@ export class ConsoleState {
 
   applySessionList(body, now = Date.now()) {
     const listed = new Map();
+    // A list asked for before a session ended can arrive after its `session_end`: not revived.
+    const ended = new Set(this.closed.map((c) => c.id));
     for (const raw of listOf(body)) {
       const s = sessionFrom(raw);
-      if (s.id) listed.set(s.id, s);
+      if (s.id && !ended.has(s.id)) listed.set(s.id, s);
     }
     for (const id of this.sessions.keys()) {
       const announcedAt = this.announced.get(id);
