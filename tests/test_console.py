@@ -18,6 +18,7 @@ import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from kt_trio.console.serve import ASSETS, CSP, PAGE
+from kt_trio.events.messages import SystemEvent
 from kt_trio.mocks.realtime import MockBehaviour
 from tests.browser import Page, find_chromium, open_browser
 from tests.conftest import running
@@ -240,10 +241,12 @@ async def test_console_shows_a_live_session_and_closes_it_with_the_chosen_code(t
         assert _unexpected(page.errors) == []
 
 
-async def test_console_reconnects_its_event_stream(tmp_path: Path) -> None:
+async def test_console_reconnects_its_event_stream_and_reports_what_it_missed(tmp_path: Path) -> None:
     _chromium_or_skip()
     admin = make_key(tmp_path, "ops", scopes=["admin"])
-    async with running(state_dir=tmp_path) as gw, open_browser() as page:
+    # One slot per subscriber: a burst published without a checkpoint overflows it at once.
+    one_slot = "features:\n  websocket:\n    channel_capacity: 1\n"
+    async with running(state_dir=tmp_path, extra=one_slot) as gw, open_browser() as page:
         await _log_in(page, gw.base_url, admin)
         (subscriber,) = gw.gateway.subscribers.open
         subscriber.end(1001, "test drops the stream")
@@ -252,4 +255,22 @@ async def test_console_reconnects_its_event_stream(tmp_path: Path) -> None:
         )
         await page.wait_for("document.querySelector('#stream-status').textContent === 'live'", STEP, "live again")
         assert len(gw.gateway.subscribers.open) == 1
+
+        # 50 system events in one go: the page's ring keeps the newest, then it is told it lagged.
+        for n in range(50):
+            gw.gateway.hub.publish(None, SystemEvent("config_reloaded", {"trigger": "test", "n": n}))
+        banner = await page.wait_for(
+            "!document.querySelector('#banner').hidden && document.querySelector('#banner').textContent",
+            STEP,
+            "the lagged banner",
+        )
+        assert "dropped 49 event(s)" in banner
+        await page.wait_for(
+            "document.querySelector('#feed').textContent.includes('49 events dropped')", STEP, "the lagged entry"
+        )
+        await page.wait_for(
+            "document.querySelector('#feed').textContent.includes('n=49')", STEP, "the newest event kept"
+        )
+        assert "n=48" not in await page.evaluate("document.querySelector('#feed').textContent")
+        await page.screenshot(tmp_path / "console-lagged.png")
         assert _unexpected(page.errors) == []

@@ -204,6 +204,7 @@ $("#filter").addEventListener("input", (event) => {
   scheduleDraw();
 });
 $("#feed-allow").addEventListener("change", scheduleDraw);
+$("#banner").addEventListener("click", () => showBanner(null));
 
 function applyTheme(theme) {
   if (theme === "auto") delete document.documentElement.dataset.theme;

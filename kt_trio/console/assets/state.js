@@ -22,6 +22,11 @@ function isSessionId(value) {
   return typeof value === "string" && /^[0-9a-f]{32}$/.test(value);
 }
 
+function hhmmss(ms) {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
 function num(...values) {
   for (const v of values) if (typeof v === "number" && !Number.isNaN(v)) return v;
   return null;
@@ -303,7 +308,7 @@ export class ConsoleState {
       ts: to,
       action: "gap",
       title: "stream reconnected",
-      detail: `events between ${new Date(from).toLocaleTimeString()} and ${new Date(to).toLocaleTimeString()} were not seen`,
+      detail: `events between ${hhmmss(from)} and ${hhmmss(to)} were not seen`,
       session: null,
     });
   }

@@ -162,6 +162,8 @@ function usageTable(tbody, map) {
 export function renderUsage(state) {
   const models = usageTable($("#usage-model"), state.byModel);
   const teams = usageTable($("#usage-team"), state.byTeam);
+  $("#usage-model").closest("table").hidden = models === 0;
+  $("#usage-team").closest("table").hidden = teams === 0;
   $("#usage-empty").hidden = models + teams > 0;
   let tokens = 0;
   let cost = null;
