@@ -119,6 +119,9 @@ class Page:
         self._connection = connection
         self._session_id = session_id
         self.errors: list[str] = []
+        # The browser's process group and profile directory: gone once `open_browser` returns.
+        self.process_group = 0
+        self.profile = Path()
 
     async def send(self, method: str, **params: Any) -> Any:
         return await self._connection.send(method, params, self._session_id)
@@ -237,6 +240,7 @@ async def open_browser(*, width: int = 1280, height: int = 800) -> AsyncIterator
                     "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
                 )
                 page = Page(connection, attached["sessionId"])
+                page.process_group, page.profile = proc.pid, Path(profile)
                 connection.pages[attached["sessionId"]] = page
                 for domain in ("Page", "Runtime", "Log"):
                     await page.send(f"{domain}.enable")
@@ -257,12 +261,12 @@ async def open_browser(*, width: int = 1280, height: int = 800) -> AsyncIterator
             # The renderers and helpers die with the group; wait (bounded) until the kernel has
             # them all, so none writes into the profile while it is removed.
             with trio.move_on_after(GROUP_EXIT_TIMEOUT):
-                while _group_alive(proc.pid):
+                while group_running(proc.pid):
                     await trio.sleep(0.02)
             shutil.rmtree(profile, ignore_errors=True)
 
 
-def _group_alive(pgid: int) -> bool:
+def group_running(pgid: int) -> bool:
     """Whether any process of the group still runs. Zombies do not count: they are dead, and
     reaping them is init's business (some container inits take their time)."""
     proc = Path("/proc")

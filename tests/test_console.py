@@ -20,7 +20,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 from kt_trio.console.serve import ASSETS, CSP, PAGE
 from kt_trio.events.messages import SystemEvent
 from kt_trio.mocks.realtime import MockBehaviour
-from tests.browser import Page, find_chromium, open_browser
+from tests.browser import Page, find_chromium, group_running, open_browser
 from tests.conftest import running
 from tests.helpers import bearer, closed_with, make_key
 
@@ -239,6 +239,9 @@ async def test_console_shows_a_live_session_and_closes_it_with_the_chosen_code(t
         shot = await page.screenshot(tmp_path / "console.png")
         assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 10_000
         assert _unexpected(page.errors) == []
+    # Nothing of the browser outlives the test: its process group is gone, its profile removed.
+    assert not group_running(page.process_group)
+    assert not page.profile.exists()
 
 
 async def test_console_reconnects_its_event_stream_and_reports_what_it_missed(tmp_path: Path) -> None:
