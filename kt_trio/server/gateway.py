@@ -40,6 +40,7 @@ from kt_trio.events.stream import Subscribers, serve_event_stream
 from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendMeter
 from kt_trio.guardrail.client import Context as GuardContext
 from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
@@ -55,6 +56,7 @@ from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
+from kt_trio.server.usd_budget import key_spend
 from kt_trio.session.leg import Leg
 from kt_trio.session.session import Session
 from kt_trio.session.upstream import DialError
@@ -131,6 +133,7 @@ class Gateway:
             "audit": lambda: self.audit,
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
+            "key_spend": self._key_spend,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
             "client_secrets": client_secrets_door(self._mint_client_secret),
         }
@@ -672,6 +675,7 @@ class Gateway:
             policies=policies,
             limiters=self._limiters(pack, key_info),
             key_tokens=await self._key_tokens(key_info),
+            spend=await self._key_spend(key_info),
             budget=pack.session_budget(),
             audit=self.audit if pack.audited else None,
             report=self.reporter.emit,
@@ -730,6 +734,9 @@ class Gateway:
         budget = self.state.key_budget(self.keys, key_info.name, key_info.daily_tokens)
         await budget.refresh()
         return budget
+
+    async def _key_spend(self, key_info: KeyInfo | None) -> SpendMeter | None:
+        return await key_spend(self.config.teams, self.state, self.keys, key_info)
 
     def _add_session(self, session: Session) -> None:
         self.sessions.add(session)
