@@ -7,6 +7,7 @@ governance layer, the session) create them, and the one reporting point in a ses
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from attrs import field, frozen
@@ -174,6 +175,18 @@ class SessionSummary:
     cost_usd: float | None = None  # the sum of its priced responses; None when none was priced
 
 
+@frozen
+class AdminAction:
+    """One action taken through the admin API (`kt_trio.admin`): what, by which admin key (its
+    name, never the key), on what. `details` are plain values the action's handler chose; never
+    a secret (a created key appears by name and prefix only)."""
+
+    action: str
+    admin: str
+    target: str | None = None
+    details: Mapping[str, str | int | float | bool | None] = field(factory=dict)
+
+
 Record = (
     PolicyDecision
     | ResponseUsage
@@ -184,4 +197,5 @@ Record = (
     | SessionSummary
     | MessageSeen
     | MessagesRelayed
+    | AdminAction
 )

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from kt_trio.records import (
+    AdminAction,
     BreakerTransition,
     BudgetAlert,
     MessageSeen,
@@ -61,6 +62,7 @@ KINDS: dict[type, str] = {
     BudgetAlert: "budget",
     SpendAlert: "budget",  # a USD budget's alert: the same kind, its own fields
     BreakerTransition: "breaker",
+    AdminAction: "admin",
 }
 
 # The database refuses UPDATE always, and DELETE except of the prefix a retention transaction

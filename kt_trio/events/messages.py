@@ -18,6 +18,8 @@ Mapping (one record may give two messages):
 - `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
   `features.websocket.message_events` (the session emits it then), audio coalesced to about one
   a second per session and direction, never content.
+- `AdminAction` → `system` `{"event": "admin_action", "action", "admin", "target", ...}`: every
+  admin API action (`kt_trio.admin`), by the admin key's name.
 - `MessageSeen` → nothing. It is one record per relayed message (an audio session sends ~50 a
   second), so on the stream it would fill every subscriber's buffer and push out the audit,
   usage and breaker events the stream exists for; and it may carry forwarded text when the
@@ -34,6 +36,7 @@ from typing import Any, Literal
 from attrs import field, frozen
 
 from kt_trio.records import (
+    AdminAction,
     BreakerTransition,
     BudgetAlert,
     MessageSeen,
@@ -260,6 +263,20 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                         {"policy": d.policy, "action": d.action, "redacted_kinds": list(d.redacted_kinds)}
                         for d in record.decisions
                     ],
+                },
+            )
+        ]
+    if isinstance(record, AdminAction):
+        details = {k: v for k, v in record.details.items() if k not in ("event", "action", "admin", "target")}
+        return [
+            (
+                "system",
+                {
+                    "event": "admin_action",
+                    "action": record.action,
+                    "admin": record.admin,
+                    "target": record.target,
+                    **details,
                 },
             )
         ]

@@ -27,6 +27,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
+from kt_trio.admin import build_admin
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
@@ -177,12 +178,15 @@ class Gateway:
         self._sessions_changed = trio.Event()
         self._shutting_down = False
         self._accept_scope = trio.CancelScope()
+        # The admin API and the console's login (kt_trio.admin); other modules add routes to it.
+        self.admin = build_admin(self)
         self._http_app = ASGIWrapper(
             HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self._shutting_down,
                 metrics=self.metrics.render,
                 chat_for=self.chat_for,
                 check_key=self.check_key,
+                admin=self.admin,
             )
         )
         # `gateway.tls`: the listener's TLS context (raises TlsSetupError naming a bad file).
@@ -427,6 +431,7 @@ class Gateway:
                 on_refused=self.metrics.handshake_rejected,
                 check_key=self.check_key,
                 subscribers=self.subscribers,
+                console=self.admin.auth.console_login,
             )
             return
         if checked.is_websocket_upgrade:
