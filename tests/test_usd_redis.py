@@ -12,7 +12,7 @@ from trio_websocket import open_websocket_url
 
 from kt_trio.keys.store import utc_day
 from kt_trio.mocks.realtime import open_mock_upstream
-from tests.cluster import cluster_config, eventually, open_cluster
+from tests.cluster import cluster_config, eventually, open_cluster, start_instance
 from tests.helpers import bearer, make_key
 from tests.redis_server import open_redis
 from tests.test_usd_budgets import BUDGET, FIRST, SECOND, budget_events, create
@@ -57,3 +57,39 @@ async def test_key_and_team_usd_budgets_spent_on_one_instance_refuse_on_the_othe
     assert all(abs(a["used_usd"] - (FIRST + SECOND)) < 1e-8 for a in final)
     assert {a["team"] for a in alerts} == {"blue"}
     assert json.dumps(alerts).count("alpha") == 3  # the key's name on its own budget's alerts only
+
+
+async def test_a_usd_budget_holds_across_workers(tmp_path: Path) -> None:
+    key = make_key(tmp_path, "metered", daily_usd=BUDGET, max_sessions=100)  # leases name each worker
+    refusals: list[str] = []
+    async with open_redis() as redis, open_mock_upstream() as mock:
+        config = tmp_path / "gw.yaml"
+        config.write_text(cluster_config(mock.url, redis.url, tmp_path))
+        with trio.fail_after(60):
+            async with start_instance(config, "--workers", "2") as gw:
+                async with open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as ws:
+                    await ws.get_message()
+                    assert (await create(ws))["type"] == "response.done"
+                    assert (await create(ws))["type"] == "response.done"
+
+                async def spent() -> bool:
+                    return int(await redis.command("GET", f"kt:usd:key:metered:{utc_day(time.time())}") or 0) >= 6e6
+
+                await eventually(spent, deadline=5)
+                # New sessions on both workers (the kernel spreads them), each refused new work.
+                go = trio.Event()
+
+                async def hold(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    async with open_websocket_url(gw.ws_url(), extra_headers=bearer(key)) as ws:
+                        await ws.get_message()
+                        task_status.started()
+                        await go.wait()
+                        refusals.append((await create(ws))["error"]["code"])
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(12):
+                        await nursery.start(hold)
+                    members = await redis.command("ZRANGE", "kt:slots:key:metered", 0, -1)
+                    assert len({m.split(":")[1] for m in members}) == 2
+                    go.set()
+    assert refusals == ["budget_exceeded"] * 12
