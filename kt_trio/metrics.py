@@ -34,6 +34,9 @@ Where each metric is fed:
 - `kt_policy_decisions_total`: per `PolicyDecision`. `kt_circuit_breaker_state`: per `BreakerTransition`.
 - `kt_handshake_rejections_total`: `handshake_rejected(reason)`; `kt_relay_added_seconds`:
   `observe_relay_added(seconds)`; both called by the gateway where those things happen.
+- `gen_ai_client_token_usage`, `gen_ai_client_operation_duration_seconds` and the time to first
+  chunk / token series: the GenAI semantic-convention names (`kt_trio.telemetry.genai_metrics`),
+  from `ResponseUsage` and `ResponseTiming`; their `error_type` label is capped like `reason`.
 - `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`, `kt_audit_available`:
   read at scrape time from callables bound with `bind_event_hub`, `set_audit_queue_depth_source`
   and `set_audit_available_source`.
@@ -54,10 +57,12 @@ from kt_trio.records import (
     BreakerTransition,
     PolicyDecision,
     Record,
+    ResponseTiming,
     ResponseUsage,
     SessionStarted,
     SessionSummary,
 )
+from kt_trio.telemetry.genai_metrics import GenAiMetrics
 
 if TYPE_CHECKING:
     from kt_trio.config.schema import GatewayConfig
@@ -157,6 +162,7 @@ class Metrics:
         self._targets = frozenset(t.id for t in targets)
         self._policy_label = _CappedLabel()
         self._reason_label = _CappedLabel()
+        self._error_label = _CappedLabel()
         self._team_label = _CappedLabel(MAX_TEAMS)
         self._active: set[str] = set()
 
@@ -203,6 +209,12 @@ class Metrics:
         )
         for target in self._targets:
             self.circuit_breaker_state.labels(target=target).set(0)  # every breaker starts closed
+        self.genai = GenAiMetrics(
+            r,
+            model_label=self.model_label,
+            error_label=self._error_label,
+            providers={t.id: t.provider for t in targets},
+        )
         self._scrape_time = _ScrapeTimeCollector()
         r.register(self._scrape_time)
 
@@ -230,13 +242,18 @@ class Metrics:
         """The Reporter sink: sync and cheap (a few dict lookups and lock-free increments)."""
         if isinstance(record, ResponseUsage):
             self._response_usage(record)
+            self.genai.usage(record)
+        elif isinstance(record, ResponseTiming):
+            self.genai.timing(record)
         elif isinstance(record, PolicyDecision):
             self.policy_decisions_total.labels(policy=self._policy_label(record.policy), action=record.action).inc()
         elif isinstance(record, SessionStarted):
             self._active.add(record.session_id)
             self.sessions_active.set(len(self._active))
+            self.genai.session_started(record)
         elif isinstance(record, SessionSummary):
             self._session_end(record)
+            self.genai.session_ended(record)
         elif isinstance(record, BreakerTransition):
             state = BREAKER_STATE_VALUE.get(record.to_state, 0)
             self.circuit_breaker_state.labels(target=self.target_label(record.target)).set(state)

@@ -88,6 +88,8 @@ def gateway_wide_differences(default: GatewayConfig, other: GatewayConfig) -> li
         differences.append("store")
     if other.teams and default.teams != other.teams:
         differences.append("teams")
+    if default.observability != other.observability:
+        differences.append("observability")
     return differences
 
 
@@ -100,6 +102,7 @@ def with_gateway_settings_of(default: GatewayConfig, other: GatewayConfig) -> Ga
         gateway=default.gateway,
         features=default.features,
         store=default.store,
+        observability=default.observability,
         providers=attrs.evolve(other.providers, rate_limit=rate_limit),
     )
 

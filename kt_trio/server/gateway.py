@@ -64,6 +64,8 @@ from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
 from kt_trio.state import Refusal, state_for
 from kt_trio.state.base import KeyBudget
+from kt_trio.telemetry import start_tracing
+from kt_trio.telemetry.spans import traced_session
 from kt_trio.wire.frames import CloseCode
 from kt_trio.wire.handshake import (
     HeadError,
@@ -125,6 +127,10 @@ class Gateway:
         self.metrics.bind_event_hub(self.hub)
         self.reporter.add_sink(self.hub.publish)
         self.reporter.add_sink(self.metrics.sink)
+        # OpenTelemetry traces when configured (kt_trio.telemetry); None, and nothing on any path, when off.
+        self.tracing = start_tracing(config, *(c for c, _ in more_packs))
+        if self.tracing is not None:
+            self.reporter.add_sink(self.tracing.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
         # One price table for every pack: a model without a price is reported once per gateway.
@@ -137,6 +143,7 @@ class Gateway:
             "key_spend": self._key_spend,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
             "client_secrets": client_secrets_door(self._mint_client_secret),
+            "tracing": self.tracing,
         }
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
@@ -266,6 +273,8 @@ class Gateway:
                     await pack.chat.aclose()
         finally:
             lsock.close()
+            if self.tracing is not None:  # the last sessions' spans are exported (bounded wait)
+                await self.tracing.aclose()
 
     @asynccontextmanager
     async def _audit_log(self) -> AsyncIterator[None]:
@@ -527,9 +536,10 @@ class Gateway:
                 await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
                 return
             async with slot:  # the cluster's slots, released (or left to expire) at the end
-                await self._run_session(
-                    transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
-                )
+                with traced_session(self.tracing, head, route):
+                    await self._run_session(
+                        transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
+                    )
 
     async def _authenticate(
         self, transport: Transport, head: RequestHead, *, scope: str

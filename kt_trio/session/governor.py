@@ -7,6 +7,7 @@ budget alerts) go to the session's one reporting point.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from attrs import frozen
@@ -23,12 +24,15 @@ from kt_trio.governance.usage import (
 )
 from kt_trio.protocol.errors import Protocol, budget_exceeded_error_event, error_event, rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import Record, TokenUsage
+from kt_trio.records import Record, ResponseTiming, ResponseUsage, TokenUsage
 from kt_trio.reporting import KeyTokens
+from kt_trio.telemetry import genai
+from kt_trio.telemetry.clock import CREATE, CREATED, DELTA_SUFFIX, FINAL_TYPES, ResponseClock, response_error
 from kt_trio.wire.frames import CloseCode
 
-# Server events the accumulator reads: usage carriers and the ones that name the session's model.
-_SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
+# Server events the accumulator reads (usage carriers and the ones that name the session's
+# model), and the start of a response, which the response clock reads.
+_SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES | {CREATED}
 
 
 @frozen
@@ -70,6 +74,9 @@ class SessionGovernor:
         self.unsettled_tokens = 0
         # The key's and its team's daily USD budgets; the reporting point charges them.
         self.spend = spend
+        # Duration and time to first delta of each response (`ResponseTiming`, metrics and traces).
+        self.clock = ResponseClock()
+        self._operation = genai.REALTIME if protocol == "realtime" else genai.CHAT
 
     def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
         """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""
@@ -114,6 +121,8 @@ class SessionGovernor:
                 if named is not None and named[1] not in allowed:
                     return Gate(reply=self._model_not_allowed(named[1], payload()))
             self.usage.observe_client_event(event_type, payload())
+            if event_type == CREATE:
+                self.clock.asked(time.perf_counter())
         return None
 
     def _model_not_allowed(self, model: str, payload: bytes) -> bytes:
@@ -126,10 +135,20 @@ class SessionGovernor:
         )
 
     def upstream_message(self, event_type: str | None, payload: Callable[[], bytes]) -> tuple[int, str] | None:
-        """Taps usage; returns a close request when the session budget says `close`."""
+        """Taps usage and response timing; returns a close request when the session budget says
+        `close`."""
+        clock = self.clock
+        if clock.awaiting_chunk and event_type is not None and event_type.endswith(DELTA_SUFFIX):
+            clock.chunk(time.perf_counter())
         if event_type not in _SERVER_TYPES:
             return None
-        record = self.usage.observe_server_event(event_type, payload())
+        if event_type == CREATED:
+            clock.created(time.perf_counter())
+            return None
+        data = payload()
+        record = self.usage.observe_server_event(event_type, data)
+        if event_type in FINAL_TYPES:
+            self._timed(event_type, data, record)
         if record is None:
             return None
         self._emit(record)
@@ -148,6 +167,25 @@ class SessionGovernor:
     def unsettled(self) -> bool:
         """Tokens or dollars not yet added to the key's (and team's) daily budgets."""
         return bool(self.unsettled_tokens) or (self.spend is not None and self.spend.pending > 0)
+
+    def _timed(self, event_type: str, data: bytes, usage: ResponseUsage | None) -> None:
+        lap = self.clock.finished(time.perf_counter())
+        if lap is None:
+            return
+        self._emit(
+            ResponseTiming(
+                session_id=self.session_id,
+                target=self.usage.target,
+                model=usage.model if usage is not None else self.usage.model,
+                operation=self._operation,
+                duration_secs=lap.duration_secs,
+                ended_at=time.time(),
+                time_to_first_chunk_secs=lap.time_to_first_chunk_secs,
+                error_type=response_error(event_type, data),
+                response_id=usage.response_id if usage is not None else None,
+                usage=usage.usage if usage is not None else None,
+            )
+        )
 
     async def settle_key_tokens(self) -> None:
         """Adds this session's new tokens to its key's daily count (a write to keys.db) and its
