@@ -218,6 +218,17 @@ class Metrics:
         self._scrape_time = _ScrapeTimeCollector()
         r.register(self._scrape_time)
 
+    def add_configs(self, *configs: GatewayConfig) -> None:
+        """A config reload: the new packs' targets and models become labels too (the old ones
+        stay, so series already exported keep their names)."""
+        targets = [t for config in configs for t in config.providers.targets]
+        self._models = self._models | {t.model for t in targets if t.model}
+        self._model_prefixes = tuple(sorted(self._models, key=len, reverse=True))
+        new = {t.id for t in targets} - self._targets
+        self._targets = self._targets | new
+        for target in new:
+            self.circuit_breaker_state.labels(target=target).set(0)
+
     # -- label bounding ------------------------------------------------------------------------
 
     def model_label(self, model: str | None) -> str:

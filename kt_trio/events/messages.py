@@ -14,7 +14,7 @@ Mapping (one record may give two messages):
 - `BudgetAlert` → `budget` `{"event": "threshold_crossed" | "exceeded", ...}`
 - `SpendAlert` → `budget` `{"event": ..., "used_usd", "max_usd", "budget": "key" | "team", ...}`
 - `BreakerTransition` → `circuit_breaker` `{"target", "from", "to", "reason"}`
-- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded", ...}`
+- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded" | "config_rejected", ...}`
 - `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
   `features.websocket.message_events` (the session emits it then), audio coalesced to about one
   a second per session and direction, never content.
@@ -57,6 +57,7 @@ SystemKind = Literal[
     "startup",
     "shutdown",
     "config_reloaded",
+    "config_rejected",
     "state_unavailable",
     "state_available",
     "audit_unavailable",
@@ -72,7 +73,8 @@ class SystemEvent:
     reports a file name and a count, never values)."""
 
     kind: SystemKind
-    details: Mapping[str, str | int | float | bool | None] = field(factory=dict)
+    # Tuples of strings: a rejected reload's errors (`FILE:LINE:COL: path: message`, no values).
+    details: Mapping[str, str | int | float | bool | tuple[str, ...] | None] = field(factory=dict)
 
 
 Publishable = Record | SystemEvent

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 import trio
@@ -54,6 +54,7 @@ from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
+from kt_trio.server.reload import Reloader
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
@@ -135,7 +136,7 @@ class Gateway:
         # (opened in `serve`, after this: hence a callable).
         # One price table for every pack: a model without a price is reported once per gateway.
         self.pricing = Pricing(config.pricing, on_unpriced=self._unpriced)
-        chat_hooks = {
+        chat_hooks: dict[str, Any] = {
             "pricing": self.pricing,
             "audit": lambda: self.audit,
             "key_limiter": self._key_limiter,
@@ -145,6 +146,9 @@ class Gateway:
             "client_secrets": client_secrets_door(self._mint_client_secret),
             "tracing": self.tracing,
         }
+        self.chat_hooks = chat_hooks  # a config reload builds its packs with the same hooks
+        # `serve` with config files sets it (SIGHUP, --watch, POST /admin/reload).
+        self.reloader: Reloader | None = None
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
         for pack_config, pack_secrets in more_packs:
@@ -271,6 +275,8 @@ class Gateway:
                 self.hub.close()
                 for pack in self.packs.values():
                     await pack.chat.aclose()
+                if self.reloader is not None:
+                    await self.reloader.aclose()
         finally:
             lsock.close()
             if self.tracing is not None:  # the last sessions' spans are exported (bounded wait)
