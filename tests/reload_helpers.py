@@ -59,8 +59,10 @@ async def gateway_from_files(paths: Sequence[Path], mock: MockUpstream) -> Async
 
 
 @asynccontextmanager
-async def event_stream(port: int) -> AsyncIterator[WebSocketConnection]:
-    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/events?types=system") as ws:
+async def event_stream(port: int, key: str | None = None) -> AsyncIterator[WebSocketConnection]:
+    """The `system` events of a gateway (as an admin with `key`, else anonymously)."""
+    headers = [("Authorization", f"Bearer {key}")] if key else []
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/events?types=system", extra_headers=headers) as ws:
         yield ws
 
 

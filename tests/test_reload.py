@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from trio_websocket import open_websocket_url
 
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import config_yaml
-from tests.helpers import rejected_status
+from tests.helpers import bearer, make_key, rejected_status
 from tests.reload_helpers import (
     PHONE,
     event_stream,
@@ -180,3 +181,40 @@ async def test_reload_with_packs_swaps_each_pack_and_adds_new_ones(tmp_path: Pat
                 assert outcome.errors[0].startswith(f"{packs / '10-strict.yaml'}:4:")
                 assert list(gw.gateway.packs) == ["main", "strict"]
                 assert gw.gateway.packs["strict"].config.policies.chain == ("prompt-injection",)
+
+
+async def test_post_admin_reload_needs_an_admin_key_and_answers_each_outcome(tmp_path: Path) -> None:
+    config = tmp_path / "gw.yaml"
+    admin = make_key(tmp_path, "ops", scopes=["admin"])
+    user = make_key(tmp_path, "app", scopes=["realtime"])
+    with trio.fail_after(30):
+        async with open_mock_upstream(MockBehaviour()) as mock:
+            good = config_yaml(mock.url, chain=[], state_dir=tmp_path)
+            config.write_text(good)
+            async with (
+                gateway_from_files([config], mock) as gw,
+                httpx.AsyncClient(base_url=gw.base_url) as http,
+                event_stream(gw.port, admin) as events,
+            ):
+                refused = await http.post("/admin/reload", headers=dict(bearer(user)))
+                assert refused.status_code == 403
+                config.write_text(good.replace("chain: []", "chain: [pii-detector]"))
+                ok = await http.post("/admin/reload", headers=dict(bearer(admin)))
+                assert ok.status_code == 200
+                assert ok.json() == {"status": "reloaded", "errors": [], "restart_required": []}
+                assert (await system_event(events, "config_reloaded"))["trigger"] == "admin"
+                action = await system_event(events, "admin_action")
+                assert action["action"] == "config_reload" and action["admin"] == "ops"
+                config.write_text(good.replace("chain: []", "chain: [pii-detector, nope]"))
+                bad = await http.post("/admin/reload", headers=dict(bearer(admin)))
+                assert bad.status_code == 422
+                body = bad.json()
+                assert body["status"] == "rejected" and body["restart_required"] == []
+                (error,) = body["errors"]
+                assert error.startswith(f"{config}:") and ": policies.chain[1]: " in error
+                assert body["error"]["code"] == "config_rejected"
+                assert (await system_event(events, "config_rejected"))["errors"] == [error]
+                # The rejected reload changed nothing: the first reload's chain runs.
+                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
+                    await next_of(ws, "session.created")
+                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
