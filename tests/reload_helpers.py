@@ -17,25 +17,11 @@ from kt_trio.mocks.realtime import MockUpstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.server.reload import Reloader
 from kt_trio.testing import RunningGateway, serve_gateway
+from tests.test_policy_sessions import next_of, user_item
+
+__all__ = ["next_of", "user_item"]  # one copy of the session helpers, from the policy tests
 
 PHONE = "415-555-0132"
-
-
-def user_item(text: str, event_id: str = "evt_user") -> str:
-    return json.dumps(
-        {
-            "type": "conversation.item.create",
-            "event_id": event_id,
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
-        }
-    )
-
-
-async def next_of(ws: WebSocketConnection, kind: str) -> dict[str, Any]:
-    while True:
-        event = json.loads(await ws.get_message())
-        if event["type"] == kind:
-            return event
 
 
 async def sent_upstream(ws: WebSocketConnection, mock: MockUpstream, conn: int, text: str) -> str:
@@ -44,6 +30,13 @@ async def sent_upstream(ws: WebSocketConnection, mock: MockUpstream, conn: int, 
     await next_of(ws, "conversation.item.added")
     received = mock.connections[conn].messages[-1]
     return str(json.loads(received)["item"]["content"][0]["text"])
+
+
+async def new_session_sends(url: str, mock: MockUpstream, conn: int, text: str) -> str:
+    """Opens a new session and sends a user message; the text the provider received."""
+    async with open_websocket_url(url) as ws:
+        await next_of(ws, "session.created")
+        return await sent_upstream(ws, mock, conn, text)
 
 
 @asynccontextmanager

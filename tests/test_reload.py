@@ -18,6 +18,7 @@ from tests.reload_helpers import (
     PHONE,
     event_stream,
     gateway_from_files,
+    new_session_sends,
     next_of,
     sent_upstream,
     system_event,
@@ -67,9 +68,9 @@ async def test_invalid_config_changes_nothing_and_names_file_line_col(tmp_path: 
                 assert outcome.errors[0].startswith(f"{config}:2:3: gateway.shutdown_timeout_sec: ")
                 rejected = await system_event(events, "config_rejected")
                 assert rejected["errors"] == list(outcome.errors)
-                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    gw.ws_url(model="gpt-realtime"), mock, 0, f"call {PHONE}"
+                )
 
 
 async def test_lowered_per_ip_limit_applies_to_new_sessions_only(tmp_path: Path) -> None:
@@ -126,9 +127,9 @@ async def test_open_breaker_stays_open_across_a_reload(tmp_path: Path) -> None:
                 assert await rejected_status(url) == 503  # still open after the reload
                 assert gw.gateway.health.state("down") == "open"
                 # The healthy target is untouched and serves with the new chain.
-                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    gw.ws_url(model="gpt-realtime"), mock, 0, f"call {PHONE}"
+                )
 
 
 async def test_restart_only_settings_keep_their_old_value_and_are_named(tmp_path: Path) -> None:
@@ -171,9 +172,9 @@ async def test_reload_with_packs_swaps_each_pack_and_adds_new_ones(tmp_path: Pat
                 outcome = await gw.gateway.reloader.reload("test")
                 assert outcome.ok, outcome
                 assert list(gw.gateway.packs) == ["main", "strict"]
-                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    gw.ws_url(model="gpt-realtime"), mock, 0, f"call {PHONE}"
+                )
                 # A broken pack file rejects the whole reload: both packs stay as they are.
                 (packs / "10-strict.yaml").write_text("pack:\n  name: strict\npolicies:\n  chain: [no-such-policy]\n")
                 outcome = await gw.gateway.reloader.reload("test")
@@ -215,6 +216,6 @@ async def test_post_admin_reload_needs_an_admin_key_and_answers_each_outcome(tmp
                 assert body["error"]["code"] == "config_rejected"
                 assert (await system_event(events, "config_rejected"))["errors"] == [error]
                 # The rejected reload changed nothing: the first reload's chain runs.
-                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    gw.ws_url(model="gpt-realtime"), mock, 0, f"call {PHONE}"
+                )

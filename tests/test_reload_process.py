@@ -14,7 +14,15 @@ from trio_websocket import open_websocket_url
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import config_yaml, serve_process
 from tests.helpers import make_key
-from tests.reload_helpers import PHONE, event_stream, next_of, read_until, sent_upstream, system_event
+from tests.reload_helpers import (
+    PHONE,
+    event_stream,
+    new_session_sends,
+    next_of,
+    read_until,
+    sent_upstream,
+    system_event,
+)
 
 pytestmark = pytest.mark.trio
 
@@ -73,9 +81,7 @@ async def test_sighup_with_an_invalid_file_changes_nothing_and_logs_file_line_co
                     assert line.endswith(error)
                     await read_until(proc, b"config reload rejected", seen)
                 url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                async with open_websocket_url(url) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(url, mock, 0, f"call {PHONE}")
 
 
 async def test_watch_rejects_a_half_written_file_then_reloads_once_it_is_complete(tmp_path: Path) -> None:
@@ -94,9 +100,7 @@ async def test_watch_rejects_a_half_written_file_then_reloads_once_it_is_complet
                     reloaded = await system_event(events, "config_reloaded")
                     assert reloaded["trigger"] == "watch"
                 url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                async with open_websocket_url(url) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(url, mock, 0, f"call {PHONE}")
 
 
 async def test_kt_trio_reload_cli_reloads_or_reports_every_error(tmp_path: Path) -> None:
@@ -123,6 +127,6 @@ async def test_kt_trio_reload_cli_reloads_or_reports_every_error(tmp_path: Path)
                 first = refused.stderr.decode().splitlines()[0]
                 assert first.startswith(f"{config}:") and ": policies.chain[1]: " in first
                 assert (await reload("kt_gk_not-a-key")).returncode == 1
-                async with open_websocket_url(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime") as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", mock, 0, f"call {PHONE}"
+                )

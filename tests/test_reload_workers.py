@@ -9,13 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from trio_websocket import open_websocket_url
 
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.cluster import cluster_config, start_instance
 from tests.helpers import bearer, make_key
 from tests.redis_server import open_redis
-from tests.reload_helpers import PHONE, event_stream, next_of, sent_upstream, system_event
+from tests.reload_helpers import PHONE, event_stream, new_session_sends, system_event
 
 pytestmark = pytest.mark.trio
 
@@ -41,9 +40,7 @@ async def test_sighup_to_the_supervisor_and_admin_reload_reach_both_workers(tmp_
                     assert first["pid"] != second["pid"]
                 # Whichever worker takes a new session, it runs the new chain.
                 for i in range(6):
-                    async with open_websocket_url(gw.ws_url()) as ws:
-                        await next_of(ws, "session.created")
-                        assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, i, f"call {PHONE}")
+                    assert "[REDACTED:PHONE]" in await new_session_sends(gw.ws_url(), mock, i, f"call {PHONE}")
                 # POST /admin/reload reaches one worker, which has the supervisor reload both.
                 config.write_text(cluster_config(mock.url, redis.url, tmp_path, per_ip=100))
                 async with event_stream(gw.port) as events, httpx.AsyncClient() as http:
@@ -53,8 +50,6 @@ async def test_sighup_to_the_supervisor_and_admin_reload_reach_both_workers(tmp_
                     second = await system_event(events, "config_reloaded")
                     assert first["pid"] != second["pid"]
                 for i in range(6, 10):
-                    async with open_websocket_url(gw.ws_url()) as ws:
-                        await next_of(ws, "session.created")
-                        assert PHONE in await sent_upstream(ws, mock, i, f"call {PHONE}")
+                    assert PHONE in await new_session_sends(gw.ws_url(), mock, i, f"call {PHONE}")
                 gw.proc.send_signal(signal.SIGTERM)
                 assert await gw.proc.wait() == 0
