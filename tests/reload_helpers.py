@@ -13,10 +13,11 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from kt_trio.config import resolve_secrets
 from kt_trio.config.packs import load_packs
-from kt_trio.mocks.realtime import MockUpstream
+from kt_trio.mocks.realtime import MockBehaviour, MockUpstream, open_mock_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.server.reload import Reloader
 from kt_trio.testing import RunningGateway, serve_gateway
+from tests.conftest import config_yaml
 from tests.test_policy_sessions import next_of, user_item
 
 __all__ = ["next_of", "user_item"]  # one copy of the session helpers, from the policy tests
@@ -49,6 +50,18 @@ async def gateway_from_files(paths: Sequence[Path], mock: MockUpstream) -> Async
     gateway.reloader = Reloader(gateway, [str(p) for p in paths])
     async with serve_gateway(gateway, mock=mock) as gw:
         yield gw
+
+
+@asynccontextmanager
+async def one_file_gateway(
+    tmp_path: Path, chain: list[str]
+) -> AsyncIterator[tuple[RunningGateway, MockUpstream, Path, WebSocketConnection]]:
+    """A mock provider, `gw.yaml` with `chain`, a gateway started from it, and its system events."""
+    config = tmp_path / "gw.yaml"
+    async with open_mock_upstream(MockBehaviour()) as mock:
+        config.write_text(config_yaml(mock.url, chain=chain, state_dir=tmp_path))
+        async with gateway_from_files([config], mock) as gw, event_stream(gw.port) as events:
+            yield gw, mock, config, events
 
 
 @asynccontextmanager

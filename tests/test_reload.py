@@ -20,6 +20,7 @@ from tests.reload_helpers import (
     gateway_from_files,
     new_session_sends,
     next_of,
+    one_file_gateway,
     sent_upstream,
     system_event,
 )
@@ -28,25 +29,22 @@ pytestmark = pytest.mark.trio
 
 
 async def test_open_session_keeps_its_chain_while_a_new_session_gets_the_new_one(tmp_path: Path) -> None:
-    config = tmp_path / "gw.yaml"
     with trio.fail_after(30):
-        async with open_mock_upstream(MockBehaviour()) as mock:
-            config.write_text(config_yaml(mock.url, chain=[], state_dir=tmp_path))
-            async with gateway_from_files([config], mock) as gw, event_stream(gw.port) as events:
-                assert gw.gateway.reloader is not None
-                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as old:
-                    await next_of(old, "session.created")
-                    assert PHONE in await sent_upstream(old, mock, 0, f"call {PHONE}")
-                    config.write_text(config_yaml(mock.url, chain=["pii-detector"], state_dir=tmp_path))
-                    outcome = await gw.gateway.reloader.reload("test")
-                    assert outcome.as_json() == {"status": "reloaded", "errors": [], "restart_required": []}
-                    reloaded = await system_event(events, "config_reloaded")
-                    assert reloaded["trigger"] == "test" and reloaded["restart_required"] == []
-                    async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as new:
-                        await next_of(new, "session.created")
-                        assert "[REDACTED:PHONE]" in await sent_upstream(new, mock, 1, f"call {PHONE}")
-                    # The session opened before the reload still runs the chain it started with.
-                    assert PHONE in await sent_upstream(old, mock, 0, f"again {PHONE}")
+        async with one_file_gateway(tmp_path, []) as (gw, mock, config, events):
+            assert gw.gateway.reloader is not None
+            async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as old:
+                await next_of(old, "session.created")
+                assert PHONE in await sent_upstream(old, mock, 0, f"call {PHONE}")
+                config.write_text(config_yaml(mock.url, chain=["pii-detector"], state_dir=tmp_path))
+                outcome = await gw.gateway.reloader.reload("test")
+                assert outcome.as_json() == {"status": "reloaded", "errors": [], "restart_required": []}
+                reloaded = await system_event(events, "config_reloaded")
+                assert reloaded["trigger"] == "test" and reloaded["restart_required"] == []
+                async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as new:
+                    await next_of(new, "session.created")
+                    assert "[REDACTED:PHONE]" in await sent_upstream(new, mock, 1, f"call {PHONE}")
+                # The session opened before the reload still runs the chain it started with.
+                assert PHONE in await sent_upstream(old, mock, 0, f"again {PHONE}")
 
 
 async def test_invalid_config_changes_nothing_and_names_file_line_col(tmp_path: Path) -> None:
@@ -133,24 +131,21 @@ async def test_open_breaker_stays_open_across_a_reload(tmp_path: Path) -> None:
 
 
 async def test_restart_only_settings_keep_their_old_value_and_are_named(tmp_path: Path) -> None:
-    config = tmp_path / "gw.yaml"
     with trio.fail_after(30):
-        async with open_mock_upstream(MockBehaviour()) as mock:
-            config.write_text(config_yaml(mock.url, chain=[], state_dir=tmp_path))
-            async with gateway_from_files([config], mock) as gw, event_stream(gw.port) as events:
-                assert gw.gateway.reloader is not None
-                moved = tmp_path / "elsewhere"
-                config.write_text(
-                    config_yaml(mock.url, chain=["pii-detector"], state_dir=moved, gateway_extra="  workers: 3\n")
-                )
-                outcome = await gw.gateway.reloader.reload("test")
-                assert outcome.ok
-                assert outcome.restart_required == ("gateway.workers", "gateway.state_dir")
-                reloaded = await system_event(events, "config_reloaded")
-                assert reloaded["restart_required"] == ["gateway.workers", "gateway.state_dir"]
-                assert gw.gateway.config.gateway.state_dir == str(tmp_path)
-                assert gw.gateway.config.gateway.workers == 1
-                assert gw.gateway.config.policies.chain == ("pii-detector",)
+        async with one_file_gateway(tmp_path, []) as (gw, mock, config, events):
+            assert gw.gateway.reloader is not None
+            moved = tmp_path / "elsewhere"
+            config.write_text(
+                config_yaml(mock.url, chain=["pii-detector"], state_dir=moved, gateway_extra="  workers: 3\n")
+            )
+            outcome = await gw.gateway.reloader.reload("test")
+            assert outcome.ok
+            assert outcome.restart_required == ("gateway.workers", "gateway.state_dir")
+            reloaded = await system_event(events, "config_reloaded")
+            assert reloaded["restart_required"] == ["gateway.workers", "gateway.state_dir"]
+            assert gw.gateway.config.gateway.state_dir == str(tmp_path)
+            assert gw.gateway.config.gateway.workers == 1
+            assert gw.gateway.config.policies.chain == ("pii-detector",)
 
 
 async def test_reload_with_packs_swaps_each_pack_and_adds_new_ones(tmp_path: Path) -> None:
