@@ -65,9 +65,9 @@ def test_safety_figures_hold(detection: ModuleType, split: str) -> None:
     assert board.overall.recall >= recall, board.misses
 
 
-# split -> most leaks allowed (values not redacted); checksum-invalid negatives may never be
-# redacted. Measured: dev 0 of 236, holdout 2 of 140 (Argentine mobiles written "011 15-...").
-PII_LEAKS = {"dev": 0, "holdout": 2}
+# split -> most leaks allowed (values not redacted); checksum-invalid negatives and numbers that
+# are no PII may never be redacted. Measured: dev 0 of 268, holdout 0 of 140.
+PII_LEAKS = {"dev": 0, "holdout": 0}
 
 
 @pytest.mark.parametrize("split", sorted(PII_LEAKS))
