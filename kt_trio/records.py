@@ -7,6 +7,7 @@ governance layer, the session) create them, and the one reporting point in a ses
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from attrs import field, frozen
@@ -66,6 +67,25 @@ class ResponseUsage:
     team: str | None = None
     # USD at the gateway's price table (`kt_trio.pricing`); None: the model has no price.
     cost_usd: float | None = None
+
+
+@frozen
+class ResponseTiming:
+    """How long one response took (a Realtime or Responses response inside a session, or one
+    HTTP request), for metrics and traces only: never audited nor published (the usage record
+    says what was billed; this one says how fast, and it is per-response telemetry, not a fact
+    to keep). Times are `time.perf_counter` differences; `ended_at` is wall-clock `time.time()`."""
+
+    session_id: str
+    target: str
+    model: str
+    operation: str  # the GenAI operation name (`kt_trio.telemetry.genai`)
+    duration_secs: float
+    ended_at: float
+    time_to_first_chunk_secs: float | None = None  # streamed answers only
+    error_type: str | None = None  # None: it succeeded
+    response_id: str | None = None
+    usage: TokenUsage | None = None
 
 
 @frozen
@@ -154,13 +174,27 @@ class SessionSummary:
     cost_usd: float | None = None  # the sum of its priced responses; None when none was priced
 
 
+@frozen
+class AdminAction:
+    """One action taken through the admin API (`kt_trio.admin`): what, by which admin key (its
+    name, never the key), on what. `details` are plain values the action's handler chose; never
+    a secret (a created key appears by name and prefix only)."""
+
+    action: str
+    admin: str
+    target: str | None = None
+    details: Mapping[str, str | int | float | bool | None] = field(factory=dict)
+
+
 Record = (
     PolicyDecision
     | ResponseUsage
+    | ResponseTiming
     | BreakerTransition
     | BudgetAlert
     | SessionStarted
     | SessionSummary
     | MessageSeen
     | MessagesRelayed
+    | AdminAction
 )

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from kt_trio.records import (
+    AdminAction,
     BreakerTransition,
     BudgetAlert,
     MessageSeen,
@@ -59,6 +60,7 @@ KINDS: dict[type, str] = {
     ResponseUsage: "usage",
     BudgetAlert: "budget",
     BreakerTransition: "breaker",
+    AdminAction: "admin",
 }
 
 # The database refuses UPDATE always, and DELETE except of the prefix a retention transaction

@@ -13,10 +13,12 @@ Mapping (one record may give two messages):
 - `ResponseUsage` → `usage` `{"scope": "response", ...}`
 - `BudgetAlert` → `budget` `{"event": "threshold_crossed" | "exceeded", ...}`
 - `BreakerTransition` → `circuit_breaker` `{"target", "from", "to", "reason"}`
-- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded", ...}`
+- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded" | "config_rejected", ...}`
 - `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
   `features.websocket.message_events` (the session emits it then), audio coalesced to about one
   a second per session and direction, never content.
+- `AdminAction` → `system` `{"event": "admin_action", "action", "admin", "target", ...}`: every
+  admin API action (`kt_trio.admin`), by the admin key's name.
 - `MessageSeen` → nothing. It is one record per relayed message (an audio session sends ~50 a
   second), so on the stream it would fill every subscriber's buffer and push out the audit,
   usage and breaker events the stream exists for; and it may carry forwarded text when the
@@ -33,6 +35,7 @@ from typing import Any, Literal
 from attrs import field, frozen
 
 from kt_trio.records import (
+    AdminAction,
     BreakerTransition,
     BudgetAlert,
     MessageSeen,
@@ -52,6 +55,7 @@ SystemKind = Literal[
     "startup",
     "shutdown",
     "config_reloaded",
+    "config_rejected",
     "state_unavailable",
     "state_available",
     "audit_unavailable",
@@ -67,7 +71,8 @@ class SystemEvent:
     reports a file name and a count, never values)."""
 
     kind: SystemKind
-    details: Mapping[str, str | int | float | bool | None] = field(factory=dict)
+    # Tuples of strings: a rejected reload's errors (`FILE:LINE:COL: path: message`, no values).
+    details: Mapping[str, str | int | float | bool | tuple[str, ...] | None] = field(factory=dict)
 
 
 Publishable = Record | SystemEvent
@@ -241,6 +246,20 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                         {"policy": d.policy, "action": d.action, "redacted_kinds": list(d.redacted_kinds)}
                         for d in record.decisions
                     ],
+                },
+            )
+        ]
+    if isinstance(record, AdminAction):
+        details = {k: v for k, v in record.details.items() if k not in ("event", "action", "admin", "target")}
+        return [
+            (
+                "system",
+                {
+                    "event": "admin_action",
+                    "action": record.action,
+                    "admin": record.admin,
+                    "target": record.target,
+                    **details,
                 },
             )
         ]

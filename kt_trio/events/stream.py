@@ -17,6 +17,8 @@ are plain HTTP written before any upgrade (DESIGN.md "Handshake refusals are pla
 - 403 for any browser on another origin: an `Origin` header that is neither in `allowed_origins`
   nor the gateway's own (its host equal to the `Host` header), whatever the credentials and even
   with auth off: the stream shows session ids, client addresses and key names (issue 13);
+- the console's login cookie (`kt_console`, `kt_trio.admin.auth`) stands for an admin key: all
+  events, Origin checked as for any admin request (present: the gateway's own); a stale login 401;
 - 503 when `max_connections` authenticated subscribers are open (0 = unlimited); anonymous ones
   (auth off, no credentials) have their own cap, `max_anonymous_connections`, and count against
   `max_connections` too, so anonymous subscribers can never lock out the operator.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -69,6 +71,8 @@ INCOMING_MAX_MESSAGE = 4096
 OnRefused = Callable[[str], None]
 # Gateway.check_key: (key info, None) or (None, (status, error type, code, message)).
 KeyCheck = Callable[..., Awaitable[tuple[Any, tuple[int, str, str, str] | None]]]
+# AdminAuth.console_login: the admin behind a console cookie, a refusal tuple, or None (no cookie).
+ConsoleLogin = Callable[[Sequence[tuple[str, str]]], Awaitable[Any]]
 
 
 @define(eq=False)
@@ -186,9 +190,15 @@ def _bearer(head: RequestHead) -> str | None:
 
 
 def check_request(
-    hub: EventHub, settings: EventStream, head: RequestHead, subscribers: Subscribers | None = None
+    hub: EventHub,
+    settings: EventStream,
+    head: RequestHead,
+    subscribers: Subscribers | None = None,
+    *,
+    signed_in: bool = False,
 ) -> StreamRequest:
-    """Pure checks of the head; returns what it asks for or raises `Refusal`."""
+    """Pure checks of the head; returns what it asks for or raises `Refusal`. `signed_in`: the
+    console's login already stands for an admin key, so no token is looked for."""
     if not settings.enabled:
         raise Refusal(404, "not_found", "the event stream is disabled")
     if not head.is_websocket_upgrade:
@@ -202,15 +212,15 @@ def check_request(
     if origin is not None and not _origin_allowed(origin, head.header("host"), settings.allowed_origins):
         raise Refusal(403, "origin_not_allowed", "this Origin may not use the event stream")
     query = parse_qs(head.query)
-    token = query.get("token", [None])[0] or _bearer(head)
+    token = None if signed_in else query.get("token", [None])[0] or _bearer(head)
     via_cookie = False
-    if token is None:
+    if token is None and not signed_in:
         token = _cookie(head, COOKIE_NAME)
         via_cookie = token is not None
     key: str | None = None
     if token is not None and token.startswith(KEY_PREFIX):
         key = token  # checked by the caller against the key store, whatever require_auth says
-    elif settings.require_auth and (token is None or not _token_matches(token, settings.tokens)):
+    elif not signed_in and settings.require_auth and (token is None or not _token_matches(token, settings.tokens)):
         raise Refusal(401, "unauthorized", "a valid event stream token is required")
     if via_cookie and (settings.require_auth or key is not None):
         origin = head.header("origin")
@@ -224,7 +234,7 @@ def check_request(
         if unknown:
             raise Refusal(400, "bad_request", f"unknown event type(s): {', '.join(sorted(unknown))}")
     session = query.get("session", [None])[0] or None
-    anonymous = key is None and (token is None or not _token_matches(token, settings.tokens))
+    anonymous = not signed_in and key is None and (token is None or not _token_matches(token, settings.tokens))
     limit = settings.max_connections
     full = bool(limit) and hub.subscriber_count >= limit  # everyone, when nothing is told apart
     if subscribers is not None:
@@ -267,6 +277,7 @@ async def serve_event_stream(
     on_refused: OnRefused | None = None,
     check_key: KeyCheck | None = None,
     subscribers: Subscribers | None = None,
+    console: ConsoleLogin | None = None,
 ) -> None:
     """Serves one `/ws/events` connection until either side ends it; always closes `stream`.
 
@@ -275,11 +286,19 @@ async def serve_event_stream(
     `too_many_subscribers`, ...), for `Metrics.handshake_rejected`. `check_key` is the gateway's
     key check, for subscribers that present a gateway key (`Gateway.check_key`). `subscribers`:
     the gateway's open subscribers (separate caps, and ending a revoked key's subscriptions).
+    `console`: resolves the console's login cookie (`AdminAuth.console_login`).
     """
     try:
         try:
-            request = check_request(hub, settings, head, subscribers)
-            info = None if request.key is None else await key_for_stream(check_key, request.key)
+            admin = None if console is None else await console(head.headers)
+            if isinstance(admin, tuple):
+                status, _, code, message = admin
+                raise Refusal(status, code, message)
+            request = check_request(hub, settings, head, subscribers, signed_in=admin is not None)
+            if admin is not None:
+                info = admin.key
+            else:
+                info = None if request.key is None else await key_for_stream(check_key, request.key)
         except Refusal as refusal:
             log.info(
                 "event stream refused: status=%d reason=%s",

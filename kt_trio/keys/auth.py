@@ -18,10 +18,10 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 from attrs import frozen
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from kt_trio.config.schema import Store
 
 log = logging.getLogger("kt_trio.keys")
+
+T = TypeVar("T")
 
 ROUTE_SCOPES: dict[str, str] = {
     "/v1/realtime": "realtime",
@@ -202,6 +204,20 @@ class KeyRing:
         if record is None:
             return EXPIRED_SECRET
         return verdict(record, scope=scope, now=now)
+
+    async def check_name(self, name: str, *, scope: str, now: float | None = None) -> KeyDecision:
+        """The verdict on a key known by name (a console login stands for one): still there, not
+        revoked or expired, and good for `scope`."""
+        when = time.time() if now is None else now
+        record = await trio.to_thread.run_sync(self._store.get, name, limiter=self._limiter)
+        if record is None:
+            return UNKNOWN
+        return verdict(record, scope=scope, now=when)
+
+    async def in_store(self, operation: Callable[[KeyStore], T]) -> T:
+        """Runs `operation(store)` on the worker thread that owns the connection (the admin API's
+        create, list and revoke: the same calls `kt_trio keys` makes on its own connection)."""
+        return await trio.to_thread.run_sync(operation, self._store, limiter=self._limiter)
 
     def mint_client_secret(self, key: KeyInfo, ttl_secs: float, now: float | None = None) -> tuple[str, float]:
         """A `kt_ek_` secret for `key`, valid `ttl_secs` (see `kt_trio.keys.client_secrets`)."""

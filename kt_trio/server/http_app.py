@@ -10,6 +10,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from kt_trio.admin.router import AdminApp
 from kt_trio.chat.app import CLIENT_SECRETS_PATH, ChatApp
 from kt_trio.chat.asgi_io import respond
 from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT, PREFIX, azure_route
@@ -32,6 +33,7 @@ class HttpApp:
         metrics: Callable[[], tuple[bytes, str]],
         chat_for: Callable[[Any], ChatApp | None] | None = None,
         check_key: KeyCheck | None = None,
+        admin: AdminApp | None = None,
     ) -> None:
         """`chat_for(key)`: the chat app of the pack serving that key (None: a pack the gateway
         does not serve); `check_key` as `Gateway.check_key`."""
@@ -39,6 +41,7 @@ class HttpApp:
         self._metrics = metrics
         self._chat_for = chat_for
         self._check_key = check_key
+        self._admin = admin  # `/admin/...` and the console's login (kt_trio.admin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -55,6 +58,9 @@ class HttpApp:
             await send({"type": "websocket.close", "code": 1008})
             return
         path = scope.get("path", "")
+        if self._admin is not None and self._admin.handles(path):
+            await self._admin(scope, receive, send)
+            return
         azure = azure_route(path, scope.get("query_string", b"").decode("latin-1")) if path.startswith(PREFIX) else None
         if azure is not None:
             # An Azure client's URL: served by the route it maps to, its deployment picking the target.

@@ -1,0 +1,40 @@
+"""The admin API (DESIGN.md "Operating it live"): sessions, keys, the active config, and the
+console's login, on the gateway's own port, for keys with the `admin` scope. See docs/admin.md.
+
+- `auth`: who may (an admin key in a header, or the console's login cookie with the Origin rule);
+- `router`: the ASGI app, its routes and `AdminApp.register` for other modules' routes;
+- `host`: what the handlers need of the gateway, and `record_action` (log, event, audit);
+- `sessions`, `keys`, `config_view`, `login`: the handlers.
+"""
+
+from __future__ import annotations
+
+from kt_trio.admin.auth import AdminAuth
+from kt_trio.admin.host import AdminHost
+from kt_trio.admin.login import add_login_routes
+from kt_trio.admin.router import AdminApp, AdminRequest, Answer
+from kt_trio.admin.sessions import add_session_routes
+from kt_trio.keys.auth import KeyDecision
+
+__all__ = ["AdminApp", "AdminAuth", "AdminHost", "AdminRequest", "Answer", "build_admin"]
+
+_NO_STORE = KeyDecision(False, 503, "the key store is not open")
+
+
+def build_admin(host: AdminHost) -> AdminApp:
+    """The admin app for `host`, with every built-in route. The key store is looked up on each
+    request: the gateway opens it only once it serves."""
+
+    async def check_key(presented: str, scope: str) -> KeyDecision:
+        keys = host.keys
+        return _NO_STORE if keys is None else await keys.authenticate(presented, scope=scope)
+
+    async def check_name(name: str, scope: str) -> KeyDecision:
+        keys = host.keys
+        return _NO_STORE if keys is None else await keys.check_name(name, scope=scope)
+
+    auth = AdminAuth(check_key, check_name)
+    app = AdminApp(auth)
+    add_login_routes(app, host, auth)
+    add_session_routes(app, host)
+    return app
