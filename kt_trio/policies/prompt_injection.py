@@ -46,7 +46,7 @@ from kt_trio.policies.base import (
 from kt_trio.policies.injection_decode import _decoded_payloads, payloads
 from kt_trio.policies.injection_match import Matcher
 from kt_trio.policies.injection_phrases import _PHRASES
-from kt_trio.policies.injection_rules import family_scores
+from kt_trio.policies.injection_rules import asks_how, family_scores
 from kt_trio.policies.normalize import normalise
 
 __all__ = ["DEFAULT_THRESHOLD", "NAME", "_PHRASES", "PromptInjection", "_decoded_payloads"]
@@ -142,6 +142,8 @@ def _phrase_signals(
             w = weight
             if meta and (rx is _DELIMITER_TOKENS or any(qs <= m.start() and m.end() <= qe for qs, qe in quoted)):
                 w *= _DAMP
+            elif damp and "?" in lower and asks_how(lower, m.start()):
+                w *= _DAMP  # the user's question about their own tool ("how do I enter debug mode?")
             _add(signals, only or signal, m.start(), m.end(), w)
 
 
