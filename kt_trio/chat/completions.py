@@ -16,7 +16,7 @@ import httpx
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import SSE_HEADERS, respond
-from kt_trio.chat.door import answered, judged
+from kt_trio.chat.door import answered, judged_async
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, error_chunk
@@ -49,22 +49,13 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
 
 async def _judged_chat(app: ChatApp, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
     policies = ChatPolicies(app.chain)
-    # The chain, then the external guardrail (async) on what the chain left; `judged` records
-    # both and answers a block.
-    early: list[PolicyDecision] = []
-    stopped: Stop | None = None
-    try:
-        policies.judge_request(request, early)
-        await _guard(app, ex, request, chat_request_slots(request), "input", early)
-    except Stop as stop:
-        stopped = stop
 
-    def replay(decisions: list[PolicyDecision]) -> None:
-        decisions.extend(early)
-        if stopped is not None:
-            raise stopped
+    async def judge(decisions: list[PolicyDecision]) -> None:
+        # The chain, then the external guardrail (async) on what the chain left.
+        policies.judge_request(request, decisions)
+        await _guard(app, ex, request, chat_request_slots(request), "input", decisions)
 
-    if await judged(ex, request, replay, send):
+    if await judged_async(ex, request, judge, send):
         await answered(ex, receive, send, lambda: _complete(app, ex, request, policies, send))
 
 

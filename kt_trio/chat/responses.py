@@ -25,7 +25,7 @@ import httpx
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import SSE_HEADERS, respond
-from kt_trio.chat.door import answered, judged
+from kt_trio.chat.door import answered, judged_async
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop, ToolArguments, judge_slots
 from kt_trio.chat.responses_items import from_completion, input_slots, output_slots, to_chat_request, usage_of
@@ -75,23 +75,14 @@ async def responses(app: ChatApp, scope: Scope, receive: Receive, send: Send, ke
         ex.start(size)
         send = ex.wrap(send)
         policies = ChatPolicies(app.chain)
-        # The chain, then the external guardrail (async) on what the chain left; `judged`
-        # records both and answers a block.
-        early: list[PolicyDecision] = []
-        stopped: Stop | None = None
-        try:
-            judge_input(policies, request, early)
+
+        async def judge(decisions: list[PolicyDecision]) -> None:
+            # The chain, then the external guardrail (async) on what the chain left.
+            judge_input(policies, request, decisions)
             ctx = context(ROUTE, request.get("model"), ex.id, key)
-            await guard_texts(app.guardrail, ctx, responses_request_slots(request), "input", early, EVENT_TYPE)
-        except Stop as stop:
-            stopped = stop
+            await guard_texts(app.guardrail, ctx, responses_request_slots(request), "input", decisions, EVENT_TYPE)
 
-        def replay(decisions: list[PolicyDecision]) -> None:
-            decisions.extend(early)
-            if stopped is not None:
-                raise stopped
-
-        if await judged(ex, request, replay, send):
+        if await judged_async(ex, request, judge, send):
             await answered(ex, receive, send, lambda: _respond(app, ex, request, policies, send))
 
 

@@ -12,6 +12,8 @@ import binascii
 import re
 import string
 import urllib.parse
+from collections.abc import Iterator
+from functools import partial
 
 from kt_trio.policies.base import HEX_SPACED, HEX_TABLE
 
@@ -76,18 +78,20 @@ def _b64_matches(text: str, raw: bytes, b64: bytes | None = None) -> list[re.Mat
         return []
     if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
         return list(_B64.finditer(text))
-    out: list[re.Match[str]] = []
+    # A match begins where a run begins (the lookbehind refuses any later start) and ends where
+    # it ends (with its '=' padding), so one anchored try per run finds it.
+    return [m for m in map(partial(_B64.match, text), _run_starts(b64, i)) if m is not None]
+
+
+def _run_starts(b64: bytes, i: int) -> Iterator[int]:
+    """Where each run of 16 or more base64 characters begins in `b64` (`_B64_MAP` classes),
+    from the first one, at `i`."""
     while i >= 0:
-        # A match begins where a run begins (the lookbehind refuses any later start) and ends
-        # where it ends (with its '=' padding), so one anchored try per run finds it.
-        m = _B64.match(text, i)
-        if m is not None:
-            out.append(m)
+        yield i
         end = b64.find(b" ", i)
         if end < 0:
-            break
+            return
         i = b64.find(_B64_RUN, end)
-    return out
 
 
 def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
@@ -165,16 +169,11 @@ def _after_key(text: str, b64: bytes) -> list[re.Match[str]]:
     if len(b64) != len(text):  # not ASCII: byte offsets are not character offsets
         return list(_AFTER_KEY.finditer(text))
     out: list[re.Match[str]] = []
-    i = b64.find(_B64_RUN)
-    while i >= 0:
+    for i in _run_starts(b64, b64.find(_B64_RUN)):
         if i and text[i - 1] in "=:":
             m = _AFTER_KEY_AT.match(text, i)
             if m is not None:
                 out.append(m)
-        end = b64.find(b" ", i)
-        if end < 0:
-            break
-        i = b64.find(_B64_RUN, end)
     return out
 
 
