@@ -97,7 +97,7 @@ async def _trip_breaker(url: str, key: str) -> None:
             pass
 
 
-async def demo(out: Path, *, dark: bool) -> None:
+async def demo(out: Path, *, dark: bool, width: int = 1280, height: int = 800) -> None:
     with tempfile.TemporaryDirectory(prefix="kt_trio_console_demo_") as scratch:
         state_dir = Path(scratch)
         admin = make_key(state_dir, "ops-admin", scopes=["admin"])
@@ -110,7 +110,10 @@ async def demo(out: Path, *, dark: bool) -> None:
         async with open_mock_upstream(MockBehaviour(delta_count=2)) as mock:
             text = CONFIG.format(state_dir=state_dir, mock=mock.url, dead_port=_free_port())
             config = load_config_text(text, "console-demo.yaml")
-            async with serve_gateway(Gateway(config), mock=mock) as gw, open_browser() as page:
+            async with (
+                serve_gateway(Gateway(config), mock=mock) as gw,
+                open_browser(width=width, height=height) as page,
+            ):
                 if dark:
                     await page.send(
                         "Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": "dark"}]
@@ -171,8 +174,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--light", action="store_true", help="the light theme (default: dark)")
+    parser.add_argument("--size", default="1280x800", help="the window in CSS pixels (default: 1280x800)")
     args = parser.parse_args()
-    trio.run(lambda: demo(args.out, dark=not args.light))
+    width, height = (int(n) for n in args.size.split("x"))
+    trio.run(lambda: demo(args.out, dark=not args.light, width=width, height=height))
 
 
 if __name__ == "__main__":

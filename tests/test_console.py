@@ -167,7 +167,12 @@ async def test_console_shows_a_live_session_and_closes_it_with_the_chosen_code(t
     _chromium_or_skip()
     admin = make_key(tmp_path, "ops", scopes=["admin"])
     user = make_key(tmp_path, "app", team="payments")
-    async with running(MockBehaviour(), state_dir=tmp_path) as gw, open_browser(width=1280, height=800) as page:
+    # The stream refuses anyone without credentials: the page's must be its login cookie.
+    locked = "features:\n  websocket:\n    require_auth: true\n    tokens: [a-token-the-page-never-has]\n"
+    async with (
+        running(MockBehaviour(), state_dir=tmp_path, extra=locked) as gw,
+        open_browser(width=1280, height=800) as page,
+    ):
         # A key without the admin scope is refused on the form, and the key is not kept anywhere.
         await page.navigate(f"{gw.base_url}/console")
         await page.wait_for("!document.querySelector('#login').hidden", STEP, "the login form")
@@ -184,6 +189,8 @@ async def test_console_shows_a_live_session_and_closes_it_with_the_chosen_code(t
         # The cookie is HttpOnly: the page's scripts cannot read it.
         assert await page.evaluate("document.cookie") == ""
         await page.wait_for("document.querySelector('#stream-status').textContent === 'live'", STEP, "the stream")
+        (subscriber,) = gw.gateway.subscribers.open
+        assert not subscriber.anonymous and subscriber.key.name == "ops"
 
         async with open_websocket_url(gw.ws_url(model="gpt-realtime"), extra_headers=bearer(user)) as ws:
             (session,) = gw.gateway.sessions
@@ -244,7 +251,7 @@ async def test_console_shows_a_live_session_and_closes_it_with_the_chosen_code(t
     assert not page.profile.exists()
 
 
-async def test_console_reconnects_its_event_stream_and_reports_what_it_missed(tmp_path: Path) -> None:
+async def test_console_reconnects_reports_what_it_missed_and_logs_out(tmp_path: Path) -> None:
     _chromium_or_skip()
     admin = make_key(tmp_path, "ops", scopes=["admin"])
     # One slot per subscriber: a burst published without a checkpoint overflows it at once.
@@ -276,4 +283,12 @@ async def test_console_reconnects_its_event_stream_and_reports_what_it_missed(tm
         )
         assert "n=48" not in await page.evaluate("document.querySelector('#feed').textContent")
         await page.screenshot(tmp_path / "console-lagged.png")
+
+        # Logging out forgets the login: the page asks for a key again and its cookie opens nothing.
+        await page.click("#logout")
+        await page.wait_for("!document.querySelector('#login').hidden", STEP, "the login form again")
+        assert await page.evaluate("fetch('/admin/sessions').then(r => r.status)") == 401
+        with trio.fail_after(STEP):  # the page closed its stream
+            while gw.gateway.subscribers.open:
+                await trio.sleep(0.02)
         assert _unexpected(page.errors) == []
