@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sqlite3
 import sys
@@ -63,6 +64,9 @@ def add_keys_commands(subparsers: Any) -> None:
     create_args.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
     create_args.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
     create_args.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
+    create_args.add_argument(
+        "--daily-usd", type=_positive_usd, metavar="X", help="spend per UTC day in US dollars (at the price table)"
+    )
     create_args.add_argument("--models", metavar="M1,M2", help="the only models the key may use (default: any)")
 
     list_args = argparse.ArgumentParser(add_help=False)
@@ -93,6 +97,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of dollars: {text!r}") from None
+    if not 0 < value < math.inf:  # NaN and inf too: a budget must be a real amount
+        raise argparse.ArgumentTypeError(f"must be a number of dollars greater than 0, got {text!r}")
     return value
 
 
@@ -154,6 +168,7 @@ def create_command(args: argparse.Namespace) -> int:
             daily_tokens=args.daily_tokens,
             now=now,
             models=args.models,
+            daily_usd=args.daily_usd,
         )
     except KeyStoreError as exc:
         print(f"keys create: {exc}", file=sys.stderr)
@@ -234,6 +249,7 @@ def _as_json(record: KeyRecord, now: float) -> dict[str, Any]:
         "max_sessions": record.max_sessions,
         "messages_per_minute": record.messages_per_minute,
         "daily_tokens": record.daily_tokens,
+        "daily_usd": record.daily_usd,
         "models": list(record.models) if record.models is not None else None,
         "created_at": _when(record.created_at),
         "last_used_at": _when(record.last_used_at) if record.last_used_at is not None else None,
