@@ -10,7 +10,9 @@ console's login, on the gateway's own port, for keys with the `admin` scope. See
 from __future__ import annotations
 
 from kt_trio.admin.auth import AdminAuth
+from kt_trio.admin.config_view import add_config_routes
 from kt_trio.admin.host import AdminHost
+from kt_trio.admin.keys import add_key_routes
 from kt_trio.admin.login import add_login_routes
 from kt_trio.admin.router import AdminApp, AdminRequest, Answer
 from kt_trio.admin.sessions import add_session_routes
@@ -37,4 +39,6 @@ def build_admin(host: AdminHost) -> AdminApp:
     app = AdminApp(auth)
     add_login_routes(app, host, auth)
     add_session_routes(app, host)
+    add_key_routes(app, host)
+    add_config_routes(app, host)
     return app
