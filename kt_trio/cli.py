@@ -1,4 +1,4 @@
-"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`. Thin: each command calls into the package.
+"""The command line: `serve`, `validate`, `chat`, `keys`, `audit`, `reload`. Thin: each command calls into the package.
 
 Keeptrusts users' names work too: `gateway run` is `serve`, `gateway-key create` is `keys create`
 (`--configuration-id` is `--pack`)."""
@@ -24,6 +24,7 @@ from kt_trio.config.schema import GatewayTls
 from kt_trio.keys.cli import add_keys_commands
 from kt_trio.logs import setup_logging
 from kt_trio.postgres import PostgresError
+from kt_trio.reload_cli import add_reload_command
 from kt_trio.server.tls import TlsSetupError, server_context
 
 DEFAULT_HOST = "127.0.0.1"
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="processes sharing the port (default: gateway.workers); needs state.backend: redis"
     )
     serve_args.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
+    serve_args.add_argument("--watch", action="store_true", help="reload when a config file changes (polled)")
     serve = sub.add_parser("serve", parents=[serve_args], help="run the gateway (demo mode with no --config)")
     serve.set_defaults(func=_serve)
     gateway = sub.add_parser("gateway", help="Keeptrusts' name: `gateway run` is `serve`")
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_keys_commands(sub)
     add_sessions_commands(sub)
+    add_reload_command(sub)
     return parser
 
 
@@ -164,7 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _supervise(args, packs, workers)
     unreachable: list[BaseException] = []
     try:
-        trio.run(_run_gateway, packs, args.host, args.port, args.worker, tls)
+        trio.run(_run_gateway, packs, args.host, args.port, args.worker, tls, args.config or [], args.watch)
     except* PostgresError as group:  # store.backend postgres unreachable at start: say so, no traceback
         unreachable.extend(_leaves(group))
     for error in unreachable:
@@ -200,12 +203,15 @@ async def _run_gateway(
     port: int,
     reuse_port: bool = False,
     tls: dict[str, str | None] | None = None,
+    config_paths: Sequence[str] = (),
+    watch: bool = False,
 ) -> None:
     from kt_trio.demo import DEMO_MODEL, demo_config
     from kt_trio.mocks.realtime import MockBehaviour
     from kt_trio.server.gateway import Gateway
+    from kt_trio.server.reload_triggers import attach_reloader, on_sighup
 
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as helpers:  # the demo's mock provider, when there is one
             mock_url = None
             if packs:
@@ -216,6 +222,8 @@ async def _run_gateway(
                 if tls:
                     config = _with_tls(config, tls)
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
+            adjust = partial(_with_tls, tls=tls) if tls else None  # --certfile/--keyfile over each reload too
+            await attach_reloader(gateway, config_paths, worker=reuse_port, watch=watch, nursery=helpers, adjust=adjust)
             ws = "wss" if config.gateway.tls.certfile else "ws"
             http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:
@@ -233,6 +241,9 @@ async def _run_gateway(
                     )
                 sys.stdout.flush()
                 async for signum in signals:
+                    if signum == signal.SIGHUP:  # reload the config files (kt_trio.server.reload)
+                        serving.start_soon(on_sighup, gateway)
+                        continue
                     logging.getLogger("kt_trio").info("%s: draining sessions", signal.Signals(signum).name)
                     gateway.shutdown()
                     break

@@ -4,9 +4,10 @@ Structured fields travel in `extra={"fields": {...}}`:
 
     log.info("session start", extra={"fields": {"session_id": sid, "route": route, "target": t}})
 
-The JSON formatter writes `{"ts", "level", "logger", "msg", **fields}` on one line; the text
-formatter appends the fields as `key=value`. `%`-style messages (`log.info("x id=%s", sid)`)
-keep working in both.
+The JSON formatter writes `{"ts", "level", "logger", "msg", **fields}` on one line, with
+`trace_id` and `span_id` (W3C hex) when the line is written inside a traced session or request
+(`kt_trio.telemetry`, tracing on); the text formatter appends the fields as `key=value`.
+`%`-style messages (`log.info("x id=%s", sid)`) keep working in both.
 
 What goes in a log line is the caller's responsibility (never a secret, never message content),
 but as a second line of defence field names that usually hold secrets (`authorization`,
@@ -21,6 +22,8 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+
+from kt_trio.telemetry.context import trace_ids
 
 LogFormat = Literal["text", "json"]
 
@@ -59,6 +62,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        ids = trace_ids()
+        if ids is not None:
+            out["trace_id"], out["span_id"] = ids
         for key, value in record_fields(record).items():
             out.setdefault(key, value)
         if record.exc_info:

@@ -34,6 +34,9 @@ Where each metric is fed:
 - `kt_policy_decisions_total`: per `PolicyDecision`. `kt_circuit_breaker_state`: per `BreakerTransition`.
 - `kt_handshake_rejections_total`: `handshake_rejected(reason)`; `kt_relay_added_seconds`:
   `observe_relay_added(seconds)`; both called by the gateway where those things happen.
+- `gen_ai_client_token_usage`, `gen_ai_client_operation_duration_seconds` and the time to first
+  chunk / token series: the GenAI semantic-convention names (`kt_trio.telemetry.genai_metrics`),
+  from `ResponseUsage` and `ResponseTiming`; their `error_type` label is capped like `reason`.
 - `kt_event_subscribers`, `kt_event_dropped_total`, `kt_audit_queue_depth`, `kt_audit_available`:
   read at scrape time from callables bound with `bind_event_hub`, `set_audit_queue_depth_source`
   and `set_audit_available_source`.
@@ -54,10 +57,12 @@ from kt_trio.records import (
     BreakerTransition,
     PolicyDecision,
     Record,
+    ResponseTiming,
     ResponseUsage,
     SessionStarted,
     SessionSummary,
 )
+from kt_trio.telemetry.genai_metrics import GenAiMetrics
 
 if TYPE_CHECKING:
     from kt_trio.config.schema import GatewayConfig
@@ -157,6 +162,7 @@ class Metrics:
         self._targets = frozenset(t.id for t in targets)
         self._policy_label = _CappedLabel()
         self._reason_label = _CappedLabel()
+        self._error_label = _CappedLabel()
         self._team_label = _CappedLabel(MAX_TEAMS)
         self._active: set[str] = set()
 
@@ -203,8 +209,25 @@ class Metrics:
         )
         for target in self._targets:
             self.circuit_breaker_state.labels(target=target).set(0)  # every breaker starts closed
+        self.genai = GenAiMetrics(
+            r,
+            model_label=self.model_label,
+            error_label=self._error_label,
+            providers={t.id: t.provider for t in targets},
+        )
         self._scrape_time = _ScrapeTimeCollector()
         r.register(self._scrape_time)
+
+    def add_configs(self, *configs: GatewayConfig) -> None:
+        """A config reload: the new packs' targets and models become labels too (the old ones
+        stay, so series already exported keep their names)."""
+        targets = [t for config in configs for t in config.providers.targets]
+        self._models = self._models | {t.model for t in targets if t.model}
+        self._model_prefixes = tuple(sorted(self._models, key=len, reverse=True))
+        new = {t.id for t in targets} - self._targets
+        self._targets = self._targets | new
+        for target in new:
+            self.circuit_breaker_state.labels(target=target).set(0)
 
     # -- label bounding ------------------------------------------------------------------------
 
@@ -230,13 +253,18 @@ class Metrics:
         """The Reporter sink: sync and cheap (a few dict lookups and lock-free increments)."""
         if isinstance(record, ResponseUsage):
             self._response_usage(record)
+            self.genai.usage(record)
+        elif isinstance(record, ResponseTiming):
+            self.genai.timing(record)
         elif isinstance(record, PolicyDecision):
             self.policy_decisions_total.labels(policy=self._policy_label(record.policy), action=record.action).inc()
         elif isinstance(record, SessionStarted):
             self._active.add(record.session_id)
             self.sessions_active.set(len(self._active))
+            self.genai.session_started(record)
         elif isinstance(record, SessionSummary):
             self._session_end(record)
+            self.genai.session_ended(record)
         elif isinstance(record, BreakerTransition):
             state = BREAKER_STATE_VALUE.get(record.to_state, 0)
             self.circuit_breaker_state.labels(target=self.target_label(record.target)).set(state)

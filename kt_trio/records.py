@@ -70,6 +70,25 @@ class ResponseUsage:
 
 
 @frozen
+class ResponseTiming:
+    """How long one response took (a Realtime or Responses response inside a session, or one
+    HTTP request), for metrics and traces only: never audited nor published (the usage record
+    says what was billed; this one says how fast, and it is per-response telemetry, not a fact
+    to keep). Times are `time.perf_counter` differences; `ended_at` is wall-clock `time.time()`."""
+
+    session_id: str
+    target: str
+    model: str
+    operation: str  # the GenAI operation name (`kt_trio.telemetry.genai`)
+    duration_secs: float
+    ended_at: float
+    time_to_first_chunk_secs: float | None = None  # streamed answers only
+    error_type: str | None = None  # None: it succeeded
+    response_id: str | None = None
+    usage: TokenUsage | None = None
+
+
+@frozen
 class BreakerTransition:
     target: str
     from_state: Literal["closed", "open", "half_open"]
@@ -170,6 +189,7 @@ class AdminAction:
 Record = (
     PolicyDecision
     | ResponseUsage
+    | ResponseTiming
     | BreakerTransition
     | BudgetAlert
     | SessionStarted

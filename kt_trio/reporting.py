@@ -25,7 +25,7 @@ import attrs
 
 from kt_trio.config.schema import AuditLoggerSettings
 from kt_trio.pricing import Pricing
-from kt_trio.records import BudgetAlert, Record, ResponseUsage, SessionSummary
+from kt_trio.records import BudgetAlert, Record, ResponseTiming, ResponseUsage, SessionSummary
 
 log = logging.getLogger("kt_trio.reporting")
 
@@ -110,7 +110,7 @@ class ReportingPoint:
             record = attrs.evolve(record, cost_usd=round(self._cost, 10))
         if self._report is not None:
             self._report(self.session_id, record)
-        if self._audit is not None:
+        if self._audit is not None and type(record) is not ResponseTiming:  # telemetry, not a fact to keep
             self._pending.append(record)
 
     def _priced(self, record: ResponseUsage) -> ResponseUsage:

@@ -102,16 +102,18 @@ async def serve_process(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     command: Sequence[str] = ("serve",),
+    stderr: int = subprocess.DEVNULL,
 ) -> AsyncIterator[tuple[trio.Process, bytes]]:
     """`python -m kt_trio serve ARGS` (or another `command`, e.g. `gateway run`) as a user runs
     it; yields once its stdout shows `ready`.
 
     Killed on the way out if the test has not ended it (the test owns signals and exit codes).
+    `stderr=subprocess.STDOUT` puts the log lines in the output the test reads.
     """
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "kt_trio", *command, *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         cwd=cwd,
         env=env,
     )

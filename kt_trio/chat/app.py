@@ -21,7 +21,7 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
@@ -48,6 +48,10 @@ from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import HttpRefusal, refusal
 from kt_trio.records import Record
 from kt_trio.reporting import AuditSink, KeyTokens
+from kt_trio.telemetry.spans import traced_request
+
+if TYPE_CHECKING:
+    from kt_trio.telemetry.tracing import Tracing
 
 log = logging.getLogger("kt_trio.chat")
 
@@ -102,6 +106,7 @@ class ChatApp:
         client_secrets: Door | None = None,
         pricing: Pricing | None = None,
         guardrail: Guardrail | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
         after building us). `key_limiter`: a key's shared `messages_per_minute` bucket, the one
@@ -109,7 +114,8 @@ class ChatApp:
         `client_ip(peer, x_forwarded_for)`: the client's address as sessions see it (the header
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
         `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys).
-        `pricing`: the gateway's price table (costs on usage records); by default the config's."""
+        `pricing`: the gateway's price table (costs on usage records); by default the config's.
+        `tracing`: the gateway's OpenTelemetry traces when on (a span per governed request)."""
         self.config = config
         self.secrets = secrets
         self.health = health
@@ -117,6 +123,7 @@ class ChatApp:
         self.pricing = pricing if pricing is not None else Pricing(config.pricing)
         self.chain = chain if chain is not None else chain_of(config)
         self.guardrail = guardrail  # `external-guardrail`: judges whole request and answer texts
+        self.tracing = tracing
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
         self._key_tokens = key_tokens
@@ -159,7 +166,8 @@ class ChatApp:
             elif door is not None and method == "POST":
                 check_declared_length(scope, JSON_LIMITS)  # 413 before a byte of the body is read
                 self._check_audit()
-                await door(self, scope, receive, send, key)
+                with traced_request(self.tracing, scope):
+                    await door(self, scope, receive, send, key)
             elif door is not None or path == MODELS_PATH:
                 raise refusal(405, "invalid_request_error", "method_not_allowed", f"{method} is not allowed on {path}")
             elif path == REALTIME_CALLS_PATH or path.startswith(REALTIME_CALLS_PATH + "/"):

@@ -28,6 +28,7 @@ from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import refusal
 from kt_trio.providers.urls import embeddings_url
 from kt_trio.records import PolicyDecision, TokenUsage
+from kt_trio.telemetry.genai import EMBEDDINGS
 
 if TYPE_CHECKING:
     from kt_trio.chat.app import ChatApp, Receive, Scope, Send
@@ -86,7 +87,10 @@ async def embeddings(app: ChatApp, scope: Scope, receive: Receive, send: Send, k
         candidates = [t for t in http_candidates(app.config, primary) if t.provider != "anthropic"]
 
         async def work() -> None:
-            async with upstream_response(app.client, app.config, app.health, candidates, build) as (target, resp):
+            async with upstream_response(app.client, app.config, app.health, candidates, build, EMBEDDINGS) as (
+                target,
+                resp,
+            ):
                 ex.target = target
                 raw = await read_limited(resp)
             ex.usage(target, _usage(raw), None)

@@ -34,12 +34,14 @@ from kt_trio.records import (
     MessageSeen,
     PolicyDecision,
     Record,
+    ResponseTiming,
     ResponseUsage,
     SessionStarted,
     SessionSummary,
     TokenUsage,
 )
 from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
+from kt_trio.telemetry.genai import operation_of_route
 
 log = logging.getLogger("kt_trio.chat")
 
@@ -88,6 +90,10 @@ class Exchange:
         keep_content = keep_content and self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
         self._content: bytearray | None = bytearray() if keep_content else None
         self.started_at = time.time()
+        # Duration and, for a streamed (SSE) answer, time to its first chunk (`ResponseTiming`).
+        self._t0 = time.perf_counter()
+        self._streamed = False
+        self._first_chunk_at: float | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.writes_out = 0
@@ -229,6 +235,7 @@ class Exchange:
                     content=content,
                 )
             )
+        self._timed()
         self.emit(
             SessionSummary(
                 duration_secs=time.time() - self.started_at,
@@ -245,6 +252,34 @@ class Exchange:
         )
         await self.write()
 
+    def _timed(self) -> None:
+        """The request as a GenAI operation (passed-through paths are none): how long it took,
+        how soon a streamed answer's first chunk left, and whether it failed (`error.type` is
+        the HTTP status, or why a started answer ended short)."""
+        operation = operation_of_route(self.route)
+        if operation is None:
+            return
+        now = time.perf_counter()
+        error_type = None
+        if self.status >= 400 or self.status == 0:
+            error_type = str(self.status or CLIENT_CLOSED)
+        elif self.reason != "ok":
+            error_type = self.reason.split(":", 1)[0].replace(" ", "_")
+        first = self._first_chunk_at
+        self.emit(
+            ResponseTiming(
+                session_id=self.id,
+                target=self.target.id,
+                model=self.target.model_name,
+                operation=operation,
+                duration_secs=now - self._t0,
+                ended_at=time.time(),
+                time_to_first_chunk_secs=first - self._t0 if self._streamed and first is not None else None,
+                error_type=error_type,
+                usage=self.total if self.total.total_tokens or self.total.input_tokens else None,
+            )
+        )
+
     def wrap(self, send: Send) -> Send:
         """`send` that writes pending records first, and ends the exchange before the last bytes."""
 
@@ -252,11 +287,17 @@ class Exchange:
             kind = message.get("type")
             if kind == "http.response.start":
                 self.status = message["status"]
+                self._streamed = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                    for k, v in message.get("headers", ())
+                )
                 if self.status >= 400 and self.closed_by == "upstream" and self.reason == "ok":
                     self.reason = "error"
             elif kind == "http.response.body":
                 body = message.get("body", b"")
                 if body:
+                    if self._first_chunk_at is None:
+                        self._first_chunk_at = time.perf_counter()
                     self.writes_out += 1
                     self.bytes_out += len(body)
                     if self._content is not None and len(self._content) <= MAX_AUDIT_CONTENT:

@@ -21,6 +21,8 @@ import trio
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.providers.errors import HttpRefusal, refusal, upstream_refusal
+from kt_trio.telemetry.context import upstream_call
+from kt_trio.telemetry.genai import CHAT, ERROR_TYPE, OPERATION_NAME, PROVIDER_NAME, REQUEST_MODEL, provider_name
 
 # A non-streamed upstream answer (or an error body) is read whole: the output policies judge it
 # whole. Far above any completion; bounds what a broken upstream can make us hold.
@@ -74,9 +76,11 @@ async def upstream_response(
     health: UpstreamHealth,
     candidates: Sequence[Target],
     build: Build,
+    operation: str = CHAT,
 ) -> AsyncIterator[tuple[Target, httpx.Response]]:
     """The first candidate's successful (2xx/3xx) streamed response, closed on leaving; raises
-    `HttpRefusal` with what the client should get when no candidate answered."""
+    `HttpRefusal` with what the client should get when no candidate answered. `operation`: the
+    GenAI operation it is (names the attempt's span when tracing is on)."""
     last: HttpRefusal | None = None
     for target in candidates:
         permit = health.acquire(target.id, trio.current_time())
@@ -85,33 +89,40 @@ async def upstream_response(
         url, body, headers = build(target)
         settings = config.session_settings(target)
         timeout = httpx.Timeout(settings.idle_timeout_secs, connect=settings.connect_timeout_secs)
-        req = client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
-        try:
-            resp = await client.send(req, stream=True)
-        except httpx.HTTPError as exc:
-            health.record_failure(permit, trio.current_time(), f"upstream: {type(exc).__name__}")
-            message = f"The upstream could not be reached ({type(exc).__name__})."
-            last = refusal(502, "upstream_error", "upstream_unreachable", message)
-            continue
-        except BaseException:
-            health.abandon(permit)
-            raise
-        try:
-            if resp.status_code >= 400:
-                raw = await read_limited(resp)
-                answer = upstream_refusal(target.provider, resp.status_code, raw, resp.headers.get("retry-after"))
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    health.record_failure(permit, trio.current_time(), f"upstream: HTTP {resp.status_code}")
-                    last = answer
-                    continue
+        # Traced: a span per attempt, and the provider's `traceparent` names it (kt_trio.telemetry).
+        with upstream_call(f"{operation} {target.model_name}", _call_attributes(operation, target)) as call:
+            if call.traceparent is not None:
+                headers = {**headers, "traceparent": call.traceparent}
+            req = client.build_request("POST", url, content=body, headers=headers, timeout=timeout)
+            try:
+                resp = await client.send(req, stream=True)
+            except httpx.HTTPError as exc:
+                health.record_failure(permit, trio.current_time(), f"upstream: {type(exc).__name__}")
+                message = f"The upstream could not be reached ({type(exc).__name__})."
+                last = refusal(502, "upstream_error", "upstream_unreachable", message)
+                call.set(ERROR_TYPE, type(exc).__name__)
+                continue
+            except BaseException:
+                health.abandon(permit)
+                raise
+            call.set("http.response.status_code", resp.status_code)
+            try:
+                if resp.status_code >= 400:
+                    raw = await read_limited(resp)
+                    answer = upstream_refusal(target.provider, resp.status_code, raw, resp.headers.get("retry-after"))
+                    if resp.status_code >= 500 or resp.status_code == 429:
+                        health.record_failure(permit, trio.current_time(), f"upstream: HTTP {resp.status_code}")
+                        last = answer
+                        call.set(ERROR_TYPE, str(resp.status_code))
+                        continue
+                    health.record_success(permit, trio.current_time())
+                    raise answer
                 health.record_success(permit, trio.current_time())
-                raise answer
-            health.record_success(permit, trio.current_time())
-            yield target, resp
-            return
-        finally:
-            with trio.CancelScope(shield=True):
-                await resp.aclose()
+                yield target, resp
+                return
+            finally:
+                with trio.CancelScope(shield=True):
+                    await resp.aclose()
     if last is not None:
         raise last
     retry_after = health.retry_after([t.id for t in candidates], trio.current_time())
@@ -122,3 +133,12 @@ async def upstream_response(
         "Every upstream for this model is unavailable; retry later.",
         retry_after=str(retry_after),
     )
+
+
+def _call_attributes(operation: str, target: Target) -> dict[str, str]:
+    return {
+        OPERATION_NAME: operation,
+        PROVIDER_NAME: provider_name(target.provider),
+        REQUEST_MODEL: target.model_name,
+        "kt.target": target.id,
+    }

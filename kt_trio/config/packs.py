@@ -86,6 +86,8 @@ def gateway_wide_differences(default: GatewayConfig, other: GatewayConfig) -> li
         differences.append("providers.rate_limit.per_ip")
     if default.store != other.store:
         differences.append("store")
+    if default.observability != other.observability:
+        differences.append("observability")
     return differences
 
 
@@ -98,6 +100,7 @@ def with_gateway_settings_of(default: GatewayConfig, other: GatewayConfig) -> Ga
         gateway=default.gateway,
         features=default.features,
         store=default.store,
+        observability=default.observability,
         providers=attrs.evolve(other.providers, rate_limit=rate_limit),
     )
 

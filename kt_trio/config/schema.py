@@ -478,6 +478,18 @@ class Store:
     instance_id: str | None = None
 
 
+# --- observability ----------------------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Observability:
+    """`observability.*` (DESIGN.md "Observability and cost"): `otlp_endpoint` is an OTLP/HTTP
+    collector's base URL (spans go to `<base>/v1/traces`); unset, the standard
+    `OTEL_EXPORTER_OTLP_*` variables decide, and with neither tracing is off (`kt_trio.telemetry`)."""
+
+    otlp_endpoint: str | None = None
+
+
 # --- root -------------------------------------------------------------------------------------
 
 
@@ -509,6 +521,7 @@ class GatewayConfig:
     features: Features = Features()
     state: State = State()
     store: Store = Store()
+    observability: Observability = Observability()
     # USD per 1M tokens by model, over the built-in table (kt_trio.pricing).
     pricing: Mapping[str, ModelPrice] = field(factory=dict)
     # Not a config key: set by the loader, ignored by equality.

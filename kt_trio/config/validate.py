@@ -387,6 +387,18 @@ class Validator:
         self.check_chain(config.get("policies", {}).get("chain", []))
         self.check_state_dir(config.get("gateway", {}).get("state_dir"))
         self.check_store(config.get("store", {}), raw.get("store"))
+        self.check_otlp_endpoint(config.get("observability", {}).get("otlp_endpoint"))
+
+    def check_otlp_endpoint(self, endpoint: Any) -> None:
+        """`observability.otlp_endpoint`: an OTLP/HTTP collector's base URL (no gRPC here)."""
+        if not isinstance(endpoint, str):
+            return
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.error(
+                "observability.otlp_endpoint",
+                "must be an http:// or https:// base URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318)",
+            )
 
     def check_state_dir(self, state_dir: Any) -> None:
         """What `serve` would trip over when it opens its stores there; a directory that does not

@@ -13,7 +13,7 @@ Mapping (one record may give two messages):
 - `ResponseUsage` → `usage` `{"scope": "response", ...}`
 - `BudgetAlert` → `budget` `{"event": "threshold_crossed" | "exceeded", ...}`
 - `BreakerTransition` → `circuit_breaker` `{"target", "from", "to", "reason"}`
-- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded", ...}`
+- `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded" | "config_rejected", ...}`
 - `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
   `features.websocket.message_events` (the session emits it then), audio coalesced to about one
   a second per session and direction, never content.
@@ -55,6 +55,7 @@ SystemKind = Literal[
     "startup",
     "shutdown",
     "config_reloaded",
+    "config_rejected",
     "state_unavailable",
     "state_available",
     "audit_unavailable",
@@ -70,7 +71,8 @@ class SystemEvent:
     reports a file name and a count, never values)."""
 
     kind: SystemKind
-    details: Mapping[str, str | int | float | bool | None] = field(factory=dict)
+    # Tuples of strings: a rejected reload's errors (`FILE:LINE:COL: path: message`, no values).
+    details: Mapping[str, str | int | float | bool | tuple[str, ...] | None] = field(factory=dict)
 
 
 Publishable = Record | SystemEvent

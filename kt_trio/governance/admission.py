@@ -120,6 +120,12 @@ class Admission:
         self.retry_after_secs = retry_after_secs
         self._tickets = 0
 
+    def reconfigure(self, per_ip_limit: int | None, trusted_proxies: Iterable[str]) -> None:
+        """A config reload: new limits for new sessions. The counts stay, so sessions already
+        open keep their slots; a lowered limit refuses new ones until enough of them end."""
+        self.trusted_proxies = Admission(None, trusted_proxies).trusted_proxies
+        self.per_ip.limit = per_ip_limit
+
     # -- who is the client ------------------------------------------------------------------------
 
     def is_trusted(self, ip: str) -> bool:

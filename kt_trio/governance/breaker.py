@@ -259,6 +259,18 @@ class UpstreamHealth:
     def state(self, target_id: str) -> BreakerState:
         return self.breaker(target_id).state
 
+    def reconfigure(self, failure_threshold: int, recovery_timeout_secs: float, target_ids: Iterable[str]) -> None:
+        """A config reload: the breakers of targets that still exist keep their state (an open
+        one stays open) under the new thresholds; those of removed targets are dropped."""
+        keep = set(target_ids)
+        self.failure_threshold = failure_threshold
+        self.recovery_timeout_secs = recovery_timeout_secs
+        self._breakers = {tid: b for tid, b in self._breakers.items() if tid in keep}
+        for b in self._breakers.values():
+            b.failure_threshold = failure_threshold
+            b.recovery_timeout_secs = float(recovery_timeout_secs)
+            b.trial_timeout_secs = max(b.recovery_timeout_secs, 1.0)  # as a new breaker derives it
+
     def candidates(
         self,
         primary_target_id: str,

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 import trio
@@ -53,6 +53,7 @@ from kt_trio.reporting import AuditSink, Reporter
 from kt_trio.server.front_door import ConnectionGuard, RequestRefused, bytes_for_hypercorn, checked_head
 from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime, unknown_pack_message
+from kt_trio.server.reload import Reloader
 from kt_trio.server.replay_stream import ReplayStream
 from kt_trio.server.tls import accept_tls, server_context
 from kt_trio.server.upstream_choice import NoHealthyUpstream, dial_with_fallback
@@ -62,6 +63,8 @@ from kt_trio.session.upstream import DialError
 from kt_trio.session.upstream_headers import answer_subprotocol, client_credential
 from kt_trio.state import Refusal, state_for
 from kt_trio.state.base import KeyBudget
+from kt_trio.telemetry import start_tracing
+from kt_trio.telemetry.spans import traced_session
 from kt_trio.wire.frames import CloseCode
 from kt_trio.wire.handshake import (
     HeadError,
@@ -123,18 +126,26 @@ class Gateway:
         self.metrics.bind_event_hub(self.hub)
         self.reporter.add_sink(self.hub.publish)
         self.reporter.add_sink(self.metrics.sink)
+        # OpenTelemetry traces when configured (kt_trio.telemetry); None, and nothing on any path, when off.
+        self.tracing = start_tracing(config, *(c for c, _ in more_packs))
+        if self.tracing is not None:
+            self.reporter.add_sink(self.tracing.sink)
         # Chat requests share each key's limits and budget with its sessions, and the audit log
         # (opened in `serve`, after this: hence a callable).
         # One price table for every pack: a model without a price is reported once per gateway.
         self.pricing = Pricing(config.pricing, on_unpriced=self._unpriced)
-        chat_hooks = {
+        chat_hooks: dict[str, Any] = {
             "pricing": self.pricing,
             "audit": lambda: self.audit,
             "key_limiter": self._key_limiter,
             "key_tokens": self._key_tokens,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
             "client_secrets": client_secrets_door(self._mint_client_secret),
+            "tracing": self.tracing,
         }
+        self.chat_hooks = chat_hooks  # a config reload builds its packs with the same hooks
+        # `serve` with config files sets it (SIGHUP, --watch, POST /admin/reload).
+        self.reloader: Reloader | None = None
         self.default_pack = PackRuntime.build(config, secrets or {}, self.reporter.emit, **chat_hooks)
         self.packs: dict[str, PackRuntime] = {self.default_pack.name: self.default_pack}
         for pack_config, pack_secrets in more_packs:
@@ -261,8 +272,12 @@ class Gateway:
                 self.hub.close()
                 for pack in self.packs.values():
                     await pack.chat.aclose()
+                if self.reloader is not None:
+                    await self.reloader.aclose()
         finally:
             lsock.close()
+            if self.tracing is not None:  # the last sessions' spans are exported (bounded wait)
+                await self.tracing.aclose()
 
     @asynccontextmanager
     async def _audit_log(self) -> AsyncIterator[None]:
@@ -524,9 +539,10 @@ class Gateway:
                 await self._refuse(transport, slot.status, slot.err_type, slot.code, slot.message, extra_headers=retry)
                 return
             async with slot:  # the cluster's slots, released (or left to expire) at the end
-                await self._run_session(
-                    transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
-                )
+                with traced_session(self.tracing, head, route):
+                    await self._run_session(
+                        transport, head, received, ip, route, model, pack, target, key, key_info, guard, upstream_query
+                    )
 
     async def _authenticate(
         self, transport: Transport, head: RequestHead, *, scope: str

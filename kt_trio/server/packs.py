@@ -43,21 +43,26 @@ class PackRuntime:
         config: GatewayConfig,
         secrets: Mapping[str, str],
         report: Callable[[str | None, Record], None],
+        *,
+        health: UpstreamHealth | None = None,
+        guardrail: Guardrail | None = None,
         **chat_hooks: Any,
     ) -> PackRuntime:
         """`chat_hooks`: the gateway's `audit`, `key_limiter` and `key_tokens` for `ChatApp`; the
-        audit hook is dropped for a pack whose chain has no `audit-logger`, as for its sessions."""
+        audit hook is dropped for a pack whose chain has no `audit-logger`, as for its sessions.
+        `health` and `guardrail`: a config reload's surviving breakers and guardrail pool
+        (`kt_trio.server.reload`); new ones otherwise."""
         breaker = config.providers.circuit_breaker
-        health = UpstreamHealth(
-            breaker.failure_threshold,
-            breaker.recovery_timeout_secs,
-            on_transition=lambda transition: report(None, transition),
-        )
+        if health is None:
+            health = UpstreamHealth(
+                breaker.failure_threshold,
+                breaker.recovery_timeout_secs,
+                on_transition=lambda transition: report(None, transition),
+            )
         chain = chain_of(config)
         if AUDIT_LOGGER not in config.policies.chain:
             chat_hooks.pop("audit", None)
-        guardrail = None
-        if GUARDRAIL in config.policies.chain:
+        if GUARDRAIL in config.policies.chain and guardrail is None:
             settings = config.policy_settings(GUARDRAIL)
             assert isinstance(settings, ExternalGuardrailSettings)
             guardrail = Guardrail(settings)

@@ -11,6 +11,8 @@ life, so a restarted worker gets the same port back even when it was chosen with
 - SIGTERM or SIGINT: every worker is told SIGTERM and drains (open sessions get 1001); the
   supervisor exits 0 once all have exited 0, killing any still running after
   `gateway.shutdown_timeout_secs` plus a grace period.
+- SIGHUP: passed on to every serving worker, each of which reloads its config files
+  (`kt_trio.server.reload`); with `--watch` each worker polls the files itself.
 - Metrics: the supervisor gives its workers one PROMETHEUS_MULTIPROC_DIR (prometheus_client's
   multiprocess mode), so `/metrics` on the shared port answers the sum over every worker
   whichever worker takes the scrape (`kt_trio.metrics.Metrics.render`).
@@ -67,6 +69,7 @@ class Worker:
         self.proc: trio.Process | None = None
         self.exit_code: int | None = None
         self.restarts = 0
+        self.ready = False  # serving (its signal handlers installed)
 
 
 class Supervisor:
@@ -85,7 +88,7 @@ class Supervisor:
         metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="kt_trio_metrics_")
         self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
         try:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
                 async with trio.open_nursery() as nursery:
                     for worker in self.workers:
                         await nursery.start(self._keep_running, worker)
@@ -95,6 +98,9 @@ class Supervisor:
                         flush=True,
                     )
                     async for signum in signals:
+                        if signum == signal.SIGHUP:  # a config reload: each worker reloads itself
+                            self._forward(signal.SIGHUP)
+                            continue
                         log.info("%s: draining every worker", signal.Signals(signum).name)
                         self._stop()
                         break
@@ -107,6 +113,13 @@ class Supervisor:
             if own_dir:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0 if all(w.exit_code == 0 for w in self.workers) else 1
+
+    def _forward(self, signum: int) -> None:
+        """To every worker that is serving (one still starting has no handler yet: SIGHUP would
+        kill it, and it reads the current files as it starts anyway)."""
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.returncode is None and worker.ready:
+                worker.proc.send_signal(signum)
 
     def _stop(self) -> None:
         self.stopping = True
@@ -127,8 +140,9 @@ class Supervisor:
                 env=self.env,
             )
             worker.proc = proc
+            worker.ready = False
             try:
-                ready = await self._wait_ready(proc)
+                ready = worker.ready = await self._wait_ready(proc)
                 if not started:
                     if not ready:
                         raise RuntimeError(f"worker {worker.index} did not start (exit code {proc.returncode})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 import trio
 
@@ -18,6 +19,8 @@ from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import Permit, UpstreamHealth
 from kt_trio.session.upstream import DialError, Upstream, dial
 from kt_trio.session.upstream_headers import upstream_headers, upstream_subprotocols
+from kt_trio.telemetry.context import upstream_call, with_traceparent
+from kt_trio.telemetry.genai import PROVIDER_NAME, provider_name
 
 
 class NoHealthyUpstream(Exception):
@@ -64,14 +67,17 @@ async def dial_with_fallback(
         base = target.websocket_url(route)  # type: ignore[arg-type]
         url = base + (("&" if "?" in base else "?") + query if query else "")
         try:
-            upstream = await dial(
-                url,
-                upstream_headers(client_headers, provider=target.provider, secret=secrets.get(target.id)),
-                upstream_subprotocols(offered_subprotocols),
-                connect_timeout=settings.connect_timeout_secs,
-                max_message_size=settings.max_upstream_message_size_bytes,
-                ssl_context=ssl_context,
-            )
+            # Traced: a span per dial, and the provider's `traceparent` names it (kt_trio.telemetry).
+            with upstream_call(f"connect {target.id}", _dial_attributes(target, url)) as call:
+                headers = upstream_headers(client_headers, provider=target.provider, secret=secrets.get(target.id))
+                upstream = await dial(
+                    url,
+                    with_traceparent(headers, call.traceparent),
+                    upstream_subprotocols(offered_subprotocols),
+                    connect_timeout=settings.connect_timeout_secs,
+                    max_message_size=settings.max_upstream_message_size_bytes,
+                    ssl_context=ssl_context,
+                )
         except DialError as exc:
             if not is_health_failure(exc):
                 await health.record_success_shared(permit, trio.current_time())
@@ -91,3 +97,13 @@ async def dial_with_fallback(
         raise last_error
     ids = [t.id for t in candidates]
     raise NoHealthyUpstream(health.retry_after(ids, trio.current_time()), ids)
+
+
+def _dial_attributes(target: Target, url: str) -> dict[str, str | int]:
+    parts = urlsplit(url)
+    return {
+        "kt.target": target.id,
+        PROVIDER_NAME: provider_name(target.provider),
+        "server.address": parts.hostname or "",
+        "server.port": parts.port or (443 if parts.scheme == "wss" else 80),
+    }

@@ -7,6 +7,7 @@ budget alerts) go to the session's one reporting point.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from attrs import frozen
@@ -22,12 +23,15 @@ from kt_trio.governance.usage import (
 )
 from kt_trio.protocol.errors import Protocol, budget_exceeded_error_event, error_event, rate_limit_error_event
 from kt_trio.protocol.sniff import client_event_id
-from kt_trio.records import Record, TokenUsage
+from kt_trio.records import Record, ResponseTiming, ResponseUsage, TokenUsage
 from kt_trio.reporting import KeyTokens
+from kt_trio.telemetry import genai
+from kt_trio.telemetry.clock import CREATE, CREATED, DELTA_SUFFIX, FINAL_TYPES, ResponseClock, response_error
 from kt_trio.wire.frames import CloseCode
 
-# Server events the accumulator reads: usage carriers and the ones that name the session's model.
-_SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES
+# Server events the accumulator reads (usage carriers and the ones that name the session's
+# model), and the start of a response, which the response clock reads.
+_SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES | {CREATED}
 
 
 @frozen
@@ -66,6 +70,9 @@ class SessionGovernor:
         self.key_tokens = key_tokens
         # Tokens used since the key's daily count was last updated (`settle_key_tokens`).
         self.unsettled_tokens = 0
+        # Duration and time to first delta of each response (`ResponseTiming`, metrics and traces).
+        self.clock = ResponseClock()
+        self._operation = genai.REALTIME if protocol == "realtime" else genai.CHAT
 
     def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
         """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""
@@ -102,6 +109,8 @@ class SessionGovernor:
                 if named is not None and named[1] not in allowed:
                     return Gate(reply=self._model_not_allowed(named[1], payload()))
             self.usage.observe_client_event(event_type, payload())
+            if event_type == CREATE:
+                self.clock.asked(time.perf_counter())
         return None
 
     def _model_not_allowed(self, model: str, payload: bytes) -> bytes:
@@ -114,10 +123,20 @@ class SessionGovernor:
         )
 
     def upstream_message(self, event_type: str | None, payload: Callable[[], bytes]) -> tuple[int, str] | None:
-        """Taps usage; returns a close request when the session budget says `close`."""
+        """Taps usage and response timing; returns a close request when the session budget says
+        `close`."""
+        clock = self.clock
+        if clock.awaiting_chunk and event_type is not None and event_type.endswith(DELTA_SUFFIX):
+            clock.chunk(time.perf_counter())
         if event_type not in _SERVER_TYPES:
             return None
-        record = self.usage.observe_server_event(event_type, payload())
+        if event_type == CREATED:
+            clock.created(time.perf_counter())
+            return None
+        data = payload()
+        record = self.usage.observe_server_event(event_type, data)
+        if event_type in FINAL_TYPES:
+            self._timed(event_type, data, record)
         if record is None:
             return None
         self._emit(record)
@@ -131,6 +150,25 @@ class SessionGovernor:
         if budget.close_required:
             return (CloseCode.POLICY_VIOLATION, "session token budget exceeded")
         return None
+
+    def _timed(self, event_type: str, data: bytes, usage: ResponseUsage | None) -> None:
+        lap = self.clock.finished(time.perf_counter())
+        if lap is None:
+            return
+        self._emit(
+            ResponseTiming(
+                session_id=self.session_id,
+                target=self.usage.target,
+                model=usage.model if usage is not None else self.usage.model,
+                operation=self._operation,
+                duration_secs=lap.duration_secs,
+                ended_at=time.time(),
+                time_to_first_chunk_secs=lap.time_to_first_chunk_secs,
+                error_type=response_error(event_type, data),
+                response_id=usage.response_id if usage is not None else None,
+                usage=usage.usage if usage is not None else None,
+            )
+        )
 
     async def settle_key_tokens(self) -> None:
         """Adds this session's new tokens to its key's daily count (a write to keys.db)."""
