@@ -35,7 +35,12 @@ def build_admin(host: AdminHost) -> AdminApp:
         keys = host.keys
         return _NO_STORE if keys is None else await keys.check_name(name, scope=scope)
 
-    auth = AdminAuth(check_key, check_name)
+    logins = None
+    if getattr(host.state, "backend", None) == "redis":  # logins shared by every worker and instance
+        from kt_trio.admin.shared_logins import RedisLogins  # coredis only when it is used
+
+        logins = RedisLogins(host.state.link)  # type: ignore[attr-defined]
+    auth = AdminAuth(check_key, check_name, logins)
     app = AdminApp(auth)
     add_login_routes(app, host, auth)
     add_session_routes(app, host)
