@@ -27,7 +27,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 
-from kt_trio.admin import build_admin
+from kt_trio.admin.app import build_admin
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
