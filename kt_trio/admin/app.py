@@ -9,6 +9,7 @@ from kt_trio.admin.keys import add_key_routes
 from kt_trio.admin.login import add_login_routes
 from kt_trio.admin.router import AdminApp
 from kt_trio.admin.sessions import add_session_routes
+from kt_trio.admin.siblings import Siblings
 from kt_trio.keys.auth import KeyDecision
 
 _NO_STORE = KeyDecision(False, 503, "the key store is not open")
@@ -32,9 +33,9 @@ def build_admin(host: AdminHost) -> AdminApp:
 
         logins = RedisLogins(host.state.link)  # type: ignore[attr-defined]
     auth = AdminAuth(check_key, check_name, logins)
-    app = AdminApp(auth)
+    app = AdminApp(auth, Siblings.from_env())
     add_login_routes(app, host, auth)
-    add_session_routes(app, host)
+    add_session_routes(app, host, app.siblings)
     add_key_routes(app, host)
     add_config_routes(app, host)
     return app

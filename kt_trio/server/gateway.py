@@ -256,12 +256,15 @@ class Gateway:
                     # out the drain deadline for it.
                     revocations = trio.CancelScope()
                     connections.start_soon(self._terminate_revoked_keys, revocations)
+                    siblings = trio.CancelScope()  # `serve --workers`: the admin API's worker socket
+                    connections.start_soon(self.admin.siblings.serve, self._serve_http, siblings)
                     with self._accept_scope:
                         task_status.started(self.port)
                         await self._accept_loop(lsock, connections)
                     # Shutdown: no new connections; every session closes with 1001 on both legs.
                     lsock.close()
                     revocations.cancel()
+                    siblings.cancel()
                     self.hub.publish(None, SystemEvent("shutdown", {"sessions": len(self.sessions)}))
                     await self._hcontext.terminated.set()
                     for session in list(self.sessions):
