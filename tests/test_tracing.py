@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from pathlib import Path
 
 import trio
@@ -16,6 +17,7 @@ from kt_trio.mocks.http import HttpMockBehaviour, open_mock_http_upstream
 from kt_trio.mocks.realtime import MockBehaviour
 from kt_trio.records import Record, ResponseUsage
 from kt_trio.server.gateway import Gateway
+from kt_trio.telemetry.tracing import SHUTDOWN_SECS
 from kt_trio.testing import serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config, in_thread, openai_client
 from tests.conftest import running
@@ -165,3 +167,18 @@ async def test_tracing_off_builds_nothing_and_passes_the_clients_traceparent_on(
             assert gw.mock is not None
             # Untraced, the gateway is no hop of the trace: the client's context goes on as it was.
             assert gw.mock.connections[0].header("traceparent") == CLIENT_TRACEPARENT
+
+
+async def test_a_collector_that_is_down_does_not_hold_the_shutdown() -> None:
+    with socket.socket() as s:  # a port nobody listens on: every export is refused
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    with trio.fail_after(60):
+        async with running(extra=f"observability:\n  otlp_endpoint: http://127.0.0.1:{dead}\n") as gw:
+            async with open_websocket_url(gw.ws_url(model="gpt-realtime")) as ws:
+                await _response(ws)
+            await gw.gateway.wait_sessions(lambda n: n == 0)
+            leaving = trio.current_time()
+        # Leaving the block shut the gateway down: its span flush gave up within its bound (the
+        # spans are dropped with a warning) instead of retrying for as long as the collector is down.
+        assert trio.current_time() - leaving < SHUTDOWN_SECS + 2

@@ -40,5 +40,5 @@ def traced_session(tracing: Tracing | None, head: RequestHead, route: str) -> Ab
         "session",
         traceparent=head.header("traceparent"),
         tracestate=head.header("tracestate"),
-        attributes={"kt.route": route, "url.path": head.path},
+        attributes={"kt.route": route},
     )

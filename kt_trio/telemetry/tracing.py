@@ -137,10 +137,6 @@ class _Trace:
             genai.RESPONSE_MODEL: s.model,
             "kt.closed_by": s.closed_by,
             "kt.close_reason": s.close_reason,
-            "kt.messages_in": s.messages_in,
-            "kt.messages_out": s.messages_out,
-            "kt.bytes_in": s.bytes_in,
-            "kt.bytes_out": s.bytes_out,
             **genai.usage_attributes(s.usage),
         }
         if s.cost_usd is not None:
