@@ -21,6 +21,7 @@ from kt_trio.telemetry.tracing import SHUTDOWN_SECS
 from kt_trio.testing import serve_gateway
 from tests.chat_fixtures import SECRETS, chat_config, in_thread, openai_client
 from tests.conftest import running
+from tests.helpers import rejected_status
 from tests.otlp_receiver import ReceivedSpan, otlp_receiver
 
 # A client's W3C trace context (the spec's own example ids).
@@ -182,3 +183,34 @@ async def test_a_collector_that_is_down_does_not_hold_the_shutdown() -> None:
         # Leaving the block shut the gateway down: its span flush gave up within its bound (the
         # spans are dropped with a warning) instead of retrying for as long as the collector is down.
         assert trio.current_time() - leaving < SHUTDOWN_SECS + 2
+
+
+async def test_responses_websocket_and_a_refused_dial_over_otlp() -> None:
+    with trio.fail_after(60):
+        async with otlp_receiver() as rx:
+            extra = f"observability:\n  otlp_endpoint: {rx.url}\n"
+            async with running(extra=extra) as gw:
+                async with open_websocket_url(gw.ws_url("/v1/responses", model="gpt-4.1-mini")) as ws:
+                    await ws.send_message(json.dumps({"type": "response.create", "input": "hi"}))
+                    while json.loads(await ws.get_message())["type"] != "response.completed":
+                        pass
+                await gw.gateway.wait_sessions(lambda n: n == 0)
+            async with running(MockBehaviour(reject_status=503), extra=extra) as gw:
+                status = await rejected_status(gw.ws_url(model="gpt-realtime"))
+            assert status == 502
+            await rx.wait_until(lambda spans: len([s for s in spans if s.name.startswith("session ")]) == 2)
+
+    responses_session = _one(rx.named("session /v1/responses"))
+    response = _one(rx.named("chat "))
+    assert response.parent_span_id == responses_session.span_id
+    assert response.attributes["gen_ai.operation.name"] == "chat"
+    assert response.attributes["gen_ai.usage.input_tokens"] > 0
+    assert response.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    assert responses_session.attributes["gen_ai.operation.name"] == "chat"
+
+    refused = _one(rx.named("session /v1/realtime"))
+    dial = _one([s for s in rx.named("connect ") if s.trace_id == refused.trace_id])
+    assert dial.parent_span_id == refused.span_id
+    assert dial.status_code == STATUS_ERROR and dial.attributes["error.type"] == "upstream_refused"
+    # The session never opened: its span says why too.
+    assert refused.status_code == STATUS_ERROR and refused.attributes["error.type"] == "upstream_refused"

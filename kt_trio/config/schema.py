@@ -7,88 +7,139 @@ spellings `idle_timeout_seconds` / `idle_timeout_secs` are kept as the documenta
 Field metadata drives the loader's checks beyond types: `check` names a rule from
 `kt_trio.config.validate` (`positive`, `non_negative`, `unit_interval`, `cidr`, `url`,
 `url_part`), and `min` / `max` bound a number (inclusive).
+
+The sections live in modules of their own: `schema_fields` (value types, number bounds, field
+helpers), `schema_providers` (`providers`: targets, routing, rate limits, breaker) and
+`schema_policies` (`policy.<name>`, `policies`); this module holds the root (`GatewayConfig`),
+`pack`, `gateway`, `features`, `state`, `store` and `observability`, and re-exports the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit
+from typing import Literal
 
-import attrs
 from attrs import field, frozen
 
 from kt_trio.config.routing import pick_target
+from kt_trio.config.schema_fields import (
+    DAY_SECS,
+    MAX_CONNECT_SECS,
+    MAX_COUNT,
+    MAX_KEEPALIVE_SECS,
+    MAX_MESSAGE_BYTES,
+    MAX_SESSION_SECS,
+    MIB,
+    MIN_KEEPALIVE_SECS,
+    PII_PATTERNS,
+    SAFETY_CATEGORIES,
+    ApplyTo,
+    Durability,
+    OnError,
+    PiiPattern,
+    ProviderName,
+    RateLimitMode,
+    SafetyCategory,
+    StoreBackend,
+    Transport,
+    WebSocketRoute,
+)
+from kt_trio.config.schema_fields import keepalive as _keepalive
+from kt_trio.config.schema_fields import message_size as _message_size
+from kt_trio.config.schema_fields import positive as _positive
+from kt_trio.config.schema_policies import (
+    DEFAULT_CHAIN,
+    POLICY_SETTINGS,
+    AuditLoggerSettings,
+    BotDetectorSettings,
+    ExternalGuardrailSettings,
+    PiiDetectorSettings,
+    Policies,
+    PolicySettings,
+    PromptInjectionSettings,
+    SafetyFilterSettings,
+    SessionBudgetSettings,
+)
+from kt_trio.config.schema_providers import (
+    ANTHROPIC_HTTP_BASE,
+    DEFAULT_AZURE_REALTIME_API_VERSION,
+    OPENAI_HTTP_BASE,
+    OPENAI_WS_BASE,
+    CircuitBreaker,
+    PerConnectionRateLimit,
+    PerIpRateLimit,
+    Providers,
+    RateLimit,
+    Routing,
+    SecretKeyRef,
+    SessionSettings,
+    Target,
+)
 from kt_trio.pricing import ModelPrice
 
-ProviderName = Literal["openai", "azure-openai", "anthropic"]
-Transport = Literal["websocket", "http"]
-ApplyTo = Literal["input", "output", "both"]
-OnError = Literal["block", "allow"]
-RateLimitMode = Literal["reject", "delay"]
-Durability = Literal["batch", "strict"]
-StoreBackend = Literal["sqlite", "postgres"]
-PiiPattern = Literal["email", "phone", "credit_card", "ssn", "iban", "ip_address", "name", "national_id"]
-SafetyCategory = Literal["hate", "violence", "sexual", "self-harm", "harassment"]
-WebSocketRoute = Literal["/v1/realtime", "/v1/responses"]
-
-PII_PATTERNS: tuple[PiiPattern, ...] = (
-    "email",
-    "phone",
-    "credit_card",
-    "ssn",
-    "iban",
-    "ip_address",
-    "name",
-    "national_id",
-)
-SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "self-harm", "harassment")
-
-# The public endpoints a target with no base_url uses (DESIGN.md, "Configuration").
-OPENAI_HTTP_BASE = "https://api.openai.com/v1"
-OPENAI_WS_BASE = "wss://api.openai.com"
-ANTHROPIC_HTTP_BASE = "https://api.anthropic.com/v1"
-# The Realtime api-version an azure-openai WebSocket target asks for when it names none: the one
-# Azure's Realtime documentation uses for /openai/realtime with a deployment.
-DEFAULT_AZURE_REALTIME_API_VERSION = "2025-04-01-preview"
-
-
-# Upper (and a few lower) bounds on numbers (issue 13: what `validate` accepts, `serve` runs).
-# A number past these is a typo or a unit mistake, and some would stall or exhaust the gateway:
-# a 1 ms ping burns a core, a 1 TiB message limit lets one client take the memory, a flush
-# interval of hours leaves records uncommitted. The validator also gives every number without a
-# `max` of its own a generic ceiling (`kt_trio.config.validate.DEFAULT_MAX_NUMBER`).
-MIB = 1024 * 1024
-MAX_MESSAGE_BYTES = 256 * MIB
-MAX_KEEPALIVE_SECS = 3600.0  # ping / pong: an hour between pings is already no keepalive
-MIN_KEEPALIVE_SECS = 1.0  # below a second, pings cost more than the traffic they guard
-MAX_SESSION_SECS = 7 * 86400.0  # idle timeout and session length: a week
-MAX_CONNECT_SECS = 300.0
-MAX_COUNT = 1_000_000  # connections, messages per minute, failures before the breaker opens
-DAY_SECS = 86400.0
-
-
-def _positive(default: Any = attrs.NOTHING, *, max: float | None = None, min: float | None = None) -> Any:
-    metadata: dict[str, Any] = {"check": "positive"}
-    if max is not None:
-        metadata["max"] = max
-    if min is not None:
-        metadata["min"] = min
-    return field(default=default, metadata=metadata)
-
-
-def _message_size(default: int | None) -> Any:
-    return _positive(default, max=MAX_MESSAGE_BYTES)
-
-
-def _keepalive(default: float | None) -> Any:
-    return _positive(default, min=MIN_KEEPALIVE_SECS, max=MAX_KEEPALIVE_SECS)
-
-
-def _unit(default: Any = attrs.NOTHING) -> Any:
-    return field(default=default, metadata={"check": "unit_interval"})
-
-
+# Everything the schema modules define is importable from here, as before the split.
+__all__ = [
+    "ANTHROPIC_HTTP_BASE",
+    "DAY_SECS",
+    "DEFAULT_AZURE_REALTIME_API_VERSION",
+    "DEFAULT_CHAIN",
+    "DEFAULT_PASSTHROUGH_PATHS",
+    "MAX_CONNECT_SECS",
+    "MAX_COUNT",
+    "MAX_KEEPALIVE_SECS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_SESSION_SECS",
+    "MIB",
+    "MIN_KEEPALIVE_SECS",
+    "OPENAI_HTTP_BASE",
+    "OPENAI_WS_BASE",
+    "PII_PATTERNS",
+    "POLICY_SETTINGS",
+    "SAFETY_CATEGORIES",
+    "ApplyTo",
+    "AuditLoggerSettings",
+    "BotDetectorSettings",
+    "CircuitBreaker",
+    "ConfigOrigin",
+    "Durability",
+    "EventStream",
+    "ExternalGuardrailSettings",
+    "Features",
+    "Gateway",
+    "GatewayAuth",
+    "GatewayConfig",
+    "GatewayHttp",
+    "GatewayTls",
+    "GatewayWebSocket",
+    "Observability",
+    "OnError",
+    "OnUnavailable",
+    "Pack",
+    "PerConnectionRateLimit",
+    "PerIpRateLimit",
+    "PiiDetectorSettings",
+    "PiiPattern",
+    "Policies",
+    "PolicySettings",
+    "PromptInjectionSettings",
+    "ProviderName",
+    "Providers",
+    "RateLimit",
+    "RateLimitMode",
+    "Routing",
+    "SafetyCategory",
+    "SafetyFilterSettings",
+    "SecretKeyRef",
+    "SessionBudgetSettings",
+    "SessionSettings",
+    "State",
+    "StateBackend",
+    "Store",
+    "StoreBackend",
+    "Target",
+    "Transport",
+    "WebSocketRoute",
+]
 # --- pack and gateway -------------------------------------------------------------------------
 
 
@@ -153,267 +204,6 @@ class Gateway:
     # `serve --workers N`: processes sharing the port (SO_REUSEPORT) under one supervisor.
     workers: int = _positive(1)
     http: GatewayHttp = GatewayHttp()
-
-
-# --- providers --------------------------------------------------------------------------------
-
-
-@frozen(kw_only=True)
-class SecretKeyRef:
-    env: str
-
-
-@frozen(kw_only=True)
-class SessionSettings:
-    """The effective session settings for one target: its overrides over `gateway.websocket`."""
-
-    ping_interval_secs: float
-    pong_timeout_secs: float
-    max_message_size_bytes: int
-    max_upstream_message_size_bytes: int
-    idle_timeout_secs: float
-    max_session_secs: float
-    connect_timeout_secs: float
-
-
-@frozen(kw_only=True)
-class Target:
-    id: str
-    provider: ProviderName
-    # None: a target routed to by its id (or as the first WebSocket target), as the documentation's
-    # health-monitoring example writes it; the client's model then goes upstream as sent.
-    model: str | None = None
-    base_url: str | None = field(default=None, metadata={"check": "url"})
-    transport: Transport | None = None
-    secret_key_ref: SecretKeyRef | None = None
-    # Both go into the upstream URL: printable ASCII only (checked by the validator).
-    api_version: str | None = field(default=None, metadata={"check": "url_part"})
-    deployment: str | None = field(default=None, metadata={"check": "url_part"})
-    # Per-target overrides of gateway.websocket; None means "use the gateway's value".
-    ping_interval_secs: float | None = _keepalive(None)
-    pong_timeout_secs: float | None = _keepalive(None)
-    max_message_size_bytes: int | None = _message_size(None)
-    max_upstream_message_size_bytes: int | None = _message_size(None)
-    idle_timeout_secs: float | None = _positive(None, max=MAX_SESSION_SECS)
-    max_session_secs: float | None = _positive(None, max=MAX_SESSION_SECS)
-    connect_timeout_secs: float | None = _positive(None, max=MAX_CONNECT_SECS)
-
-    @property
-    def model_name(self) -> str:
-        """The model records and metrics name for this target: its `model`, else its id (the
-        name clients route to it by)."""
-        return self.model if self.model is not None else self.id
-
-    @property
-    def effective_transport(self) -> Transport:
-        """`transport` as written, else websocket for a ws:// or wss:// base_url, else http."""
-        if self.transport is not None:
-            return self.transport
-        if self.base_url is not None and self.base_url.startswith(("ws://", "wss://")):
-            return "websocket"
-        return "http"
-
-    @property
-    def serves_websocket(self) -> bool:
-        """True when a WebSocket route may pick this target.
-
-        An openai target with no base_url (and no explicit transport) uses the provider's
-        public endpoints, so it serves both kinds of route (DESIGN.md, "Configuration").
-        """
-        if self.effective_transport == "websocket":
-            return True
-        return self.base_url is None and self.transport is None and self.provider == "openai"
-
-    def websocket_url(self, route: WebSocketRoute) -> str:
-        """The upstream URL (without the client's query string) for a WebSocket `route`.
-
-        DESIGN.md: the base_url as written when set (a target meant for /v1/responses names
-        that URL); else the provider's public URL for the route the client used.
-        """
-        if self.base_url is not None:
-            if self.provider == "azure-openai" and self.deployment:
-                return _azure_realtime_url(self.base_url, self.deployment, self.api_version)
-            return self.base_url
-        if self.provider == "openai":
-            return OPENAI_WS_BASE + route
-        raise ValueError(f"target {self.id!r} ({self.provider}) has no public WebSocket endpoint")
-
-    @property
-    def http_base_url(self) -> str:
-        """The base URL for HTTP routes (chat completions): base_url, else the public one."""
-        if self.base_url is not None:
-            return self.base_url
-        if self.provider == "openai":
-            return OPENAI_HTTP_BASE
-        if self.provider == "anthropic":
-            return ANTHROPIC_HTTP_BASE
-        # The loader rejects azure-openai without base_url, so this is a programming error.
-        raise ValueError(f"target {self.id!r} ({self.provider}) needs a base_url")
-
-
-def _azure_realtime_url(base_url: str, deployment: str, api_version: str | None) -> str:
-    """An azure-openai target whose base_url is its resource URL dials the resource's Realtime
-    endpoint (DESIGN.md): `wss://<resource>/openai/realtime?api-version=...&deployment=...`.
-    A base_url that already names a path (a whole Realtime URL, as first builds required) is
-    used as written."""
-    split = urlsplit(base_url)
-    if split.path.strip("/") or split.query:
-        return base_url
-    scheme = {"https": "wss", "http": "ws"}.get(split.scheme, split.scheme)
-    query = urlencode({"api-version": api_version or DEFAULT_AZURE_REALTIME_API_VERSION, "deployment": deployment})
-    return f"{scheme}://{split.netloc}/openai/realtime?{query}"
-
-
-@frozen(kw_only=True)
-class PerConnectionRateLimit:
-    messages_per_minute: int | None = _positive(None, max=MAX_COUNT)  # None: unlimited
-    mode: RateLimitMode = "reject"
-    exclude_types: tuple[str, ...] = ()
-
-
-@frozen(kw_only=True)
-class PerIpRateLimit:
-    connections: int | None = _positive(None, max=MAX_COUNT)  # None: unlimited
-
-
-@frozen(kw_only=True)
-class RateLimit:
-    per_connection: PerConnectionRateLimit = PerConnectionRateLimit()
-    per_ip: PerIpRateLimit = PerIpRateLimit()
-
-
-@frozen(kw_only=True)
-class CircuitBreaker:
-    failure_threshold: int = _positive(5, max=MAX_COUNT)
-    recovery_timeout_secs: float = _positive(30.0, max=DAY_SECS)
-
-
-@frozen(kw_only=True)
-class Routing:
-    """`providers.routing`: a model no target names goes to a target of its family's provider."""
-
-    by_family: bool = True
-
-
-@frozen(kw_only=True)
-class Providers:
-    targets: tuple[Target, ...] = ()
-    routing: Routing = Routing()
-    rate_limit: RateLimit = RateLimit()
-    circuit_breaker: CircuitBreaker = CircuitBreaker()
-    # target id -> target ids tried in order after targets of the same model.
-    fallback: Mapping[str, tuple[str, ...]] = field(factory=dict)
-
-
-# --- policies ---------------------------------------------------------------------------------
-# Each policy has the common settings action / apply_to / on_error plus its own. Defaults are
-# written on the class, so an absent `policy.<name>` block is just `Cls()`.
-
-
-@frozen(kw_only=True)
-class PromptInjectionSettings:
-    action: Literal["block", "flag", "close"] = "block"
-    apply_to: ApplyTo = "input"
-    on_error: OnError = "block"
-    threshold: float = _unit(0.8)
-
-
-@frozen(kw_only=True)
-class PiiDetectorSettings:
-    action: Literal["redact", "block", "flag", "close"] = "redact"
-    apply_to: ApplyTo = "both"
-    on_error: OnError = "block"
-    detect_patterns: tuple[PiiPattern, ...] = PII_PATTERNS
-    # Regions whose national phone formats are recognised (ISO 3166 codes, as phonenumbers has them).
-    phone_regions: tuple[str, ...] = ("US",)
-
-
-@frozen(kw_only=True)
-class SafetyFilterSettings:
-    action: Literal["block", "flag", "close"] = "block"
-    apply_to: ApplyTo = "both"
-    on_error: OnError = "block"
-    categories: tuple[SafetyCategory, ...] = SAFETY_CATEGORIES
-    threshold: float = _unit(0.5)
-
-
-@frozen(kw_only=True)
-class BotDetectorSettings:
-    action: Literal["flag", "block", "close"] = "flag"
-    apply_to: ApplyTo = "input"
-    on_error: OnError = "block"
-    threshold: float = _unit(0.8)
-    # More than `burst_sessions` sessions from one key (or IP) within `burst_window_secs` is a signal.
-    burst_sessions: int = _positive(10)
-    burst_window_secs: float = _positive(10.0)
-
-
-@frozen(kw_only=True)
-class AuditLoggerSettings:
-    """The audit log: a hash-chained append-only record of every decision."""
-
-    action: Literal["log"] = "log"
-    apply_to: ApplyTo = "both"
-    on_error: OnError = "block"
-    immutable: bool = True
-    retention_days: int | None = _positive(None, max=36_525)  # None: keep forever; at most 100 years
-    log_all_access: bool = False
-    include_content: bool = False
-    durability: Durability = "batch"
-    flush_interval_ms: int = _positive(50, max=10_000)  # at most 10 s between commits
-
-
-@frozen(kw_only=True)
-class SessionBudgetSettings:
-    action: Literal["block", "close"] = "block"
-    apply_to: ApplyTo = "both"
-    on_error: OnError = "block"
-    max_total_tokens: int | None = _positive(None, max=10**15)  # None: no budget, usage is only tracked
-    alert_thresholds: tuple[float, ...] = field(default=(0.5, 0.8, 1.0), metadata={"check": "positive", "max": 100.0})
-
-
-@frozen(kw_only=True)
-class ExternalGuardrailSettings:
-    """`policy.external-guardrail` (DESIGN.md "Guardrail hook"): a service of your own behind HTTP
-    judges whole texts; `headers` values may hold secrets (`${ENV}`), kept out of repr."""
-
-    action: Literal["block", "flag", "close"] = "block"
-    apply_to: ApplyTo = "both"
-    on_error: OnError = "block"
-    url: str = ""
-    headers: Mapping[str, str] = field(factory=dict, repr=False)
-    timeout_ms: int = _positive(800)
-    max_concurrency: int = _positive(64)
-
-
-PolicySettings = (
-    PromptInjectionSettings
-    | PiiDetectorSettings
-    | SafetyFilterSettings
-    | BotDetectorSettings
-    | AuditLoggerSettings
-    | SessionBudgetSettings
-    | ExternalGuardrailSettings
-)
-
-# The known policies, in the order the default chain runs them.
-POLICY_SETTINGS: Mapping[str, type[PolicySettings]] = {
-    "prompt-injection": PromptInjectionSettings,
-    "pii-detector": PiiDetectorSettings,
-    "safety-filter": SafetyFilterSettings,
-    "bot-detector": BotDetectorSettings,
-    "audit-logger": AuditLoggerSettings,
-    "session-budget": SessionBudgetSettings,
-    "external-guardrail": ExternalGuardrailSettings,
-}
-
-# What demo mode (no --config) runs.
-DEFAULT_CHAIN: tuple[str, ...] = ("prompt-injection", "pii-detector", "safety-filter", "audit-logger")
-
-
-@frozen(kw_only=True)
-class Policies:
-    chain: tuple[str, ...] = ()
 
 
 # --- features ---------------------------------------------------------------------------------
@@ -515,8 +305,8 @@ class ConfigOrigin:
 class GatewayConfig:
     pack: Pack = Pack()
     gateway: Gateway = Gateway()
-    providers: Providers = Providers()
-    policies: Policies = Policies()
+    providers: Providers = Providers()  # noqa: RUF009  (frozen: one shared default is safe)
+    policies: Policies = Policies()  # noqa: RUF009  (frozen, as above)
     policy: Mapping[str, PolicySettings] = field(factory=dict)
     features: Features = Features()
     state: State = State()

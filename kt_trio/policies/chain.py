@@ -21,7 +21,8 @@ from kt_trio.policies.output_state import MAX_OPEN_PARTS
 from kt_trio.policies.pii import PiiDetector
 from kt_trio.policies.prompt_injection import PromptInjection
 from kt_trio.policies.safety import SafetyFilter
-from kt_trio.policies.session import DROP, SessionPolicies, Verdict
+from kt_trio.policies.session import SessionPolicies
+from kt_trio.policies.verdict import DROP, Verdict
 from kt_trio.protocol.errors import Protocol
 
 __all__ = [

@@ -27,17 +27,20 @@ comes from the provider but is *input*: input policies judge it. A block there c
 the audio, so the gateway deletes that item from the conversation
 (`conversation.item.delete`) and cancels any response in progress, so the model does not act
 on it.
+
+What the session does with each message is a `Verdict` (`kt_trio.policies.verdict`).
 """
 
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from kt_trio.policies.base import TextView
 from kt_trio.policies.engine import Judgement, TextPolicy, judge_bot, judge_texts, policy_error, redact_texts
 from kt_trio.policies.output_state import OutputState, SessionPart
 from kt_trio.policies.pii import redact
+from kt_trio.policies.verdict import DROP, Verdict, close_reason, sequence, verdict
 from kt_trio.protocol import errors
 from kt_trio.protocol.errors import Protocol
 from kt_trio.protocol.events import (
@@ -56,54 +59,15 @@ from kt_trio.protocol.events import (
 )
 from kt_trio.protocol.fast import event_type, loads, splice_string
 from kt_trio.protocol.messages import GA_DELTA_TYPES, ClientText, TextDelta, delta_of, fast_delta, fast_item_create
-from kt_trio.records import Direction, PolicyDecision
+from kt_trio.records import Direction
 
 if TYPE_CHECKING:
     from kt_trio.policies.bot import BotSession
     from kt_trio.policies.chain import PolicyChain
 
-# Close frames carry at most 123 bytes of reason (RFC 6455 §5.5: control payload <= 125).
-_MAX_CLOSE_REASON = 120
-
 _RESPONSE_END_TYPES = frozenset({"response.done", "response.completed", "response.incomplete", "response.failed"})
 _RESPONSE_START_TYPES = frozenset({"response.created"})
 _OUTPUT_INTERESTING = OUTPUT_TEXT_TYPES | _RESPONSE_START_TYPES
-
-
-class Verdict(NamedTuple):
-    """What the session does with one message.
-
-    `forward` is the message to send on (the very bytes object that arrived when nothing changed)
-    or None to drop it. `to_client` messages follow `forward` on the client leg (error events, and
-    for output the rest of the messages this one became); `to_upstream` go to the provider.
-
-    A named tuple (immutable, like the attrs class it replaced) because it is built for every
-    message: `_verdict` makes one in ~0.15 µs, a frozen attrs instance took ~0.8.
-    """
-
-    forward: bytes | None
-    to_client: tuple[bytes, ...] = ()
-    to_upstream: tuple[bytes, ...] = ()
-    close: tuple[int, str] | None = None
-    decisions: tuple[PolicyDecision, ...] = ()
-    event_type: str | None = None
-
-
-_tuple_new = tuple.__new__
-
-
-def _verdict(data: bytes | None, t: str | None, decisions: tuple[PolicyDecision, ...] = ()) -> Verdict:
-    """`Verdict(data, decisions=decisions, event_type=t)`, without the keyword handling."""
-    return _tuple_new(Verdict, (data, (), (), None, decisions, t))
-
-
-DROP = Verdict(None)
-
-
-def _sequence(msgs: list[bytes], decisions: tuple[PolicyDecision, ...], t: str | None) -> Verdict:
-    if not msgs:
-        return Verdict(None, decisions=decisions, event_type=t)
-    return Verdict(msgs[0], to_client=tuple(msgs[1:]), decisions=decisions, event_type=t)
 
 
 class SessionPolicies:
@@ -135,13 +99,13 @@ class SessionPolicies:
         """`sniffed`: the type the caller already sniffed from these bytes (`event_type`), so the
         per-message sniff is not done twice; None: sniffed here."""
         if not is_text:
-            return _verdict(data, None)
+            return verdict(data, None)
         t = sniffed if sniffed is not None else event_type(data)
         if t in AUDIO_TYPES:
-            return _verdict(data, t)
+            return verdict(data, t)
         if t is not None and (t not in INPUT_TEXT_TYPES or not self._input_needs_parse):
             if self._bot is None:
-                return _verdict(data, t)
+                return verdict(data, t)
             v = self._judge_client(data, ClientText(t, None, [], None), now, bot_only=True)
             assert v is not None  # only the byte path defers
             return v
@@ -202,18 +166,18 @@ class SessionPolicies:
                 text = "\n".join(c[k] for c, k in slots)
             out = judge_bot(out, bot, now, text, t, eid)
         if out is None:
-            return _verdict(data, t)
+            return verdict(data, t)
         if out.stop is not None:
             return self._stop_input(out, t, eid)
         forward = errors.dumps(obj) if out.changed else data
-        return _verdict(forward, t, tuple(out.decisions) if out.decisions else ())
+        return verdict(forward, t, tuple(out.decisions) if out.decisions else ())
 
     def _stop_input(self, out: Judgement, t: str | None, eid: str | None) -> Verdict:
         assert out.stop is not None
         action, policy, reason = out.stop
         if action == "close":
             return Verdict(
-                None, close=(1008, _close_reason(policy, reason)), decisions=tuple(out.decisions), event_type=t
+                None, close=(1008, close_reason(policy, reason)), decisions=tuple(out.decisions), event_type=t
             )
         err = errors.policy_violation(policy, reason, client_event_id=eid, protocol=self.protocol)
         return Verdict(None, to_client=(err,), decisions=tuple(out.decisions), event_type=t)
@@ -223,14 +187,14 @@ class SessionPolicies:
     def on_upstream_message(self, data: bytes, is_text: bool, now: float, sniffed: str | None = None) -> Verdict:
         """`sniffed` as for `on_client_message`."""
         if not is_text:
-            return _verdict(data, None)
+            return verdict(data, None)
         t = sniffed if sniffed is not None else event_type(data)
         if t in AUDIO_TYPES:
             if self.state.audio_of_cancelled(data[:512]):
                 return DROP
-            return _verdict(data, t)
+            return verdict(data, t)
         if t is not None and t not in _OUTPUT_INTERESTING:
-            return _verdict(data, t)
+            return verdict(data, t)
         if t in GA_DELTA_TYPES:
             fast = fast_delta(data, t)
             if fast is not None:
@@ -244,7 +208,7 @@ class SessionPolicies:
         t = obj["type"]
         if t in STREAM_DELTA:
             msg = delta_of(obj, t, self.state.current_response if self.protocol == "responses" else None)
-            return self._on_delta(data, msg) if msg is not None else _verdict(data, t)
+            return self._on_delta(data, msg) if msg is not None else verdict(data, t)
         if t in STREAM_DONE:
             return self._on_done(data, obj, t)
         if t in _RESPONSE_START_TYPES:
@@ -299,7 +263,7 @@ class SessionPolicies:
         else:
             policies, direction = self.chain.output_policies, "output"
         if not policies:
-            return _verdict(data, t)
+            return verdict(data, t)
         extra: list[bytes] = []
         part = state.parts.get(key)
         if part is None:
@@ -313,17 +277,17 @@ class SessionPolicies:
             return self._stop_output(out, t, rid, iid, family, extra)
         decisions = tuple(out.decisions) if out is not None else ()
         if emit == delta and not extra:
-            return _verdict(data, t, decisions)
+            return verdict(data, t, decisions)
         if emit and start is not None and not extra:
             # The common rewrite (part of the text held back, or redacted): one message.
-            return _verdict(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")), t, decisions)
+            return verdict(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")), t, decisions)
         if emit:
             if start is not None:
                 extra.append(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")))
             else:
                 assert obj is not None
                 extra.append(_with_text(data, obj, field, delta, emit))
-        return _sequence(extra, decisions, t)
+        return sequence(extra, decisions, t)
 
     def _flush(self, part: SessionPart) -> list[bytes]:
         """A synthetic delta carrying a part's held tail (evicted, or its response ended)."""
@@ -375,11 +339,11 @@ class SessionPolicies:
             if found:
                 obj[field] = redact(text, found)
                 msgs.append(errors.dumps(obj))
-                return _sequence(msgs, tuple(out.decisions), t)
+                return sequence(msgs, tuple(out.decisions), t)
         if not msgs:
             return Verdict(data, decisions=tuple(out.decisions), event_type=t)
         msgs.append(data)
-        return _sequence(msgs, tuple(out.decisions), t)
+        return sequence(msgs, tuple(out.decisions), t)
 
     def _judge_whole(
         self,
@@ -421,7 +385,7 @@ class SessionPolicies:
         if not slots:
             if msgs:
                 msgs.append(data)
-                return _sequence(msgs, (), t)
+                return sequence(msgs, (), t)
             return Verdict(data, event_type=t)
         changed = False
         if self.state.is_blocked(rid, iid):
@@ -442,7 +406,7 @@ class SessionPolicies:
             msgs.append(data)
         else:
             return Verdict(data, event_type=t)
-        return _sequence(msgs, (), t)
+        return sequence(msgs, (), t)
 
     def _stop_output(
         self, out: Judgement, t: str, rid: str | None, iid: str | None, family: str, extra: list[bytes]
@@ -454,7 +418,7 @@ class SessionPolicies:
             return Verdict(
                 None,
                 to_client=tuple(extra),
-                close=(1008, _close_reason(policy, reason)),
+                close=(1008, close_reason(policy, reason)),
                 decisions=decisions,
                 event_type=t,
             )
@@ -504,11 +468,3 @@ def _role(obj: dict[str, Any]) -> str | None:
         role = item.get("role")
         return role if isinstance(role, str) else None
     return None
-
-
-def _close_reason(policy: str, reason: str) -> str:
-    text = f"policy {policy}: {reason}"
-    raw = text.encode("utf-8")
-    if len(raw) <= _MAX_CLOSE_REASON:
-        return text
-    return raw[: _MAX_CLOSE_REASON - 3].decode("utf-8", "ignore") + "..."

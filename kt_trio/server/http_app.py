@@ -13,6 +13,8 @@ from typing import Any
 from kt_trio.admin.router import AdminApp
 from kt_trio.chat.app import CLIENT_SECRETS_PATH, ChatApp
 from kt_trio.chat.asgi_io import respond
+from kt_trio.console import handles as console_handles
+from kt_trio.console import serve_console
 from kt_trio.protocol.azure_paths import AZURE_DEPLOYMENT, PREFIX, azure_route
 from kt_trio.providers.errors import error_body
 from kt_trio.server.packs import unknown_pack_message
@@ -79,6 +81,9 @@ class HttpApp:
                 await respond(send, 403, error_body("permission_error", "unknown_pack", unknown_pack_message(key)))
                 return
             await chat(scope, receive, send, key=key)
+            return
+        if console_handles(scope):
+            await serve_console(scope, send)
             return
         path = scope["path"]
         method = scope["method"]

@@ -15,6 +15,10 @@ Each pump reads a chunk from its side, handles every complete frame in it, and w
 that results to the other side with one `send_all` (PERFORMANCE.md: −70 % CPU against one write
 per message). A write to a slow reader blocks its pump, which stops reading its own side: the
 kernel's socket buffers are the only queue (backpressure, not memory).
+
+Beside it: `ending` (close codes per leg, the close handshake), `judging` (the policy chain and
+the guardrail on one message), `message_log` (per-message audit records and events), `keepalive`,
+`governor` (limits, budgets, usage) and `leg` (one side's WebSocket connection).
 """
 
 from __future__ import annotations
@@ -23,35 +27,37 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import trio
-from attrs import define, frozen
 
 from kt_trio.audit.entries import AuditError
 from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.guardrail.edge import SessionGuard
-from kt_trio.policies.chain import DROP, SessionPolicies, Verdict
+from kt_trio.policies.chain import SessionPolicies
 from kt_trio.pricing import Pricing
-from kt_trio.protocol import errors
 from kt_trio.protocol.events import AUDIO_TYPES
 from kt_trio.protocol.fast import event_type as sniffed_type
-from kt_trio.protocol.sniff import client_event_id
 from kt_trio.protocol.sniff import event_type as parsed_event_type
-from kt_trio.records import (
-    Direction,
-    MessageSeen,
-    MessagesRelayed,
-    PolicyDecision,
-    Record,
-    SessionStarted,
-    SessionSummary,
-)
+from kt_trio.records import PolicyDecision, Record, SessionStarted, SessionSummary
 from kt_trio.reporting import AuditSink, KeyTokens, ReportingPoint
+from kt_trio.session.ending import (
+    AUDIT_UNAVAILABLE,
+    GATEWAY_ERROR,
+    IDLE,
+    MAX_SESSION,
+    SHUTDOWN,
+    Ending,
+    close_leg,
+    lost,
+    protocol_error,
+)
 from kt_trio.session.governor import SessionGovernor
+from kt_trio.session.judging import govern, guard_client, guard_upstream
+from kt_trio.session.keepalive import keepalive
 from kt_trio.session.leg import Leg, PeerGone
+from kt_trio.session.message_log import MessageLog
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
 
 log = logging.getLogger("kt_trio.session")
@@ -64,49 +70,8 @@ FINISH_TIMEOUT = 2.0
 # it is at most this big (well under 50 µs of json.loads); a larger one goes on with no type
 # (no usage tap, counted by the rate limit as untyped) rather than costing a full parse.
 PARSE_TO_TYPE_LIMIT = 16 * 1024
-# `message_events`: audio messages of one direction become one event per this many seconds.
-AUDIO_EVENT_SECS = 1.0
 # How long a peer has to answer a close handshake the other side started.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
-
-
-@frozen
-class Ending:
-    """How a session ended: the close code and reason each leg gets, and who ended it."""
-
-    client_code: int
-    client_reason: str
-    upstream_code: int
-    upstream_reason: str
-    closed_by: Literal["client", "upstream", "gateway"]
-
-    @classmethod
-    def both(cls, code: int, reason: str) -> Ending:
-        return cls(code, reason, code, reason, "gateway")
-
-
-SHUTDOWN = Ending.both(CloseCode.GOING_AWAY, "server shutting down")
-IDLE = Ending.both(CloseCode.GOING_AWAY, "idle timeout")
-MAX_SESSION = Ending.both(CloseCode.GOING_AWAY, "session time limit reached")
-GATEWAY_ERROR = Ending.both(CloseCode.INTERNAL_ERROR, "gateway error")
-# The audit store fails (a full disk ...): what cannot be recorded is not forwarded.
-AUDIT_UNAVAILABLE = Ending.both(CloseCode.INTERNAL_ERROR, "audit unavailable")
-
-
-def _lost(leg: Leg) -> Ending:
-    """The TCP connection of `leg` ended without a close frame (RFC 6455 §7.1.5: code 1006)."""
-    if leg.name == "upstream":
-        return Ending(CloseCode.TRY_AGAIN_LATER, "upstream connection lost", CloseCode.ABNORMAL, "", "upstream")
-    return Ending(CloseCode.ABNORMAL, "", CloseCode.GOING_AWAY, "client went away", "client")
-
-
-def _protocol_error(leg: Leg, exc: FrameProtocolError) -> Ending:
-    if leg.name == "client":
-        return Ending(exc.code, exc.reason, CloseCode.GOING_AWAY, "client session closed", "gateway")
-    # The client must learn why its session ended: an oversized provider message is a 1009 for
-    # it too; any other provider protocol error is a gateway-side failure (1011).
-    client_code = exc.code if exc.code == CloseCode.MESSAGE_TOO_BIG else CloseCode.INTERNAL_ERROR
-    return Ending(client_code, f"upstream {exc.reason}", exc.code, exc.reason, "gateway")
 
 
 class Session:
@@ -166,14 +131,8 @@ class Session:
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
         self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team, pricing=pricing)
-        self._audit_messages = audit is not None and audit.settings.log_all_access
-        self._publish_relayed = report if message_events else None
-        self._log_messages = self._audit_messages or self._publish_relayed is not None
-        self._log_content = self._audit_messages and audit is not None and audit.settings.include_content
-        # Audio (~50 messages a second) reaches the event stream as one event per direction per
-        # AUDIO_EVENT_SECS: at most one batch per direction.
-        self._audio_batches: dict[Direction, _AudioBatch] = {}
-        self._seq = 0
+        self._message_log = MessageLog(self.id, self._emit, audit, report if message_events else None)
+        self._log_messages = self._message_log.active
         self.ending: Ending | None = None
         self._shutdown = False
         self._scope = trio.CancelScope()
@@ -225,7 +184,14 @@ class Session:
                         self._nursery = nursery
                         nursery.start_soon(self._pump, self.client, self.upstream)
                         nursery.start_soon(self._pump, self.upstream, self.client)
-                        nursery.start_soon(self._keepalive)
+                        nursery.start_soon(
+                            keepalive,
+                            (self.client, self.upstream),
+                            s.ping_interval_secs,
+                            s.pong_timeout_secs,
+                            self._end,
+                            self.id,
+                        )
         except Exception:
             log.exception("session %s failed", self.id)
             self._end(GATEWAY_ERROR)
@@ -247,8 +213,7 @@ class Session:
             else:  # pragma: no cover - every path above records an ending
                 self.ending = GATEWAY_ERROR
         await self._finish(self.ending)
-        for direction in list(self._audio_batches):  # the last second of audio, if any
-            self._flush_audio(direction, time.monotonic())
+        self._message_log.flush()
         self._emit(self._summary(self.ending))
         # The session's last records must reach the audit log even when it ends by cancellation
         # (shutdown); the log's own shutdown flush bounds how long this can take.
@@ -272,72 +237,6 @@ class Session:
             self._end(AUDIT_UNAVAILABLE)
             await trio.lowlevel.checkpoint()
 
-    def _log_message(
-        self,
-        from_client: bool,
-        event_type: str | None,
-        msg: Message,
-        forwarded: bytes | bytearray | None,
-        decisions: tuple[PolicyDecision, ...],
-    ) -> None:
-        if self._publish_relayed is not None:
-            self._relayed(self._publish_relayed, from_client, event_type, msg, forwarded is not None, decisions)
-        if not self._audit_messages:
-            return
-        self._seq += 1
-        content = None
-        if self._log_content and forwarded is not None and msg.is_text and event_type not in AUDIO_TYPES:
-            # What was forwarded, i.e. after redaction: raw text never reaches the audit log.
-            text = msg.payload() if forwarded is msg.raw else forwarded
-            content = bytes(text).decode("utf-8", "replace")
-        self._emit(
-            MessageSeen(
-                session_id=self.id,
-                seq=self._seq,
-                direction="input" if from_client else "output",
-                event_type=event_type,
-                event_id=client_event_id(msg.head()) if msg.is_text else None,
-                size=msg.size,
-                forwarded=forwarded is not None,
-                decisions=decisions,
-                content=content,
-            )
-        )
-
-    def _relayed(
-        self,
-        publish: Callable[[str | None, Record], None],
-        from_client: bool,
-        event_type: str | None,
-        msg: Message,
-        forwarded: bool,
-        decisions: tuple[PolicyDecision, ...],
-    ) -> None:
-        """One `message` event, or a count towards this second's audio event."""
-        direction: Direction = "input" if from_client else "output"
-        if (msg.is_text and event_type not in AUDIO_TYPES) or decisions:
-            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded, decisions))
-            return
-        now = time.monotonic()
-        batch = self._audio_batches.get(direction)
-        if batch is None:  # the first audio of this direction is published at once
-            self._audio_batches[direction] = _AudioBatch(now, event_type)
-            publish(self.id, MessagesRelayed(self.id, direction, event_type, msg.size, forwarded))
-            return
-        batch.count += 1
-        batch.size += msg.size
-        batch.event_type = event_type
-        if now - batch.started >= AUDIO_EVENT_SECS:
-            self._flush_audio(direction, now)
-
-    def _flush_audio(self, direction: Direction, now: float) -> None:
-        """Publishes the audio counted since the last audio event of `direction`, if any."""
-        batch = self._audio_batches.get(direction)
-        if batch is not None and batch.count and self._publish_relayed is not None:
-            record = MessagesRelayed(self.id, direction, batch.event_type, batch.size, True, count=batch.count)
-            self._publish_relayed(self.id, record)
-            self._audio_batches[direction] = _AudioBatch(now, batch.event_type)
-
     def _end(self, ending: Ending) -> None:
         """Records why the session ends (the first reason wins) and cancels its tasks."""
         if self.ending is None:
@@ -348,27 +247,10 @@ class Session:
     async def _finish(self, ending: Ending) -> None:
         with trio.CancelScope(shield=True, deadline=trio.current_time() + FINISH_TIMEOUT):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._close_leg, self.client, ending.client_code, ending.client_reason)
-                nursery.start_soon(self._close_leg, self.upstream, ending.upstream_code, ending.upstream_reason)
+                nursery.start_soon(close_leg, self.client, ending.client_code, ending.client_reason)
+                nursery.start_soon(close_leg, self.upstream, ending.upstream_code, ending.upstream_reason)
         self.client.close_transport()
         self.upstream.close_transport()
-
-    async def _close_leg(self, leg: Leg, code: int, reason: str) -> None:
-        if leg.eof or leg.write_broken:
-            return
-        if code in (CloseCode.ABNORMAL, CloseCode.NO_STATUS):
-            # Reserved codes never go on the wire (RFC 6455 §7.4.1); an empty close says "no status".
-            code = CloseCode.NO_STATUS
-        try:
-            await leg.send_close(code, reason)
-            # Wait for the peer's close (or EOF) before closing TCP: closing with unread data in
-            # the receive buffer makes the kernel send RST, and the peer might never read our close.
-            while leg.close_received is None:
-                for ev in await leg.receive():
-                    if type(ev) is Close:
-                        leg.close_received = ev
-        except (PeerGone, FrameProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
     # -- pumps ----------------------------------------------------------------------------------
 
@@ -376,7 +258,7 @@ class Session:
         try:
             await self._relay(src, dst)
         except _SendFailed as exc:
-            self._end(_lost(exc.leg))
+            self._end(lost(exc.leg))
 
     async def _relay(self, src: Leg, dst: Leg) -> None:
         from_client = src.name == "client"
@@ -388,10 +270,10 @@ class Session:
             try:
                 events = await src.receive()
             except PeerGone:
-                self._end(_lost(src))
+                self._end(lost(src))
                 return
             except FrameProtocolError as exc:
-                self._end(_protocol_error(src, exc))
+                self._end(protocol_error(src, exc))
                 return
             arrived = time.perf_counter()
             out: list[bytes | bytearray] = []  # frames for dst, sent with one write
@@ -411,7 +293,7 @@ class Session:
                     if not ev.is_text:
                         out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.BINARY, ev.payload()))
                         if self._log_messages:
-                            self._log_message(from_client, None, ev, ev.payload(), ())
+                            self._message_log.message(from_client, None, ev, ev.payload(), ())
                         continue
                     event_type = sniffed_type(ev.head())
                     if event_type is None and ev.size <= PARSE_TO_TYPE_LIMIT:
@@ -422,7 +304,7 @@ class Session:
                             if gate.reply is not None:
                                 back.append(src.frame(Opcode.TEXT, gate.reply))
                                 if self._log_messages:
-                                    self._log_message(from_client, event_type, ev, None, ())
+                                    self._message_log.message(from_client, event_type, ev, None, ())
                                 continue
                             # `mode: delay`: relay what came before, then hold this message, and
                             # with it the reading of this client, until the bucket allows it.
@@ -438,7 +320,7 @@ class Session:
                     if guard is not None and not from_client and guard.wants(event_type, False):
                         # A completed assistant text: the guardrail judges it as the provider
                         # wrote it, before the chain (which redacts what the client sees of it).
-                        ev, closing = await self._guard_upstream(guard, ev, event_type, dst, out)
+                        ev, closing = await guard_upstream(guard, ev, event_type, dst, out, self._emit)
                         if closing:
                             stop = (CloseCode.POLICY_VIOLATION, "blocked by the external-guardrail policy")
                     mark = len(out)  # where this message's forwarded frame goes
@@ -457,20 +339,22 @@ class Session:
                             forwarded = ev.raw if ev.raw is not None else ev.payload()
                             out.append(ev.raw if ev.raw is not None else dst.frame(Opcode.TEXT, forwarded))
                     else:
-                        verdict = self._govern(policies, ev, event_type, from_client, src, dst, out, back)
+                        verdict = govern(
+                            policies, ev, event_type, from_client, src, dst, out, back, self._emit, self.id
+                        )
                         stop = verdict.close or stop
                         forwarded, decisions = verdict.forward, verdict.decisions
                     if guard is not None and from_client and forwarded is not None and guard.wants(event_type, True):
                         # A client text: the guardrail judges it after the chain (as the
                         # provider would get it); the message, and this leg's reading, wait.
                         text_msg = ev.payload() if forwarded is ev.raw else forwarded
-                        forwarded, closing = await self._guard_client(
-                            guard, text_msg, event_type, src, dst, out, back, mark
+                        forwarded, closing = await guard_client(
+                            guard, text_msg, event_type, src, dst, out, back, mark, self._emit
                         )
                         if closing:
                             stop = (CloseCode.POLICY_VIOLATION, "blocked by the external-guardrail policy")
                     if self._log_messages:
-                        self._log_message(from_client, event_type, ev, forwarded, decisions)
+                        self._message_log.message(from_client, event_type, ev, forwarded, decisions)
                     if stop is not None:
                         break  # nothing after a policy close is forwarded
                 elif type(ev) is Ping:
@@ -499,88 +383,6 @@ class Session:
                 await self._on_close(src, dst, closed)
                 return
 
-    def _govern(
-        self,
-        policies: SessionPolicies,
-        msg: Message,
-        event_type: str | None,
-        from_client: bool,
-        src: Leg,
-        dst: Leg,
-        out: list[bytes | bytearray],
-        back: list[bytes | bytearray],
-    ) -> Verdict:
-        """Runs the policy chain on one text message; the verdict says what was forwarded.
-
-        `out` collects frames for `dst`, `back` frames for `src`; which of them is the client
-        depends on the direction.
-        """
-        data = msg.payload()
-        try:
-            if from_client:
-                verdict = policies.on_client_message(data, True, trio.current_time(), event_type)
-            else:
-                verdict = policies.on_upstream_message(data, True, trio.current_time(), event_type)
-        except Exception:
-            # The chain catches each policy's errors itself (on_error); this is a bug in the
-            # chain. Fail closed for this message and keep the session.
-            log.exception("session %s: policy chain failed", self.id)
-            err = errors.error_event(error_type="server_error", code="policy_chain_error", message="policy error")
-            (back if from_client else out).append((src if from_client else dst).frame(Opcode.TEXT, err))
-            return DROP
-        forward = verdict.forward
-        if forward is data:
-            out.append(msg.raw if msg.raw is not None else dst.frame(Opcode.TEXT, data))
-        elif forward is not None:
-            out.append(dst.frame(Opcode.TEXT, forward))
-        if verdict.to_client:
-            client, frames = (src, back) if from_client else (dst, out)
-            frames.extend(client.frame(Opcode.TEXT, m) for m in verdict.to_client)
-        if verdict.to_upstream:
-            upstream, frames = (dst, out) if from_client else (src, back)
-            frames.extend(upstream.frame(Opcode.TEXT, m) for m in verdict.to_upstream)
-        for decision in verdict.decisions:
-            self._emit(decision)
-        return verdict
-
-    async def _guard_client(
-        self,
-        guard: SessionGuard,
-        data: bytes | bytearray,
-        event_type: str | None,
-        src: Leg,
-        dst: Leg,
-        out: list[bytes | bytearray],
-        back: list[bytes | bytearray],
-        mark: int,
-    ) -> tuple[bytes | bytearray | None, bool]:
-        """Replace (or drop) the frame at `out[mark]` as the guardrail decides; its error event
-        goes back to the client. Returns what was forwarded and whether the session closes."""
-        result = await guard.on_client(data, event_type)
-        for decision in result.decisions:
-            self._emit(decision)
-        if result.forward is not data:
-            if result.forward is None:
-                del out[mark]
-            else:
-                out[mark] = dst.frame(Opcode.TEXT, result.forward)
-        back.extend(src.frame(Opcode.TEXT, m) for m in result.to_client)
-        return result.forward, result.close
-
-    async def _guard_upstream(
-        self, guard: SessionGuard, ev: Message, event_type: str | None, client: Leg, out: list[bytes | bytearray]
-    ) -> tuple[Message, bool]:
-        """The provider's message as the guardrail leaves it (a text emptied or redacted), its
-        error event queued for the client first; and whether the session closes."""
-        data = ev.payload()
-        result = await guard.on_upstream(data, event_type)
-        for decision in result.decisions:
-            self._emit(decision)
-        out.extend(client.frame(Opcode.TEXT, m) for m in result.to_client)
-        if result.forward is not data and result.forward is not None:
-            ev = Message(True, None, 0, None, bytes(result.forward))
-        return ev, result.close
-
     async def _on_close(self, src: Leg, dst: Leg, close: Close) -> None:
         """`src` sent a close frame: pass its code and reason on, and finish the handshake."""
         src.close_received = close
@@ -602,41 +404,6 @@ class Session:
         self._pumps_left -= 1
         if self._pumps_left == 0 and self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-    # -- keepalive ------------------------------------------------------------------------------
-
-    async def _keepalive(self) -> None:
-        interval = self.settings.ping_interval_secs
-        timeout = self.settings.pong_timeout_secs
-        if interval <= 0:
-            return
-        legs = (self.client, self.upstream)
-        next_ping = trio.current_time() + interval
-        while True:
-            wake = next_ping
-            for leg in legs:
-                if leg.ping_sent_at is not None:
-                    wake = min(wake, leg.ping_sent_at + timeout)
-            await trio.sleep_until(wake)
-            now = trio.current_time()
-            for leg in legs:
-                if leg.ping_sent_at is not None and now - leg.ping_sent_at >= timeout:
-                    log.info("session %s: no pong from %s within %gs", self.id, leg.name, timeout)
-                    self._end(Ending.both(CloseCode.INTERNAL_ERROR, "keepalive timeout"))
-                    return
-            if now >= next_ping:
-                next_ping = now + interval
-                for leg in legs:
-                    if leg.ping_sent_at is None and not leg.close_sent:
-                        leg.ping_sent_at = now
-                        # A ping stuck behind a peer that does not read is itself a failed
-                        # keepalive; the pong deadline above then ends the session.
-                        with trio.move_on_after(timeout):
-                            try:
-                                await leg.send(leg.frame(Opcode.PING, b"kt"))
-                            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                                self._end(_lost(leg))
-                                return
 
     # -- reporting ------------------------------------------------------------------------------
 
@@ -665,16 +432,6 @@ class Session:
             key_name=self.key_name,
             team=self.team,
         )
-
-
-@define
-class _AudioBatch:
-    """Audio messages of one direction counted since `started`, for one `message` event."""
-
-    started: float
-    event_type: str | None
-    count: int = 0
-    size: int = 0
 
 
 class _SendFailed(Exception):

@@ -77,7 +77,7 @@ class _Call:
 class _Trace:
     """One session's or HTTP request's trace while it is served (`context.Scope`)."""
 
-    __slots__ = ("_inner", "ended", "kind", "session_id", "span", "tracing")
+    __slots__ = ("_inner", "ended", "failed_call", "kind", "session_id", "span", "tracing")
 
     def __init__(self, tracing: Tracing, span: Span, kind: TraceKind) -> None:
         self.tracing = tracing
@@ -86,6 +86,7 @@ class _Trace:
         self.session_id: str | None = None  # learnt from its SessionStarted
         self.ended = False
         self._inner: Span | None = None
+        self.failed_call: BaseException | None = None  # the last upstream call's failure
 
     def ids(self) -> tuple[str, str]:
         ctx = (self._inner or self.span).get_span_context()
@@ -101,6 +102,7 @@ class _Trace:
             yield _Call(span)
         except BaseException as exc:
             _failed(span, exc)
+            self.failed_call = exc
             raise
         finally:
             self._inner = None
@@ -207,6 +209,10 @@ class Tracing:
             raise
         finally:
             CURRENT.reset(token)
+            if trace.session_id is None and trace.failed_call is not None and not trace.ended:
+                # Never opened: the upstream refused or could not be reached (the client got
+                # the HTTP refusal); the root says so, not only its dial span.
+                _failed(span, trace.failed_call)
             trace.end()
 
     def sink(self, session_id: str | None, record: Record) -> None:
