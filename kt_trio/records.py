@@ -105,6 +105,26 @@ class BudgetAlert:
     exceeded: bool
 
 
+SpendScope = Literal["key", "team"]
+"""Whose daily USD budget: a gateway key's or a team's."""
+
+
+@frozen
+class SpendAlert:
+    """A daily USD budget crossed an alert threshold: a gateway key's (`keys create --daily-usd`,
+    `budget="key"`) or a team's (`teams.<team>.daily_usd`, `budget="team"`); `name` is the key's
+    name (never the key) or the team; `team` the team either way (what team subscribers see)."""
+
+    session_id: str
+    threshold: float
+    used_usd: float
+    max_usd: float
+    exceeded: bool
+    budget: SpendScope
+    name: str
+    team: str | None = None
+
+
 @frozen
 class MessageSeen:
     """One relayed (or refused) message, for `audit-logger.log_all_access`.
@@ -192,6 +212,7 @@ Record = (
     | ResponseTiming
     | BreakerTransition
     | BudgetAlert
+    | SpendAlert
     | SessionStarted
     | SessionSummary
     | MessageSeen

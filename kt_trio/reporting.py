@@ -49,6 +49,12 @@ class KeyTokens(Protocol):
     async def add(self, tokens: int, session_id: str) -> list[BudgetAlert]: ...
 
 
+class SpendCharge(Protocol):
+    """What a `ReportingPoint` charges each priced response to (the daily USD budgets)."""
+
+    def charge(self, usd: float) -> None: ...
+
+
 class Reporter:
     """The gateway's fan-out of records to its sinks."""
 
@@ -70,7 +76,7 @@ class ReportingPoint:
     """One session's or one HTTP exchange's records: to the reporter at once, to the audit log
     at the owner's `write_audit()`."""
 
-    __slots__ = ("_audit", "_cost", "_pending", "_pricing", "_report", "key_name", "session_id", "team")
+    __slots__ = ("_audit", "_cost", "_pending", "_pricing", "_report", "key_name", "session_id", "spend", "team")
 
     def __init__(
         self,
@@ -81,10 +87,13 @@ class ReportingPoint:
         key_name: str | None = None,
         team: str | None = None,
         pricing: Pricing | None = None,
+        spend: SpendCharge | None = None,
     ) -> None:
         """`pricing`: each usage record gets its cost here, and the session's end record the
-        sum of them (DESIGN.md "Observability and cost")."""
+        sum of them (DESIGN.md "Observability and cost"). `spend`: the daily USD budgets the
+        costs are charged to (`kt_trio.server.usd_budget.SpendMeter`), priced only here."""
         self.session_id = session_id
+        self.spend = spend
         self._pricing = pricing
         self._cost: float | None = None  # USD of the priced responses so far
         self._report = report
@@ -123,6 +132,8 @@ class ReportingPoint:
             if cost is not None:
                 changes["cost_usd"] = cost
                 self._cost = (self._cost or 0.0) + cost
+                if self.spend is not None:
+                    self.spend.charge(cost)
         return attrs.evolve(record, **changes) if changes else record
 
     async def write_audit(self) -> None:

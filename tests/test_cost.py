@@ -14,7 +14,7 @@ from conformance.mock_upstream import MockBehaviour, realtime_usage
 from kt_trio.pricing import BUILTIN_PRICES, ModelPrice, Pricing, cost_usd
 from kt_trio.records import TokenUsage
 from tests.conftest import running
-from tests.helpers import http_get, rows, samples
+from tests.helpers import bearer, http_get, make_key, rows, samples
 
 PRICE = ModelPrice(input=4.0, cached_input=0.4, output=16.0, audio_input=32.0, audio_output=64.0)
 
@@ -56,24 +56,19 @@ def test_an_unpriced_model_is_reported_once_and_never_guessed() -> None:
     assert reported == ["llama-local"]
 
 
-def _expected(behaviour: MockBehaviour, index: int, price: ModelPrice) -> float:
-    raw = realtime_usage(behaviour, index)
-    details, cached = raw["input_token_details"], raw["input_token_details"]["cached_tokens_details"]
-    usage = TokenUsage(
-        input_tokens=raw["input_tokens"],
-        output_tokens=raw["output_tokens"],
-        cached_tokens=details["cached_tokens"],
-        cached_audio_tokens=cached["audio_tokens"],
-        input_audio_tokens=details["audio_tokens"],
-        output_audio_tokens=raw["output_token_details"]["audio_tokens"],
-    )
-    return cost_usd(usage, price)
+# The mock's two responses priced by hand at PRICE (the built-in `gpt-realtime` row), so the
+# figures do not come from the code under test. The first: 120 input tokens of which 40 audio,
+# 64 cached of which 16 audio; 48 output tokens of which 30 audio. The second: one more text token
+# each way. Every kind has its own rate: uncached text in, uncached audio in, cached (text and
+# audio alike), text out, audio out.
+FIRST = (32 * 4.0 + 24 * 32.0 + 64 * 0.4 + 18 * 16.0 + 30 * 64.0) / 1e6  # $0.0031296
+SECOND = (33 * 4.0 + 24 * 32.0 + 64 * 0.4 + 19 * 16.0 + 30 * 64.0) / 1e6  # $0.0031496
 
 
-async def _two_responses(gw: Any, **query: str) -> list[dict[str, Any]]:
+async def _two_responses(gw: Any, key: str | None = None, **query: str) -> list[dict[str, Any]]:
     events = []
     async with open_websocket_url(f"ws://127.0.0.1:{gw.port}/ws/events") as sub:
-        async with open_websocket_url(gw.ws_url(**query)) as ws:
+        async with open_websocket_url(gw.ws_url(**query), extra_headers=bearer(key) if key else []) as ws:
             await ws.get_message()
             for _ in range(2):
                 await ws.send_message(json.dumps({"type": "response.create"}))
@@ -88,6 +83,15 @@ async def _two_responses(gw: Any, **query: str) -> list[dict[str, Any]]:
 
 async def test_cost_on_events_audit_summary_and_metrics(tmp_path: Path) -> None:
     behaviour = MockBehaviour()
+    assert realtime_usage(behaviour, 0)["input_token_details"] == {
+        "text_tokens": 80,
+        "audio_tokens": 40,
+        "image_tokens": 0,
+        "cached_tokens": 64,
+        "cached_tokens_details": {"text_tokens": 48, "audio_tokens": 16, "image_tokens": 0},
+    }
+    assert realtime_usage(behaviour, 0)["output_token_details"] == {"text_tokens": 18, "audio_tokens": 30}
+    key = make_key(tmp_path, "voice-app", team="blue")
     # The config's own price for the mock's model wins over the built-in table.
     extra = (
         "pricing:\n  gpt-realtime:\n    input: 4\n    cached_input: 0.4\n    output: 16\n"
@@ -95,23 +99,25 @@ async def test_cost_on_events_audit_summary_and_metrics(tmp_path: Path) -> None:
         "policy:\n  audit-logger:\n    log_all_access: false\n"
     )
     async with running(behaviour, chain=["audit-logger"], extra=extra, state_dir=tmp_path) as gw:
-        events = await _two_responses(gw)
+        events = await _two_responses(gw, key)
         await gw.gateway.wait_sessions(lambda n: n == 0)
         _, metrics_text = await http_get(gw.port, "/metrics")
-    first, second = (_expected(behaviour, i, PRICE) for i in range(2))
-    assert first > 0 and second > first  # the mock's usage grows per response
+    first, second = FIRST, SECOND
+    assert PRICE == BUILTIN_PRICES["gpt-realtime"]  # the override equals the table's row
     usage = [e["payload"] for e in events if e["type"] == "usage"]
     per_response = [u["cost_usd"] for u in usage if u["scope"] == "response"]
     assert per_response == [pytest.approx(first), pytest.approx(second)]
+    assert {(u["key_name"], u["team"]) for u in usage} == {("voice-app", "blue")}
     session = next(u for u in usage if u["scope"] == "session")
     assert session["cost_usd"] == pytest.approx(first + second)
     assert gw.gateway.recent_summaries[-1].cost_usd == pytest.approx(first + second)
     audited = [data for kind, _, data in rows(tmp_path) if kind == "usage"]
     assert [a["cost_usd"] for a in audited] == [pytest.approx(first), pytest.approx(second)]
+    assert [a["usage"]["cached_audio_tokens"] for a in audited] == [16, 16]
     end = next(data for kind, _, data in rows(tmp_path) if kind == "session_end")
     assert end["cost_usd"] == pytest.approx(first + second)
     spent = samples(metrics_text.decode())
-    assert spent[("kt_cost_usd_total", (("model", "gpt-realtime"), ("team", "none")))] == pytest.approx(first + second)
+    assert spent[("kt_cost_usd_total", (("model", "gpt-realtime"), ("team", "blue")))] == pytest.approx(first + second)
 
 
 async def test_a_session_on_an_unpriced_model_costs_nothing_and_says_so_once() -> None:

@@ -14,8 +14,6 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from kt_trio.admin.host import AdminHost, record_action
 from kt_trio.admin.router import AdminApp, AdminRequest, Answer
 from kt_trio.keys.shapes import parse_duration, record_json
@@ -39,8 +37,6 @@ FIELDS = (
     "daily_usd",
 )
 _LIMITS = ("max_sessions", "messages_per_minute", "daily_tokens")
-# The store takes a daily USD budget once the key store has the column (issue 18's USD budgets).
-USD_BUDGETS = "daily_usd" in attrs.fields_dict(KeyRecord)
 
 
 def _bad(message: str) -> Exception:
@@ -120,8 +116,6 @@ def key_settings(body: dict[str, Any], packs: set[str], now: float) -> dict[str,
         settings[limit] = _count(body, limit)
     usd = body.get("daily_usd")
     if usd is not None:
-        if not USD_BUDGETS:
-            raise _bad("daily_usd is not supported by this gateway's key store yet")
         if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 < usd < math.inf:
             raise _bad("daily_usd must be a number of dollars greater than 0")
         settings["daily_usd"] = float(usd)

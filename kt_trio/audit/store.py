@@ -41,6 +41,7 @@ from kt_trio.records import (
     ResponseUsage,
     SessionStarted,
     SessionSummary,
+    SpendAlert,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ KINDS: dict[type, str] = {
     SessionSummary: "session_end",
     ResponseUsage: "usage",
     BudgetAlert: "budget",
+    SpendAlert: "budget",  # a USD budget's alert: the same kind, its own fields
     BreakerTransition: "breaker",
     AdminAction: "admin",
 }

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import trio
+from attrs import frozen
 
 from kt_trio.audit.entries import AuditError
 from kt_trio.chat.asgi_io import ClientGone, header, respond, shield_last_body
@@ -39,6 +40,7 @@ from kt_trio.config.routing import pick_target
 from kt_trio.config.schema import GatewayConfig, Target
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendMeter, refusal_message
 from kt_trio.guardrail.client import Guardrail
 from kt_trio.keys import KeyInfo
 from kt_trio.policies.chain import PolicyChain, chain_of
@@ -63,6 +65,17 @@ Report = Callable[[str | None, Record], None]
 AuditSource = Callable[[], AuditSink | None]
 KeyLimiter = Callable[[KeyInfo], MessageRateLimiter | None]
 KeyBudget = Callable[[KeyInfo], Awaitable[KeyTokens | None]]
+KeySpend = Callable[[KeyInfo], Awaitable[SpendMeter | None]]
+
+
+@frozen
+class Admitted:
+    """What an admitted request is charged to: its key's daily tokens and daily USD budgets."""
+
+    tokens: KeyTokens | None = None
+    spend: SpendMeter | None = None
+
+
 # A governed door: (app, scope, receive, send, key).
 Door = Callable[["ChatApp", Scope, Receive, Send, KeyInfo | None], Awaitable[None]]
 
@@ -106,6 +119,7 @@ class ChatApp:
         client_secrets: Door | None = None,
         pricing: Pricing | None = None,
         guardrail: Guardrail | None = None,
+        key_spend: KeySpend | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         """`audit`: the audit log when `audit-logger` runs (a callable: the gateway opens the log
@@ -115,6 +129,7 @@ class ChatApp:
         is believed only from `gateway.trusted_proxies`); by default the TCP peer.
         `client_secrets`: the gateway's `/v1/realtime/client_secrets` door (it owns the keys).
         `pricing`: the gateway's price table (costs on usage records); by default the config's.
+        `key_spend`: the key's and its team's daily USD budgets, refreshed.
         `tracing`: the gateway's OpenTelemetry traces when on (a span per governed request)."""
         self.config = config
         self.secrets = secrets
@@ -127,6 +142,7 @@ class ChatApp:
         self._audit = audit or (lambda: None)
         self._key_limiter = key_limiter
         self._key_tokens = key_tokens
+        self._key_spend = key_spend
         self._client_ip = client_ip or (lambda peer, _forwarded: peer)
         self._client_factory = http_client_factory or default_http_client
         self._client: httpx.AsyncClient | None = None
@@ -248,9 +264,10 @@ class ChatApp:
             raise refusal(404, "invalid_request_error", "model_not_found", f"The model {model!r} does not exist.")
         return primary
 
-    async def admit(self, key: KeyInfo | None) -> KeyTokens | None:
-        """The key's per-minute limit (one request is one message) and daily token budget, as its
-        WebSocket sessions have them; refuses with 429. Returns the budget to charge, if any."""
+    async def admit(self, key: KeyInfo | None) -> Admitted | None:
+        """The key's per-minute limit (one request is one message), daily token budget and daily
+        USD budgets (its own and its team's), as its WebSocket sessions have them; refuses with
+        429. Returns the budgets to charge, if any."""
         if key is None:
             return None
         limiter = self._key_limiter(key) if self._key_limiter is not None else None
@@ -277,7 +294,11 @@ class ChatApp:
                 "budget_exceeded",
                 "Daily token budget of this key exceeded; no new responses can be created with this key today.",
             )
-        return budget
+        spend = await self._key_spend(key) if self._key_spend is not None else None
+        spent = spend.exhausted if spend is not None else None
+        if spent is not None:
+            raise refusal(429, "budget_exceeded", "budget_exceeded", refusal_message(spent))
+        return Admitted(budget, spend)
 
     def exchange(
         self,
@@ -287,7 +308,7 @@ class ChatApp:
         scope: Scope,
         key: KeyInfo | None,
         *,
-        key_tokens: KeyTokens | None = None,
+        admitted: Admitted | None = None,
         keep_content: bool = True,
         event_type: str = "chat.completion",
     ) -> Exchange:
@@ -301,7 +322,8 @@ class ChatApp:
             user_agent=header(scope, b"user-agent"),
             report=self.report,
             audit=self._audit(),
-            key_tokens=key_tokens,
+            key_tokens=admitted.tokens if admitted is not None else None,
+            spend=admitted.spend if admitted is not None else None,
             keep_content=keep_content,
             event_type=event_type,
             pricing=self.pricing,

@@ -40,8 +40,8 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
     if not isinstance(request.get("messages"), list):
         raise refusal(400, "invalid_request_error", "invalid_request", "The body must be an object with 'messages'.")
     primary = app.target_for(request, key, scope)
-    budget = await app.admit(key)
-    ex = app.exchange("chat_", ROUTE, primary, scope, key, key_tokens=budget)
+    admitted = await app.admit(key)
+    ex = app.exchange("chat_", ROUTE, primary, scope, key, admitted=admitted)
     async with ex.until_finished():
         ex.start(size)
         await _judged_chat(app, ex, request, receive, ex.wrap(send))

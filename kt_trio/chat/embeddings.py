@@ -63,8 +63,8 @@ async def embeddings(app: ChatApp, scope: Scope, receive: Receive, send: Send, k
             "token_input_not_allowed",
             "Token-array inputs cannot be checked by the gateway's input policies; send the text.",
         )
-    budget = await app.admit(key)
-    ex = app.exchange("emb_", ROUTE, primary, scope, key, key_tokens=budget, event_type=EVENT_TYPE)
+    admitted = await app.admit(key)
+    ex = app.exchange("emb_", ROUTE, primary, scope, key, admitted=admitted, event_type=EVENT_TYPE)
     async with ex.until_finished():
         ex.start(size)
         send = ex.wrap(send)

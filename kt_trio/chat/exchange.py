@@ -27,6 +27,7 @@ import trio
 from kt_trio.chat.policy import EVENT_TYPE
 from kt_trio.config.schema import Target
 from kt_trio.governance.budget import tokens_of
+from kt_trio.governance.spend import SpendMeter
 from kt_trio.keys import KeyInfo
 from kt_trio.pricing import Pricing
 from kt_trio.protocol.errors import dumps
@@ -71,9 +72,12 @@ class Exchange:
         keep_content: bool = True,
         event_type: str = EVENT_TYPE,
         pricing: Pricing | None = None,
+        spend: SpendMeter | None = None,
     ) -> None:
-        """`keep_content=False`: never keep the bodies for the audit log, whatever
-        `include_content` says (passed-through requests: their bodies are not read as text)."""
+        """`spend`: the key's and its team's daily USD budgets, charged with each priced usage
+        (by the reporting point) and settled when the exchange ends. `keep_content=False`: never
+        keep the bodies for the audit log, whatever `include_content` says (passed-through
+        requests: their bodies are not read as text)."""
         self.id = session_id
         self.event_type = event_type  # what its request and response records call the message
         self.route = route
@@ -84,7 +88,8 @@ class Exchange:
         # Its records: to the reporter at once, to the audit log at each `write()`; between two
         # hand-offs at most one request's decisions, usage and alerts, bounded by the policies in
         # the chain and the parts of one completion (`policy.MAX_PARTS`).
-        self._reporting = ReportingPoint(session_id, report, audit, pricing=pricing)
+        self._reporting = ReportingPoint(session_id, report, audit, pricing=pricing, spend=spend)
+        self._spend = spend
         self._key_tokens = key_tokens
         self._log_messages = audit is not None and audit.settings.log_all_access
         keep_content = keep_content and self._log_messages and audit.settings.include_content  # type: ignore[union-attr]
@@ -217,6 +222,12 @@ class Exchange:
                 log.exception(
                     "chat %s: could not add %d tokens to key %s", self.id, tokens, self.key.name if self.key else None
                 )
+        if self._spend is not None and self._spend.pending > 0:
+            try:
+                for spend_alert in await self._spend.settle(self.id):
+                    self.emit(spend_alert)
+            except Exception:  # the key store failed: the request is still recorded
+                log.exception("chat %s: could not add its cost to the daily USD budgets", self.id)
         if self._log_messages:
             content = None
             if self._content is not None:

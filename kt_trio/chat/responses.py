@@ -61,8 +61,8 @@ def judge_input(policies: ChatPolicies, request: dict[str, Any], decisions: list
 async def responses(app: ChatApp, scope: Scope, receive: Receive, send: Send, key: KeyInfo | None) -> None:
     request, size = await app.read_request(receive)
     primary = app.target_for(request, key, scope)
-    budget = await app.admit(key)
-    ex = app.exchange("resp_", ROUTE, primary, scope, key, key_tokens=budget, event_type=EVENT_TYPE)
+    admitted = await app.admit(key)
+    ex = app.exchange("resp_", ROUTE, primary, scope, key, admitted=admitted, event_type=EVENT_TYPE)
     async with ex.until_finished():
         ex.start(size)
         send = ex.wrap(send)

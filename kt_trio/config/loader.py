@@ -27,7 +27,8 @@ from kt_trio.config.schema import (
     Target,
 )
 from kt_trio.config.source import Document, parse_toml, parse_yaml
-from kt_trio.config.validate import Validator, secret_message, secret_problem
+from kt_trio.config.validate import Validator
+from kt_trio.config.value_checks import secret_message, secret_problem
 
 Format = Literal["yaml", "toml"]
 

@@ -86,6 +86,8 @@ def gateway_wide_differences(default: GatewayConfig, other: GatewayConfig) -> li
         differences.append("providers.rate_limit.per_ip")
     if default.store != other.store:
         differences.append("store")
+    if other.teams and default.teams != other.teams:
+        differences.append("teams")
     if default.observability != other.observability:
         differences.append("observability")
     return differences

@@ -268,6 +268,13 @@ class Store:
     instance_id: str | None = None
 
 
+@frozen(kw_only=True)
+class Team:
+    """`teams.<team>`: a budget the gateway keys of one team share (`keys create --team`)."""
+
+    daily_usd: float | None = _positive(None)  # USD per UTC day at the price table (kt_trio.pricing)
+
+
 # --- observability ----------------------------------------------------------------------------
 
 
@@ -314,6 +321,7 @@ class GatewayConfig:
     observability: Observability = Observability()
     # USD per 1M tokens by model, over the built-in table (kt_trio.pricing).
     pricing: Mapping[str, ModelPrice] = field(factory=dict)
+    teams: Mapping[str, Team] = field(factory=dict)  # read from the default pack (gateway-wide)
     # Not a config key: set by the loader, ignored by equality.
     origin: ConfigOrigin | None = field(default=None, eq=False, repr=False)
 

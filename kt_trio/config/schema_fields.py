@@ -40,7 +40,7 @@ SAFETY_CATEGORIES: tuple[SafetyCategory, ...] = ("hate", "violence", "sexual", "
 # A number past these is a typo or a unit mistake, and some would stall or exhaust the gateway:
 # a 1 ms ping burns a core, a 1 TiB message limit lets one client take the memory, a flush
 # interval of hours leaves records uncommitted. The validator also gives every number without a
-# `max` of its own a generic ceiling (`kt_trio.config.validate.DEFAULT_MAX_NUMBER`).
+# `max` of its own a generic ceiling (`kt_trio.config.value_checks.DEFAULT_MAX_NUMBER`).
 MIB = 1024 * 1024
 MAX_MESSAGE_BYTES = 256 * MIB
 MAX_KEEPALIVE_SECS = 3600.0  # ping / pong: an hour between pings is already no keepalive

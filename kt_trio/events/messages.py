@@ -12,6 +12,7 @@ Mapping (one record may give two messages):
 - `PolicyDecision` → `audit` `{"event": "policy_decision", ...}`
 - `ResponseUsage` → `usage` `{"scope": "response", ...}`
 - `BudgetAlert` → `budget` `{"event": "threshold_crossed" | "exceeded", ...}`
+- `SpendAlert` → `budget` `{"event": ..., "used_usd", "max_usd", "budget": "key" | "team", ...}`
 - `BreakerTransition` → `circuit_breaker` `{"target", "from", "to", "reason"}`
 - `SystemEvent` → `system` `{"event": "startup" | "shutdown" | "config_reloaded" | "config_rejected", ...}`
 - `MessagesRelayed` → `audit` `{"event": "message", ...}`: only with
@@ -45,6 +46,7 @@ from kt_trio.records import (
     ResponseUsage,
     SessionStarted,
     SessionSummary,
+    SpendAlert,
     TokenUsage,
 )
 
@@ -218,6 +220,23 @@ def to_events(session_id: str | None, record: Publishable) -> list[tuple[EventTy
                     "used_tokens": record.used_tokens,
                     "max_tokens": record.max_tokens,
                     "exceeded": record.exceeded,
+                },
+            )
+        ]
+    if isinstance(record, SpendAlert):
+        return [
+            (
+                "budget",
+                {
+                    "event": "exceeded" if record.exceeded else "threshold_crossed",
+                    "session_id": record.session_id,
+                    "threshold": record.threshold,
+                    "used_usd": round(record.used_usd, 10),
+                    "max_usd": record.max_usd,
+                    "exceeded": record.exceeded,
+                    "budget": record.budget,
+                    "key_name": record.name if record.budget == "key" else None,
+                    "team": record.team,
                 },
             )
         ]

@@ -27,6 +27,7 @@ import trio
 from attrs import frozen
 
 from kt_trio.keys.client_secrets import ClientSecrets, is_client_secret
+from kt_trio.keys.spend import SpendState, daily_spend, record_spend
 from kt_trio.keys.store import (
     ALERT_THRESHOLDS,
     DailyBudgetState,
@@ -36,6 +37,7 @@ from kt_trio.keys.store import (
     key_prefix,
     open_key_store,
 )
+from kt_trio.records import SpendScope
 
 if TYPE_CHECKING:
     from kt_trio.config.schema import Store
@@ -82,6 +84,8 @@ class KeyInfo:
     daily_tokens: int | None
     # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
     models: tuple[str, ...] | None = None
+    # `keys create --daily-usd`: spend per UTC day in US dollars; None: no USD budget.
+    daily_usd: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -100,6 +104,7 @@ class KeyInfo:
             messages_per_minute=record.messages_per_minute,
             daily_tokens=record.daily_tokens,
             models=record.models,
+            daily_usd=record.daily_usd,
         )
 
 
@@ -246,6 +251,25 @@ class KeyRing:
         """The key's use today without adding any (e.g. to refuse new work once `exceeded`)."""
         when = time.time() if now is None else now
         return await trio.to_thread.run_sync(self._store.daily_usage, key_name, when, limiter=self._limiter)
+
+    async def record_spend(
+        self, scope: SpendScope, name: str, usd: float, limit: float | None, now: float | None = None
+    ) -> SpendState:
+        """Add dollars to a key's or a team's spend today (UTC, persisted, `kt_trio.keys.spend`);
+        `crossed` holds the alert thresholds of `limit` this call crossed, each once per day."""
+        when = time.time() if now is None else now
+        return await trio.to_thread.run_sync(
+            record_spend, self._store.db, scope, name, usd, limit, when, limiter=self._limiter
+        )
+
+    async def daily_spend(
+        self, scope: SpendScope, name: str, limit: float | None, now: float | None = None
+    ) -> SpendState:
+        """A key's or a team's spend today without adding any."""
+        when = time.time() if now is None else now
+        return await trio.to_thread.run_sync(
+            daily_spend, self._store.db, scope, name, limit, when, limiter=self._limiter
+        )
 
     async def revoked(self, names: set[str]) -> set[str]:
         """Which of these keys (those of open event subscribers, a handful) are revoked at all:

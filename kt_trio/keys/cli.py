@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sqlite3
 import sys
 import time
@@ -67,6 +68,9 @@ def add_keys_commands(subparsers: Any) -> None:
     create_args.add_argument("--max-sessions", type=_positive_int, metavar="N", help="concurrent sessions")
     create_args.add_argument("--messages-per-minute", type=_positive_int, metavar="N", help="across all its sessions")
     create_args.add_argument("--daily-tokens", type=_positive_int, metavar="N", help="token budget per UTC day")
+    create_args.add_argument(
+        "--daily-usd", type=_positive_usd, metavar="X", help="spend per UTC day in US dollars (at the price table)"
+    )
     create_args.add_argument("--models", metavar="M1,M2", help="the only models the key may use (default: any)")
 
     list_args = argparse.ArgumentParser(add_help=False)
@@ -103,6 +107,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of dollars: {text!r}") from None
+    if not 0 < value < math.inf:  # NaN and inf too: a budget must be a real amount
+        raise argparse.ArgumentTypeError(f"must be a number of dollars greater than 0, got {text!r}")
     return value
 
 
@@ -163,6 +177,7 @@ def create_command(args: argparse.Namespace) -> int:
             daily_tokens=args.daily_tokens,
             now=now,
             models=args.models,
+            daily_usd=args.daily_usd,
         )
     except KeyStoreError as exc:
         print(f"keys create: {exc}", file=sys.stderr)
@@ -187,7 +202,7 @@ def _print_created(key: str, row: dict[str, Any]) -> None:
 
 def _create_remote(client: AdminClient, args: argparse.Namespace, scopes: tuple[str, ...]) -> None:
     body: dict[str, Any] = {"name": args.name, "scopes": list(scopes)}
-    for field in ("pack", "team", "expires_in", "max_sessions", "messages_per_minute", "daily_tokens"):
+    for field in ("pack", "team", "expires_in", "max_sessions", "messages_per_minute", "daily_tokens", "daily_usd"):
         value = getattr(args, field)
         if value is not None:
             body[field] = value

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from kt_trio.keys.spend import POSTGRES_MIGRATION
 from kt_trio.keys.store import KeyStore
 from kt_trio.postgres import connect, migrate
 
@@ -50,6 +51,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # `keys create --models`: comma-separated models the key may use; NULL: any.
     "ALTER TABLE gateway_keys ADD COLUMN models text;",
+    # `keys create --daily-usd` and the day's spend of keys and teams (kt_trio.keys.spend).
+    POSTGRES_MIGRATION,
 )
 
 

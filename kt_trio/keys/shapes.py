@@ -56,6 +56,7 @@ def record_json(record: KeyRecord, now: float) -> dict[str, Any]:
         "max_sessions": record.max_sessions,
         "messages_per_minute": record.messages_per_minute,
         "daily_tokens": record.daily_tokens,
+        "daily_usd": record.daily_usd,
         "models": list(record.models) if record.models is not None else None,
         "created_at": when(record.created_at),
         "last_used_at": when(record.last_used_at) if record.last_used_at is not None else None,

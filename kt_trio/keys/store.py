@@ -1,6 +1,6 @@
 """The gateway key database: `<state_dir>/keys.db` (SQLite) or PostgreSQL, synchronous.
 
-`KeyStore` holds the logic once, over `KeyDb`'s few SQL primitives: `SqliteKeyDb` here,
+`KeyStore` holds the logic once, over `KeyDb`'s few SQL primitives: `kt_trio.keys.sqlite`,
 `kt_trio.keys.postgres` for `store.backend: postgres` (several gateway instances share its keys).
 
 The CLI (`kt_trio.keys.cli`) uses `KeyStore` directly; the gateway uses it through `KeyRing`
@@ -20,17 +20,20 @@ compares the full hash in constant time.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import frozen
+
+from kt_trio.keys.sqlite import SqliteKeyDb
 
 if TYPE_CHECKING:
     from kt_trio.config.schema import Store
@@ -69,7 +72,8 @@ CREATE TABLE IF NOT EXISTS gateway_keys (
     last_used_at        REAL,
     revoked_at          REAL,
     terminate           INTEGER NOT NULL DEFAULT 0, -- revoked with --terminate: close live sessions
-    models              TEXT                    -- comma-separated models the key may use; NULL: any
+    models              TEXT,                   -- comma-separated models the key may use; NULL: any
+    daily_usd           REAL                    -- USD budget per UTC day (kt_trio.keys.spend); NULL: none
 );
 CREATE TABLE IF NOT EXISTS key_daily_usage (
     key_name     TEXT NOT NULL,
@@ -77,6 +81,14 @@ CREATE TABLE IF NOT EXISTS key_daily_usage (
     tokens       INTEGER NOT NULL DEFAULT 0,
     alerted_upto REAL NOT NULL DEFAULT 0,       -- the highest alert threshold already reported
     PRIMARY KEY (key_name, day)
+);
+CREATE TABLE IF NOT EXISTS daily_spend (            -- kt_trio.keys.spend
+    scope        TEXT NOT NULL,                 -- 'key' or 'team'
+    name         TEXT NOT NULL,                 -- the key's name or the team's
+    day          TEXT NOT NULL,                 -- UTC date, YYYY-MM-DD
+    usd          REAL NOT NULL DEFAULT 0,
+    alerted_upto REAL NOT NULL DEFAULT 0,       -- the highest alert threshold already reported
+    PRIMARY KEY (scope, name, day)
 );
 """
 
@@ -108,6 +120,8 @@ class KeyRecord:
     terminate: bool
     # `keys create --models`: the only models the key (and its client secrets) may use; None: any.
     models: tuple[str, ...] | None = None
+    # `keys create --daily-usd`: spend per UTC day in US dollars (`kt_trio.keys.spend`); None: none.
+    daily_usd: float | None = None
 
     def state(self, now: float) -> str:
         """`revoked`, `expired` or `active` (a revoked key reads as revoked even once it expires)."""
@@ -189,19 +203,21 @@ def parse_models(models: str | Iterable[str]) -> tuple[str, ...]:
     return found
 
 
-def _add_models_column(conn: sqlite3.Connection) -> None:
-    """keys.db made before `--models` existed gets the column (NULL: any model)."""
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """keys.db made before `--models` or `--daily-usd` existed gets the column (NULL: any model,
+    no USD budget; `_SCHEMA` already added the spend table)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(gateway_keys)").fetchall()}
-    if "models" not in columns:
-        try:
-            conn.execute("ALTER TABLE gateway_keys ADD COLUMN models TEXT")
-        except sqlite3.OperationalError:  # another process added it first
-            pass
+    for column, kind in (("models", "TEXT"), ("daily_usd", "REAL")):
+        if column not in columns:
+            try:
+                conn.execute(f"ALTER TABLE gateway_keys ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
 
 
 _COLUMNS = (
     "name, prefix, pack, team, scopes, expires_at, max_sessions, messages_per_minute, daily_tokens,"
-    " created_at, last_used_at, revoked_at, terminate, models"
+    " created_at, last_used_at, revoked_at, terminate, models, daily_usd"
 )
 
 
@@ -209,7 +225,7 @@ def _record(row: Sequence[Any]) -> KeyRecord:
     (name, prefix, pack, team, scopes, expires_at, max_sessions, mpm, daily, created, last_used, revoked, term) = row[
         :13
     ]
-    models = row[13] if len(row) > 13 else None
+    models = row[13]
     return KeyRecord(
         name=name,
         prefix=prefix,
@@ -225,6 +241,7 @@ def _record(row: Sequence[Any]) -> KeyRecord:
         revoked_at=revoked,
         terminate=bool(term),
         models=tuple(m for m in models.split(",") if m) if models is not None else None,
+        daily_usd=row[14],
     )
 
 
@@ -247,43 +264,6 @@ class KeyDb(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
-
-
-class SqliteKeyDb:
-    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-    busy_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """The first row, or None. Reads the result to the end: in autocommit mode that ends the
-        statement's read transaction now, so the gateway's long-lived connection never pins an old
-        WAL snapshot (and so never misses a key the CLI just created or revoked)."""
-        rows = self._conn.execute(sql, params).fetchall()
-        return rows[0] if rows else None
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(sql, params).rowcount
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        # IMMEDIATE: take the write lock up front, so a read-modify-write (token usage, alert
-        # thresholds) cannot interleave with another process's and a busy database waits
-        # (busy_timeout) at BEGIN instead of failing halfway.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class KeyStore:
@@ -310,7 +290,7 @@ class KeyStore:
             # Deleted pages are zeroed, so nothing once written lingers in the file's free pages.
             conn.execute("PRAGMA secure_delete=ON")
             conn.executescript(_SCHEMA)  # IF NOT EXISTS: safe while another process has it open
-            _add_models_column(conn)
+            _add_columns(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO keys_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -337,6 +317,7 @@ class KeyStore:
         daily_tokens: int | None = None,
         now: float | None = None,
         models: Sequence[str] | None = None,
+        daily_usd: float | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key; returns (the key, its record). The key exists only in the return value:
         the caller shows it once and forgets it."""
@@ -353,6 +334,8 @@ class KeyStore:
         ):
             if value is not None and value < 1:
                 raise KeyStoreError(f"{label} must be at least 1, got {value}")
+        if daily_usd is not None and not (0 < daily_usd < math.inf):
+            raise KeyStoreError(f"daily_usd must be a number of dollars greater than 0, got {daily_usd}")
         allowed = parse_models(models) if models is not None else None
         created = time.time() if now is None else now
         for _ in range(5):
@@ -367,7 +350,7 @@ class KeyStore:
                             " (names stay taken after revocation, so audit records always name one key)"
                         )
                     self.db.run(
-                        f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        f"INSERT INTO gateway_keys ({_COLUMNS}, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (
                             name,
                             prefix,
@@ -383,6 +366,7 @@ class KeyStore:
                             None,
                             0,
                             ",".join(allowed) if allowed is not None else None,
+                            daily_usd,
                             hash_key(key),
                         ),
                     )

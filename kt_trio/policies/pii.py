@@ -76,7 +76,7 @@ _ALIASES = {
 }
 
 
-class PiiDetector:
+class PiiDetector(TailRules):
     """Finds PII spans; pure and shared by every session (no per-session state)."""
 
     name = NAME
@@ -112,9 +112,6 @@ class PiiDetector:
         # and digit runs (card, SSN, IPv4, phone).
         self._run_tail = self._email or self._iban or "IP_ADDRESS" in self.kinds
         self._digit_tail = bool(self._detectors)
-        self._tail = TailRules(
-            names=self._names, run_tail=self._run_tail, digit_tail=self._digit_tail, iban=self._iban, ids=self._ids
-        )
         # What `scan` needs to find anything (its pre-filters): '@' for e-mail, a digit for the
         # digit kinds and IBAN, ':' for IPv6, a cue's first word or a title word for names
         # (whose word pre-filter also needs text without the controls `words` keeps).
@@ -216,16 +213,6 @@ class PiiDetector:
         if view is not None and view.text is text and view.is_quiet(self.quiet):
             return []
         return self.scan(text, 0, view)[0]
-
-    def plain_tail_start(self, text: str) -> int:
-        """For plain text, where the tail that could still grow into a match begins, knowing that
-        `scan(text)` finds nothing; -1 for any other text (`TailRules.plain_tail_start`)."""
-        return self._tail.plain_tail_start(text)
-
-    def tail_start(self, text: str) -> int:
-        """Where the tail that could still grow into a match begins (len(text) if none;
-        `TailRules.tail_start`)."""
-        return self._tail.tail_start(text)
 
 
 def redact(text: str, spans: Iterable[Span]) -> str:

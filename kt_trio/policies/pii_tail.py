@@ -3,8 +3,9 @@
 The streaming redactor (`kt_trio.policies.streaming`) holds back the tail of what has arrived
 that more text could turn into a match, and releases the rest. `TailRules` says where that tail
 begins, for the kinds a detector has enabled: `tail_start` for any text, `plain_tail_start` as a
-shortcut for plain text (most streamed deltas). The rules sit beside the tables they read
-(`pii_candidates`, `pii_names`) so that how far each pattern reaches stays in one place.
+shortcut for plain text (most streamed deltas); `PiiDetector` has them as its methods. The
+rules sit beside the tables they read (`pii_candidates`, `pii_names`) so that how far each
+pattern reaches stays in one place.
 """
 
 from __future__ import annotations
@@ -101,16 +102,17 @@ def _id_tail(text: str) -> int:
 
 
 class TailRules:
-    """The tail rules of one detector's enabled kinds (see `PiiDetector`)."""
+    """The tail rules, as a base of `PiiDetector`: they read which kinds it enabled (set by its
+    `__init__`). A base rather than a member so that the streaming redactor's per-delta calls
+    cost no extra call."""
 
-    def __init__(self, *, names: bool, run_tail: bool, digit_tail: bool, iban: bool, ids: bool) -> None:
-        """`run_tail`: the trailing run of address characters (e-mail, IPv6, and an IBAN's
-        country code and check digits); `digit_tail`: digit runs (card, SSN, IPv4, phone)."""
-        self._names = names
-        self._run_tail = run_tail
-        self._digit_tail = digit_tail
-        self._iban = iban
-        self._ids = ids
+    _names: bool
+    # The trailing run of address characters (e-mail, IPv6, and an IBAN's country code and check
+    # digits before the IBAN rule can see them), and digit runs (card, SSN, IPv4, phone).
+    _run_tail: bool
+    _digit_tail: bool
+    _iban: bool
+    _ids: bool
 
     def plain_tail_start(self, text: str) -> int:
         """For plain text (see `_NOT_PLAIN`), where the tail that could still grow into a match

@@ -35,6 +35,7 @@ from kt_trio.events.stream import Subscribers
 from kt_trio.governance.admission import Admission, ConnectionCounter
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendMeter
 from kt_trio.keys import KEY_PREFIX, KeyInfo, KeyRing
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.metrics import Metrics
@@ -48,6 +49,7 @@ from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime
 from kt_trio.server.refusal import HttpRefusal
 from kt_trio.server.reload import Reloader
 from kt_trio.server.session_registry import SessionRegistry
+from kt_trio.server.usd_budget import key_spend
 from kt_trio.session.session import Session
 from kt_trio.state import state_for
 from kt_trio.state.base import KeyBudget
@@ -99,6 +101,7 @@ class Gateway:
             "audit": lambda: self.audit,
             "key_limiter": self.key_limiter,
             "key_tokens": self.key_tokens,
+            "key_spend": self.key_spend,
             "client_ip": lambda peer, forwarded: self.admission.client_ip(peer, forwarded),
             "client_secrets": client_secrets_door(self._mint_client_secret),
             "tracing": self.tracing,
@@ -309,6 +312,10 @@ class Gateway:
         if key_info is None or not key_info.messages_per_minute:
             return None
         return self.state.key_limiter(key_info.name, key_info.messages_per_minute)
+
+    async def key_spend(self, key_info: KeyInfo | None) -> SpendMeter | None:
+        """The key's and its team's daily USD budgets (`kt_trio.server.usd_budget`), read fresh."""
+        return await key_spend(self.config.teams, self.state, self.keys, key_info)
 
     async def key_tokens(self, key_info: KeyInfo | None) -> KeyBudget | None:
         if key_info is None or not key_info.daily_tokens or self.keys is None:

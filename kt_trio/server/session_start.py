@@ -162,6 +162,7 @@ async def new_session(gateway: Gateway, ctx: HandshakeContext, target: Target, u
         policies=policies,
         limiters=limiters(gateway, pack, key_info),
         key_tokens=await gateway.key_tokens(key_info),
+        spend=await gateway.key_spend(key_info),
         budget=pack.session_budget(),
         audit=gateway.audit if pack.audited else None,
         report=gateway.reporter.emit,

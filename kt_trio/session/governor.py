@@ -14,6 +14,7 @@ from attrs import frozen
 
 from kt_trio.governance.budget import SessionBudget, tokens_of
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendMeter, refusal_words
 from kt_trio.governance.usage import (
     CLIENT_MODEL_EVENT_TYPES,
     SERVER_MODEL_EVENT_TYPES,
@@ -55,6 +56,7 @@ class SessionGovernor:
         key_tokens: KeyTokens | None = None,
         allowed_models: frozenset[str] | None = None,
         protocol: Protocol = "realtime",
+        spend: SpendMeter | None = None,
     ) -> None:
         """`allowed_models`: `keys create --models`; a `session.update` or `response.create`
         naming another model is answered with an error event `model_not_allowed` and dropped."""
@@ -70,6 +72,8 @@ class SessionGovernor:
         self.key_tokens = key_tokens
         # Tokens used since the key's daily count was last updated (`settle_key_tokens`).
         self.unsettled_tokens = 0
+        # The key's and its team's daily USD budgets; the reporting point charges them.
+        self.spend = spend
         # Duration and time to first delta of each response (`ResponseTiming`, metrics and traces).
         self.clock = ResponseClock()
         self._operation = genai.REALTIME if protocol == "realtime" else genai.CHAT
@@ -93,6 +97,14 @@ class SessionGovernor:
                     whose="Daily token budget of this key",
                     until="with this key today",
                     protocol=self._protocol,
+                )
+            )
+        spent = self.spend.exhausted if self.spend is not None and event_type == "response.create" else None
+        if spent is not None:
+            whose, until = refusal_words(spent)
+            return Gate(
+                reply=budget_exceeded_error_event(
+                    client_event_id(payload()), whose=whose, until=until, protocol=self._protocol
                 )
             )
         if self._budget is not None and not self._budget.check_client_event(event_type):
@@ -151,6 +163,11 @@ class SessionGovernor:
             return (CloseCode.POLICY_VIOLATION, "session token budget exceeded")
         return None
 
+    @property
+    def unsettled(self) -> bool:
+        """Tokens or dollars not yet added to the key's (and team's) daily budgets."""
+        return bool(self.unsettled_tokens) or (self.spend is not None and self.spend.pending > 0)
+
     def _timed(self, event_type: str, data: bytes, usage: ResponseUsage | None) -> None:
         lap = self.clock.finished(time.perf_counter())
         if lap is None:
@@ -171,11 +188,15 @@ class SessionGovernor:
         )
 
     async def settle_key_tokens(self) -> None:
-        """Adds this session's new tokens to its key's daily count (a write to keys.db)."""
+        """Adds this session's new tokens to its key's daily count (a write to keys.db) and its
+        new cost to the key's and team's daily USD budgets."""
         if self.key_tokens is not None and self.unsettled_tokens:
             tokens, self.unsettled_tokens = self.unsettled_tokens, 0
             for alert in await self.key_tokens.add(tokens, self.session_id):
                 self._emit(alert)
+        if self.spend is not None and self.spend.pending > 0:
+            for spend_alert in await self.spend.settle(self.session_id):
+                self._emit(spend_alert)
 
     @property
     def total(self) -> TokenUsage:

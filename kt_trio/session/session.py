@@ -34,6 +34,7 @@ from kt_trio.audit.entries import AuditError
 from kt_trio.config.schema import SessionSettings
 from kt_trio.governance.budget import SessionBudget
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendMeter
 from kt_trio.guardrail.edge import SessionGuard
 from kt_trio.policies.chain import SessionPolicies
 from kt_trio.pricing import Pricing
@@ -89,6 +90,7 @@ class Session:
         limiters: Sequence[MessageRateLimiter] = (),
         budget: SessionBudget | None = None,
         key_tokens: KeyTokens | None = None,
+        spend: SpendMeter | None = None,
         audit: AuditSink | None = None,
         report: Callable[[str | None, Record], None] | None = None,
         on_relay_time: Callable[[float], None] | None = None,
@@ -125,12 +127,15 @@ class Session:
             budget=budget,
             emit=self._emit,
             key_tokens=key_tokens,
+            spend=spend,
             allowed_models=allowed_models,
             protocol="responses" if route == "/v1/responses" else "realtime",
         )
         # Records go to the reporter at once and, with the audit log on, to it before the batch
         # that produced them is forwarded (`_write_audit`).
-        self._reporting = ReportingPoint(self.id, report, audit, key_name=key_name, team=team, pricing=pricing)
+        self._reporting = ReportingPoint(
+            self.id, report, audit, key_name=key_name, team=team, pricing=pricing, spend=spend
+        )
         self._message_log = MessageLog(self.id, self._emit, audit, report if message_events else None)
         self._log_messages = self._message_log.active
         self.ending: Ending | None = None
@@ -367,7 +372,7 @@ class Session:
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
             if data:
                 idle.deadline = trio.current_time() + idle_secs
-            if governor.unsettled_tokens:
+            if governor.unsettled:
                 await governor.settle_key_tokens()
             if self._reporting.has_pending:
                 await self._write_audit()

@@ -17,8 +17,9 @@ from kt_trio.config.schema import GatewayConfig
 from kt_trio.events.hub import EventHub
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
+from kt_trio.governance.spend import SpendLedger
 from kt_trio.keys import KeyInfo, KeyRing
-from kt_trio.records import Record
+from kt_trio.records import Record, SpendScope
 from kt_trio.reporting import KeyTokens
 
 
@@ -63,6 +64,12 @@ class SharedState(Protocol):
     def key_limiter(self, name: str, messages_per_minute: int) -> MessageRateLimiter: ...
 
     def key_budget(self, ring: KeyRing, name: str, daily_tokens: int) -> KeyBudget: ...
+
+    def spend_ledger(
+        self, ring: KeyRing, scope: SpendScope, name: str, limit_usd: float, team: str | None
+    ) -> SpendLedger:
+        """A key's or team's daily USD budget, one per name shared by its sessions
+        (`kt_trio.server.usd_budget`)."""
 
     def bind_health(self, health: UpstreamHealth, pack: str) -> None: ...
 

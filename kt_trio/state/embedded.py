@@ -1,8 +1,8 @@
 """`state.backend: embedded`: everything in this process, as one gateway has always kept it.
 
 The local `Admission` already holds the per-IP and per-key slots, so there is nothing more to
-take; per-key limiters and budgets are one object per key shared by its sessions (the daily
-token count itself lives in the key store, `keys.db`).
+take; per-key limiters and budgets are one object per key (or team) shared by its sessions (the daily
+token count and USD spend themselves live in the key store, `keys.db`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from types import TracebackType
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo, KeyRing
+from kt_trio.records import SpendScope
 from kt_trio.server.key_budget import KeyTokenBudget
+from kt_trio.server.usd_budget import StoredSpend
 from kt_trio.state.base import Refusal, instance_id
 
 
@@ -41,6 +43,7 @@ class EmbeddedState:
         # One per key in use, shared by its sessions and chat requests.
         self._limiters: dict[str, MessageRateLimiter] = {}
         self._budgets: dict[str, KeyTokenBudget] = {}
+        self._spends: dict[tuple[SpendScope, str], StoredSpend] = {}
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -60,6 +63,14 @@ class EmbeddedState:
         if budget is None or budget.daily_tokens != daily_tokens:
             budget = self._budgets[name] = KeyTokenBudget(ring, name, daily_tokens)
         return budget
+
+    def spend_ledger(
+        self, ring: KeyRing, scope: SpendScope, name: str, limit_usd: float, team: str | None
+    ) -> StoredSpend:
+        ledger = self._spends.get((scope, name))
+        if ledger is None or ledger.limit_usd != limit_usd:
+            ledger = self._spends[(scope, name)] = StoredSpend(ring, scope, name, limit_usd, team)
+        return ledger
 
     def bind_health(self, health: UpstreamHealth, pack: str) -> None:
         return None

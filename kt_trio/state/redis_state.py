@@ -2,7 +2,8 @@
 
 What a session opening costs in round trips: one for its slots (`leases.ACQUIRE`, IP and key
 together; none when neither has a limit), one for its target's breaker, and, for a key with a
-daily token budget, one to read the day's total: three at most. A relayed message costs none.
+daily token budget, one to read the day's total (and one per daily USD budget of the key or
+its team). A relayed message costs none.
 
 Availability (`state.on_unavailable`): when Redis cannot be reached, new sessions are refused
 with 503 `state_unavailable` (`fail_closed`) or admitted on this instance's own limits
@@ -24,7 +25,7 @@ from kt_trio.events.hub import EventHub
 from kt_trio.events.messages import SystemEvent, SystemKind
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.keys import KeyInfo, KeyRing
-from kt_trio.records import Record
+from kt_trio.records import Record, SpendScope
 from kt_trio.state.base import Refusal, StateUnavailable, instance_id
 from kt_trio.state.breakers import SharedBreakers
 from kt_trio.state.embedded import NO_SLOT, NoSlot
@@ -32,6 +33,7 @@ from kt_trio.state.fanout import Fanout
 from kt_trio.state.key_limits import SharedKeyBudget, SharedKeyLimiter, SharedKeyLimits
 from kt_trio.state.leases import Lease, RedisLeases, ip_slots, key_slots
 from kt_trio.state.link import RedisLink
+from kt_trio.state.usd_spend import SharedSpend, SharedSpends
 
 log = logging.getLogger("kt_trio.state")
 
@@ -69,6 +71,7 @@ class RedisState:
         self.link = RedisLink(settings.redis_url, on_change=self._changed)
         self.leases = RedisLeases(self.link, self.instance, settings.lease_ttl_secs)
         self.limits = SharedKeyLimits(self.link, report)
+        self.spends = SharedSpends(self.link, report)
         self.fanout = Fanout(self.link, self.instance, hub, terminate)
 
     def _changed(self, up: bool, why: str) -> None:
@@ -83,6 +86,7 @@ class RedisState:
             await nursery.start(self.link.run)
             nursery.start_soon(self.leases.heartbeat)
             nursery.start_soon(self.limits.run)
+            nursery.start_soon(self.spends.run)
             nursery.start_soon(self.fanout.publisher)
             nursery.start_soon(self.fanout.subscriber)
             try:
@@ -114,6 +118,11 @@ class RedisState:
 
     def key_budget(self, ring: KeyRing, name: str, daily_tokens: int) -> SharedKeyBudget:
         return self.limits.budget(name, daily_tokens)
+
+    def spend_ledger(
+        self, ring: KeyRing, scope: SpendScope, name: str, limit_usd: float, team: str | None
+    ) -> SharedSpend:
+        return self.spends.ledger(scope, name, limit_usd, team)
 
     def bind_health(self, health: UpstreamHealth, pack: str) -> None:
         health.shared = SharedBreakers(self.link, pack)
