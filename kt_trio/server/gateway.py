@@ -208,7 +208,8 @@ class Gateway:
                     revocations = trio.CancelScope()
                     nursery.start_soon(self._terminate_revoked_keys, revocations)
                     siblings = trio.CancelScope()  # `serve --workers`: the admin API's worker socket
-                    nursery.start_soon(self.admin.siblings.serve, self.connections.serve_http, siblings)
+                    if self.admin.siblings.enabled:
+                        nursery.start_soon(self.admin.siblings.serve, self.connections.serve_http, siblings)
                     with self._accept_scope:
                         task_status.started(self.port)
                         await self.connections.accept_loop(lsock, nursery)
