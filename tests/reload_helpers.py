@@ -13,29 +13,16 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from kt_trio.config import resolve_secrets
 from kt_trio.config.packs import load_packs
-from kt_trio.mocks.realtime import MockUpstream
+from kt_trio.mocks.realtime import MockBehaviour, MockUpstream, open_mock_upstream
 from kt_trio.server.gateway import Gateway
 from kt_trio.server.reload import Reloader
 from kt_trio.testing import RunningGateway, serve_gateway
+from tests.conftest import config_yaml
+from tests.test_policy_sessions import next_of, user_item
+
+__all__ = ["next_of", "user_item"]  # one copy of the session helpers, from the policy tests
 
 PHONE = "415-555-0132"
-
-
-def user_item(text: str, event_id: str = "evt_user") -> str:
-    return json.dumps(
-        {
-            "type": "conversation.item.create",
-            "event_id": event_id,
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
-        }
-    )
-
-
-async def next_of(ws: WebSocketConnection, kind: str) -> dict[str, Any]:
-    while True:
-        event = json.loads(await ws.get_message())
-        if event["type"] == kind:
-            return event
 
 
 async def sent_upstream(ws: WebSocketConnection, mock: MockUpstream, conn: int, text: str) -> str:
@@ -44,6 +31,13 @@ async def sent_upstream(ws: WebSocketConnection, mock: MockUpstream, conn: int, 
     await next_of(ws, "conversation.item.added")
     received = mock.connections[conn].messages[-1]
     return str(json.loads(received)["item"]["content"][0]["text"])
+
+
+async def new_session_sends(url: str, mock: MockUpstream, conn: int, text: str) -> str:
+    """Opens a new session and sends a user message; the text the provider received."""
+    async with open_websocket_url(url) as ws:
+        await next_of(ws, "session.created")
+        return await sent_upstream(ws, mock, conn, text)
 
 
 @asynccontextmanager
@@ -59,8 +53,22 @@ async def gateway_from_files(paths: Sequence[Path], mock: MockUpstream) -> Async
 
 
 @asynccontextmanager
-async def event_stream(port: int) -> AsyncIterator[WebSocketConnection]:
-    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/events?types=system") as ws:
+async def one_file_gateway(
+    tmp_path: Path, chain: list[str]
+) -> AsyncIterator[tuple[RunningGateway, MockUpstream, Path, WebSocketConnection]]:
+    """A mock provider, `gw.yaml` with `chain`, a gateway started from it, and its system events."""
+    config = tmp_path / "gw.yaml"
+    async with open_mock_upstream(MockBehaviour()) as mock:
+        config.write_text(config_yaml(mock.url, chain=chain, state_dir=tmp_path))
+        async with gateway_from_files([config], mock) as gw, event_stream(gw.port) as events:
+            yield gw, mock, config, events
+
+
+@asynccontextmanager
+async def event_stream(port: int, key: str | None = None) -> AsyncIterator[WebSocketConnection]:
+    """The `system` events of a gateway (as an admin with `key`, else anonymously)."""
+    headers = [("Authorization", f"Bearer {key}")] if key else []
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/events?types=system", extra_headers=headers) as ws:
         yield ws
 
 

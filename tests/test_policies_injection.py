@@ -166,7 +166,7 @@ def _payloads_reference(text: str) -> list[str]:
     out: list[str] = []
     for m in b64.finditer(text):
         tok = m.group()
-        if tok.isalpha() and (tok.islower() or tok.isupper()):
+        if tok.islower() or tok.isupper():  # a plain word or a one-case path, not base64
             continue
         try:
             s = base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False).decode("utf-8")

@@ -134,10 +134,29 @@ def test_non_ascii_text(pii):
         "call 0044 20 7946 0958",
         "+33 6 12 34 56 78",
         "Switchboard: 020 7946 0958",  # no phone word: written exactly as the UK groups it
+        # Argentina's mobiles: trunk 0, area code, mobile "15" (the plan's own prefix rule).
+        "Escribime o llamame al 011 15-2345-9443.",
+        "mi celu es 011 15-4433-2211",
+        "Fono: 9 6123 4567",
+        "Márcame al 55 1234 5678",
     ],
 )
 def test_phone_numbers_of_every_region(pii, text):
     assert [s.kind for s in pii.find(text)] == ["PHONE"], text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A phone word, then an order word nearer the number: the order word speaks for it.
+        "Llamá a soporte por el pedido 2024-558812, importe $ 1.234.567,00.",
+        # Valid US digits, but not grouped as a US number.
+        "order 2024-558812 shipped",
+        "Llama 3.1 405B was trained on 15.6 trillion tokens; job 2024-0612 used 39,300,000 GPU hours.",
+    ],
+)
+def test_numbers_that_are_no_phone_numbers(pii, text):
+    assert pii.find(text) == [], text
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,16 @@ from trio_websocket import open_websocket_url
 
 from kt_trio.mocks.realtime import MockBehaviour, open_mock_upstream
 from tests.conftest import config_yaml, serve_process
-from tests.reload_helpers import PHONE, event_stream, next_of, read_until, sent_upstream, system_event
+from tests.helpers import make_key
+from tests.reload_helpers import (
+    PHONE,
+    event_stream,
+    new_session_sends,
+    next_of,
+    read_until,
+    sent_upstream,
+    system_event,
+)
 
 pytestmark = pytest.mark.trio
 
@@ -71,9 +81,7 @@ async def test_sighup_with_an_invalid_file_changes_nothing_and_logs_file_line_co
                     assert line.endswith(error)
                     await read_until(proc, b"config reload rejected", seen)
                 url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                async with open_websocket_url(url) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(url, mock, 0, f"call {PHONE}")
 
 
 async def test_watch_rejects_a_half_written_file_then_reloads_once_it_is_complete(tmp_path: Path) -> None:
@@ -92,6 +100,33 @@ async def test_watch_rejects_a_half_written_file_then_reloads_once_it_is_complet
                     reloaded = await system_event(events, "config_reloaded")
                     assert reloaded["trigger"] == "watch"
                 url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
-                async with open_websocket_url(url) as ws:
-                    await next_of(ws, "session.created")
-                    assert "[REDACTED:PHONE]" in await sent_upstream(ws, mock, 0, f"call {PHONE}")
+                assert "[REDACTED:PHONE]" in await new_session_sends(url, mock, 0, f"call {PHONE}")
+
+
+async def test_kt_trio_reload_cli_reloads_or_reports_every_error(tmp_path: Path) -> None:
+    config = tmp_path / "gw.yaml"
+    admin = make_key(tmp_path, "ops", scopes=["admin"])
+    with trio.fail_after(60):
+        async with open_mock_upstream(MockBehaviour()) as mock:
+            good = config_yaml(mock.url, chain=[], state_dir=tmp_path)
+            config.write_text(good)
+            async with serve_process("--config", str(config), "--port", "0", ready=READY) as (_, out):
+                port = port_of(out)
+
+                async def reload(key: str) -> subprocess.CompletedProcess[bytes]:
+                    argv = ["--url", f"http://127.0.0.1:{port}", "--key", key]
+                    command = [sys.executable, "-m", "kt_trio", "reload", *argv]
+                    return await trio.run_process(command, capture_stdout=True, capture_stderr=True, check=False)
+
+                config.write_text(good.replace("chain: []", "chain: [pii-detector]"))
+                done = await reload(admin)
+                assert (done.returncode, done.stdout) == (0, b"reloaded\n")
+                config.write_text(good.replace("chain: []", "chain: [pii-detector, nope]"))
+                refused = await reload(admin)
+                assert refused.returncode == 2
+                first = refused.stderr.decode().splitlines()[0]
+                assert first.startswith(f"{config}:") and ": policies.chain[1]: " in first
+                assert (await reload("kt_gk_not-a-key")).returncode == 1
+                assert "[REDACTED:PHONE]" in await new_session_sends(
+                    f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime", mock, 0, f"call {PHONE}"
+                )

@@ -16,14 +16,14 @@ import httpx
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import SSE_HEADERS, respond
-from kt_trio.chat.door import answered, judged
+from kt_trio.chat.door import answered, judged_async
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop
 from kt_trio.chat.stream import ChunkFilter, error_chunk
 from kt_trio.chat.upstream import http_candidates, read_json, upstream_response
 from kt_trio.config.schema import Target
-from kt_trio.guardrail.client import Context as GuardContext
-from kt_trio.guardrail.edge import chat_completion_slots, chat_request_slots, judge_slots
+from kt_trio.guardrail.edge import chat_completion_slots, chat_request_slots
+from kt_trio.guardrail.http_doors import StreamText, context, guard_stream_end, guard_texts
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import policy_refusal, refusal
@@ -49,22 +49,13 @@ async def chat_completions(app: ChatApp, scope: Scope, receive: Receive, send: S
 
 async def _judged_chat(app: ChatApp, ex: Exchange, request: dict[str, Any], receive: Receive, send: Send) -> None:
     policies = ChatPolicies(app.chain)
-    # The chain, then the external guardrail (async) on what the chain left; `judged` records
-    # both and answers a block.
-    early: list[PolicyDecision] = []
-    stopped: Stop | None = None
-    try:
-        policies.judge_request(request, early)
-        await _guard(app, ex, request, chat_request_slots(request), "input", early)
-    except Stop as stop:
-        stopped = stop
 
-    def replay(decisions: list[PolicyDecision]) -> None:
-        decisions.extend(early)
-        if stopped is not None:
-            raise stopped
+    async def judge(decisions: list[PolicyDecision]) -> None:
+        # The chain, then the external guardrail (async) on what the chain left.
+        policies.judge_request(request, decisions)
+        await _guard(app, ex, request, chat_request_slots(request), "input", decisions)
 
-    if await judged(ex, request, replay, send):
+    if await judged_async(ex, request, judge, send):
         await answered(ex, receive, send, lambda: _complete(app, ex, request, policies, send))
 
 
@@ -77,24 +68,10 @@ async def _guard(
     decisions: list[PolicyDecision],
 ) -> bool:
     """The external guardrail on whole texts (the request's messages, a non-streamed answer's
-    choices; a streamed answer has reached the client by its end and is not sent): True when it
-    redacted some; raises `Stop` on a block."""
-    guardrail = app.guardrail
-    if guardrail is None or not slots or not guardrail.applies(direction):
-        return False
-    key = ex.key
-    ctx = GuardContext(
-        route=ROUTE,
-        model=str(request.get("model")) if request.get("model") is not None else None,
-        session_id=ex.id,
-        key_name=key.name if key is not None else None,
-        team=key.team if key is not None else None,
-    )
-    judged_texts = await judge_slots(guardrail, slots, direction, ctx, "chat.completion", None)
-    decisions.extend(judged_texts.decisions)
-    if judged_texts.stop is not None:
-        raise Stop(guardrail.name, judged_texts.stop.reason or "blocked by the external guardrail", "block")
-    return judged_texts.changed
+    choices; a streamed answer's at its end, `_relay_stream`): True when it redacted some;
+    raises `Stop` on a block."""
+    ctx = context(ROUTE, request.get("model"), ex.id, ex.key)
+    return await guard_texts(app.guardrail, ctx, slots, direction, decisions, "chat.completion")
 
 
 def _build(request: dict[str, Any], app: ChatApp) -> Any:
@@ -124,7 +101,7 @@ async def _complete(app: ChatApp, ex: Exchange, request: dict[str, Any], policie
     async with upstream_response(app.client, app.config, app.health, candidates, build) as (target, resp):
         ex.target = target
         if request.get("stream"):
-            await _relay_stream(ex, target, resp, policies, send, wants_usage[target.id])
+            await _relay_stream(ex, target, resp, policies, send, wants_usage[target.id], app, request)
         else:
             await _relay_whole(ex, target, resp, policies, send, app)
 
@@ -161,12 +138,19 @@ async def _relay_stream(
     policies: ChatPolicies,
     send: Send,
     client_wants_usage: bool,
+    app: ChatApp,
+    request: dict[str, Any],
 ) -> None:
     filt = ChunkFilter(
         policies,
         client_wants_usage=client_wants_usage,
         usage_of=openai.usage_of,  # the translated stream's usage chunk is in OpenAI's shape
     )
+    # The external guardrail judges each choice's completed text: the stream's end (from the
+    # first finish_reason on) is held until it has (`guardrail.http_doors`).
+    guard = app.guardrail if app.guardrail is not None and app.guardrail.applies("output") else None
+    seen = filt.seen = StreamText() if guard is not None else None
+    held: list[bytes] = []
     translator = (
         anthropic.StreamTranslator(target.model or "", include_usage=True) if target.provider == "anthropic" else None
     )
@@ -190,12 +174,19 @@ async def _relay_stream(
             ex.decisions(filt.decisions)
             if filt.done:
                 break
-            if out:
+            if out and guard is not None and filt.finishing:
+                held.extend(out)  # the bytes that finish the answer wait for the guardrail
+            elif out:
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
         else:
             out = [*filt.flush(), sse.DONE]
         policies.after_stream(filt.decisions)
-        end = b"".join(out)
+        if guard is not None and seen is not None:
+            ctx = context(ROUTE, request.get("model"), ex.id, ex.key)
+            await guard_stream_end(
+                guard, ctx, seen.slots(), seen.over, filt.decisions, "chat.completion", redact_is_flag=True
+            )
+        end = b"".join([*held, *out])
     except Stop as stop:
         ex.ended_by("gateway", f"policy_violation: {stop.policy}")
         end = filt.error_chunk("policy_violation", stop.policy, stop.reason, content_filter=True) + sse.DONE

@@ -51,3 +51,23 @@ async def answered(ex: Exchange, receive: Receive, send: Send, work: Callable[[]
             await respond(send, r.status, r.body, r.headers)
         finally:
             nursery.cancel_scope.cancel()
+
+
+async def judged_async(
+    ex: Exchange, request: dict[str, Any], judge: Callable[[list[PolicyDecision]], Awaitable[object]], send: Send
+) -> bool:
+    """`judged` for a judge that awaits (the policy chain, then the external guardrail): its
+    decisions and its block are replayed into `judged`, which records them and answers a block."""
+    early: list[PolicyDecision] = []
+    stopped: Stop | None = None
+    try:
+        await judge(early)
+    except Stop as stop:
+        stopped = stop
+
+    def replay(decisions: list[PolicyDecision]) -> None:
+        decisions.extend(early)
+        if stopped is not None:
+            raise stopped
+
+    return await judged(ex, request, replay, send)

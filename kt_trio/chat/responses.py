@@ -25,13 +25,21 @@ import httpx
 
 from kt_trio.chat import anthropic, openai, sse
 from kt_trio.chat.asgi_io import SSE_HEADERS, respond
-from kt_trio.chat.door import answered, judged
+from kt_trio.chat.door import answered, judged_async
 from kt_trio.chat.exchange import Exchange
 from kt_trio.chat.policy import ChatPolicies, Stop, ToolArguments, judge_slots
 from kt_trio.chat.responses_items import from_completion, input_slots, output_slots, to_chat_request, usage_of
 from kt_trio.chat.responses_stream import ChatToResponses, ResponsesFilter, error_event
 from kt_trio.chat.upstream import http_candidates, read_json, upstream_response
 from kt_trio.config.schema import Target
+from kt_trio.guardrail.http_doors import (
+    context,
+    guard_stream_end,
+    guard_texts,
+    patch_events,
+    responses_output_slots,
+    responses_request_slots,
+)
 from kt_trio.keys import KeyInfo
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import policy_refusal, refusal
@@ -67,7 +75,14 @@ async def responses(app: ChatApp, scope: Scope, receive: Receive, send: Send, ke
         ex.start(size)
         send = ex.wrap(send)
         policies = ChatPolicies(app.chain)
-        if await judged(ex, request, lambda decisions: judge_input(policies, request, decisions), send):
+
+        async def judge(decisions: list[PolicyDecision]) -> None:
+            # The chain, then the external guardrail (async) on what the chain left.
+            judge_input(policies, request, decisions)
+            ctx = context(ROUTE, request.get("model"), ex.id, key)
+            await guard_texts(app.guardrail, ctx, responses_request_slots(request), "input", decisions, EVENT_TYPE)
+
+        if await judged_async(ex, request, judge, send):
             await answered(ex, receive, send, lambda: _respond(app, ex, request, policies, send))
 
 
@@ -100,13 +115,16 @@ async def _respond(app: ChatApp, ex: Exchange, request: dict[str, Any], policies
         resp,
     ):
         ex.target = target
+        model = str(request.get("model") or target.model)
         if request.get("stream"):
-            await _relay_stream(ex, target, resp, policies, send, str(request.get("model") or target.model))
+            await _relay_stream(ex, target, resp, policies, send, model, app)
         else:
-            await _relay_whole(ex, target, resp, policies, send)
+            await _relay_whole(ex, target, resp, policies, send, app, model)
 
 
-async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send) -> None:
+async def _relay_whole(
+    ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, app: ChatApp, model: str
+) -> None:
     raw, obj = await read_json(resp)
     if not isinstance(obj, dict):
         raise refusal(502, "upstream_error", "invalid_upstream_response", "The upstream's answer is not an object.")
@@ -123,6 +141,11 @@ async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, polic
         slots = output_slots(obj.get("output"), tool_args)
         if slots and policies.output_policies and judge_slots(slots, policies.output_policies, "output", decisions):
             changed = True
+        ctx = context(ROUTE, model, ex.id, ex.key)
+        if await guard_texts(
+            app.guardrail, ctx, responses_output_slots(obj.get("output")), "output", decisions, EVENT_TYPE
+        ):
+            changed = True
     except Stop as stop:
         raise policy_refusal(stop.policy, stop.reason) from None
     finally:
@@ -134,9 +157,13 @@ async def _relay_whole(ex: Exchange, target: Target, resp: httpx.Response, polic
 
 
 async def _relay_stream(
-    ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, model: str
+    ex: Exchange, target: Target, resp: httpx.Response, policies: ChatPolicies, send: Send, model: str, app: ChatApp
 ) -> None:
     filt = ResponsesFilter(policies)
+    # The external guardrail judges the completed response: the events that repeat its text and
+    # end it are held until it has (`guardrail.http_doors`).
+    guard = app.guardrail if app.guardrail is not None and app.guardrail.applies("output") else None
+    held: list[bytes] = []
     chat = (
         anthropic.StreamTranslator(target.model or model, include_usage=True)
         if target.provider == "anthropic"
@@ -166,11 +193,21 @@ async def _relay_stream(
                     for obj in translator.end():
                         out.extend(filt.on_object(obj, None))
             ex.decisions(filt.decisions)
-            if out:
+            if out and guard is not None and filt.closing:
+                held.extend(out)
+            elif out:
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
             if filt.done:
                 break
         policies.after_stream(filt.decisions)
+        if guard is not None:
+            response = filt.final.get("response") if filt.final is not None else None
+            slots = responses_output_slots(response.get("output") if isinstance(response, dict) else None)
+            ctx = context(ROUTE, model, ex.id, ex.key)
+            replaced = await guard_stream_end(
+                guard, ctx, slots, False, filt.decisions, EVENT_TYPE, redact_is_flag=False
+            )
+            end = b"".join(patch_events(held, replaced))
     except Stop as stop:
         ex.ended_by("gateway", f"policy_violation: {stop.policy}")
         end = error_event(stop.policy, stop.reason, filt.last_sequence + 1)

@@ -45,6 +45,9 @@ TEXT_DELTA = "response.output_text.delta"
 ARGS_DELTA = "response.function_call_arguments.delta"
 _DONE_OF = {"response.output_text.done": TEXT_DELTA, "response.function_call_arguments.done": ARGS_DELTA}
 _ENDS = ("response.completed", "response.incomplete", "response.failed")
+_WHOLE_TEXT = frozenset(
+    {*_DONE_OF, "response.content_part.done", "response.output_item.done", *_ENDS}
+)  # events that repeat a whole text
 
 
 def encode(event: dict[str, Any]) -> bytes:
@@ -72,6 +75,10 @@ class ResponsesFilter:
         self.done = False  # the response ended (completed, incomplete or failed)
         self.last_sequence = 0
         self._shift = 0  # events inserted so far: added to every later sequence_number
+        # For the external guardrail (`guardrail.http_doors`): the events that repeat a whole
+        # text have begun (the stream's end, held until the verdict), and the ending event.
+        self.closing = False
+        self.final: dict[str, Any] | None = None
 
     def on_event(self, ev: sse.SseEvent) -> list[bytes]:
         if ev.data is None:
@@ -89,6 +96,8 @@ class ResponsesFilter:
         kind = obj.get("type")
         extra: list[dict[str, Any]] = []
         changed = False
+        if kind in _WHOLE_TEXT:
+            self.closing = True
         if kind in (TEXT_DELTA, ARGS_DELTA):
             key = _key(obj)
             delta = obj.get("delta")
@@ -119,6 +128,7 @@ class ResponsesFilter:
                 extra.extend(self._open_tails(obj))
                 changed = self._redact_output(response.get("output"))
             self.done = True
+            self.final = obj
         elif kind == "response.created":
             response = obj.get("response")
             if isinstance(response, dict) and isinstance(response.get("id"), str):

@@ -45,6 +45,10 @@ class ChunkFilter:
         self.decisions: list[PolicyDecision] = []
         self.done = False
         self._template: dict[str, Any] | None = None  # id/model/created of the stream, for tail chunks
+        # Set by the caller when the external guardrail judges the answer at its end: the content
+        # each choice's client received (`guardrail.http_doors.StreamText`).
+        self.seen: Any = None
+        self.finishing = False  # a choice has finished: the stream's end has begun
 
     def on_event(self, ev: sse.SseEvent) -> list[bytes]:
         """One upstream SSE event of an OpenAI-style stream: what to send the client."""
@@ -96,11 +100,14 @@ class ChunkFilter:
                         fn["arguments"] = emit
                         changed = True
             if choice.get("finish_reason") is not None:
+                self.finishing = True
                 for key in self.policies.parts_of(index):
                     tail = self.policies.flush(key, self.decisions)
                     if tail:
                         _append(delta, key, tail)
                         changed = True
+            if self.seen is not None and isinstance(delta.get("content"), str):
+                self.seen.add(index, delta["content"])
         if raw is not None and not changed:
             return [raw]
         return [sse.encode(dumps(obj))]
@@ -119,6 +126,8 @@ class ChunkFilter:
                 delta: dict[str, Any] = {}
                 _append(delta, key, tail)
                 index = key[0] if isinstance(key, tuple) else key
+                if self.seen is not None and isinstance(delta.get("content"), str):
+                    self.seen.add(index, delta["content"])
                 chunk["choices"] = [{"index": index, "delta": delta, "finish_reason": None}]
                 out.append(sse.encode(dumps(chunk)))
         return out

@@ -183,10 +183,11 @@ class TextView:
     ~5 µs).
     """
 
-    __slots__ = ("_ascii", "_hits", "_lower", "_shape", "_special", "_words", "text")
+    __slots__ = ("_ascii", "_hits", "_lower", "_ones", "_shape", "_special", "_words", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._ones = -1  # `count_one_letter_words`, once asked
         self._ascii: bytes | None = None
         self._lower: str | None = None
         self._words: frozenset[bytes] | None = None
@@ -257,11 +258,17 @@ class TextView:
         return b is None or HEX_SPACED in b.translate(HEX_TABLE)
 
     def count_one_letter_words(self) -> int:
-        """How many distinct members of `words` have one character."""
-        if self.ascii is not None:
-            # Every one-byte word is registered vocabulary (below), so `hits` holds them all.
-            return len(self.hits & _ONE_BYTE_WORDS)
-        return sum(1 for w in self.words if len(w) == 1)
+        """How many distinct members of `words` have one character (cached: several policies'
+        pre-filters ask)."""
+        n = self._ones
+        if n < 0:
+            if self.ascii is not None:
+                # Every one-byte word is registered vocabulary (below), so `hits` holds them all.
+                n = len(self.hits & _ONE_BYTE_WORDS)
+            else:
+                n = sum(1 for w in self.words if len(w) == 1)
+            self._ones = n
+        return n
 
     @property
     def special(self) -> bytes | None:

@@ -266,6 +266,9 @@ def judge_bot(
     return out
 
 
+_PII, _SAFETY, _SCORER = 0, 1, 2  # the kinds of `StreamPart.plan`
+
+
 class StreamPart:
     """One text stream through the policies (see the module docstring)."""
 
@@ -273,10 +276,18 @@ class StreamPart:
     # skips both calls on the hot path.
     masks = False
 
-    __slots__ = ("armed_until", "direction", "fired", "keep", "kept", "pii", "policies", "pos", "scanner", "window")
+    __slots__ = (
+        "armed_until", "direction", "fired", "keep", "kept", "pii", "plan", "policies", "pos", "scanner", "window",
+    )  # fmt: skip
 
     def __init__(self, policies: Sequence[TextPolicy], direction: Direction, *, keep_chars: int = 0) -> None:
         self.policies = policies
+        # Each policy with its kind (_PII, _SAFETY, _SCORER), found once per stream instead of
+        # by `isinstance` on every delta (typed Any: the kind says which class it is).
+        self.plan: tuple[tuple[Any, int], ...] = tuple(
+            (pol, _PII if isinstance(pol, PiiDetector) else _SAFETY if isinstance(pol, SafetyFilter) else _SCORER)
+            for pol in policies
+        )
         self.direction: Direction = direction
         self.scanner: StreamScanner | None = None
         self.pii: PiiDetector | None = None
@@ -319,9 +330,9 @@ class StreamPart:
         old = self.window
         window = old + delta
         view: TextView | None = None
-        for pol in self.policies:
+        for pol, kind in self.plan:
             try:
-                if isinstance(pol, PiiDetector):
+                if kind is _PII:
                     scanner = self.scanner
                     if scanner is None:
                         scanner = self.scanner = StreamScanner(pol)
@@ -334,7 +345,7 @@ class StreamPart:
                     if action == "redact":
                         to_redact = spans
                 else:
-                    if isinstance(pol, SafetyFilter):
+                    if kind is _SAFETY:
                         # Only read the window while a trigger word can be in it: one arrived
                         # (judged on the new text and a little context before it, so a word
                         # split across deltas is seen whole) no more than WINDOW characters ago.

@@ -12,6 +12,8 @@ import binascii
 import re
 import string
 import urllib.parse
+from collections.abc import Iterator
+from functools import partial
 
 from kt_trio.policies.base import HEX_SPACED, HEX_TABLE
 
@@ -40,6 +42,7 @@ _B64_RUN = b"x" * 16
 _HEX_ADJACENT = b"hhhh"
 _HEX_SPACED = HEX_SPACED
 _HEX_RUN = re.compile(rb"[hs]{20,}")
+_DIGITS = b"0123456789"
 
 
 def _printable_ratio(s: str) -> float:
@@ -65,26 +68,30 @@ def _utf8(b: bytes) -> str | None:
         return None
 
 
-def _b64_matches(text: str, raw: bytes) -> list[re.Match[str]]:
-    """`_B64.finditer(text)`, trying only the runs of 16 or more base64 characters."""
-    b64 = raw.translate(_B64_MAP)
+def _b64_matches(text: str, raw: bytes, b64: bytes | None = None) -> list[re.Match[str]]:
+    """`_B64.finditer(text)`, trying only the runs of 16 or more base64 characters (`b64`:
+    `raw.translate(_B64_MAP)` when the caller has it)."""
+    if b64 is None:
+        b64 = raw.translate(_B64_MAP)
     i = b64.find(_B64_RUN)
     if i < 0:
         return []
     if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
         return list(_B64.finditer(text))
-    out: list[re.Match[str]] = []
+    # A match begins where a run begins (the lookbehind refuses any later start) and ends where
+    # it ends (with its '=' padding), so one anchored try per run finds it.
+    return [m for m in map(partial(_B64.match, text), _run_starts(b64, i)) if m is not None]
+
+
+def _run_starts(b64: bytes, i: int) -> Iterator[int]:
+    """Where each run of 16 or more base64 characters begins in `b64` (`_B64_MAP` classes),
+    from the first one, at `i`."""
     while i >= 0:
-        # A match begins where a run begins (the lookbehind refuses any later start) and ends
-        # where it ends (with its '=' padding), so one anchored try per run finds it.
-        m = _B64.match(text, i)
-        if m is not None:
-            out.append(m)
+        yield i
         end = b64.find(b" ", i)
         if end < 0:
-            break
+            return
         i = b64.find(_B64_RUN, end)
-    return out
 
 
 def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
@@ -107,7 +114,7 @@ def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
     return out
 
 
-def _decoded_payloads(text: str) -> list[str]:
+def _decoded_payloads(text: str, raw: bytes | None = None, b64: bytes | None = None) -> list[str]:
     """The printable UTF-8 texts that the base64 runs of `text`, then its hex runs (each in
     text order), decode to.
 
@@ -116,17 +123,25 @@ def _decoded_payloads(text: str) -> list[str]:
     payload behind them).
     """
     out: list[str] = []
-    raw = text.encode("utf-8", "surrogatepass")
-    for m in _b64_matches(text, raw):
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
+    for m in _b64_matches(text, raw, b64):
         tok = m.group()
-        if tok.isalpha() and (tok.islower() or tok.isupper()):
-            continue  # a long plain word, not base64
+        if tok.islower() or tok.isupper():
+            # A long plain word or a URL's path ('docs/troubleshooting'), not base64: text
+            # encoded in base64 mixes cases (16 characters of one case: ~(38/64)**16 = 2e-4).
+            continue
         try:
             s = _utf8(base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False))
         except (binascii.Error, ValueError):
             continue
         if s is not None and _printable_ratio(s) > 0.9:
             out.append(s)
+    # Hex of any text that holds an ASCII character has a digit (an ASCII byte's first hex
+    # digit is 0-7); hex without digits decodes to bytes 0xaa-0xff only, no letter of an
+    # instruction. So a text without digits skips the hex search.
+    if len(raw.translate(None, _DIGITS)) == len(raw):
+        return out
     for m in _hex_matches(text, raw):
         tok = re.sub(r"\\x|[ :]", "", m.group())
         try:
@@ -142,12 +157,47 @@ _B64URL = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9_\-]{16,}={0,2}(?![A-Za-z
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){3,}")
 # Base64 right after a parameter's '=' or ':' (the older search wants no '=' before a run).
 _AFTER_KEY = re.compile(r"(?<=[=:])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
+_AFTER_KEY_AT = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
+
+
+def _after_key(text: str, b64: bytes) -> list[re.Match[str]]:
+    """`_AFTER_KEY.finditer(text)`; `b64` is the text's UTF-8 bytes through `_B64_MAP`. A match
+    begins where a run of 16 or more base64 characters begins (the character before it, '=' or
+    ':', is none), so in ASCII text one anchored try per such run that follows '=' or ':' finds
+    them all (a URL's path costs one `find`, not a lookbehind at every position). Matches cannot
+    overlap: one holds no ':', and '=' only as padding that no base64 character follows."""
+    if len(b64) != len(text):  # not ASCII: byte offsets are not character offsets
+        return list(_AFTER_KEY.finditer(text))
+    out: list[re.Match[str]] = []
+    for i in _run_starts(b64, b64.find(_B64_RUN)):
+        if i and text[i - 1] in "=:":
+            m = _AFTER_KEY_AT.match(text, i)
+            if m is not None:
+                out.append(m)
+    return out
+
+
 _PLUS_JOINED = re.compile(r"[A-Za-z]+(?:\+[A-Za-z']+){3,}")
 
 
-def more_payloads(text: str) -> list[str]:
+def payloads(text: str, raw: bytes | None, long_word: bool) -> list[str]:
+    """Every payload to score: `more_payloads`, then, with `long_word` (the text has a word over
+    11 characters or spaced hex: `_decoded_payloads`' reason to look), `_decoded_payloads`.
+    `raw`: the text's ASCII bytes when it is ASCII. One base64 map serves both: without a run of
+    16 base64 characters neither base64 search can match."""
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
+    b64 = raw.translate(_B64_MAP)
+    out = more_payloads(text, b64)
+    if long_word:
+        out += _decoded_payloads(text, raw, b64)
+    return out
+
+
+def more_payloads(text: str, b64: bytes | None = None) -> list[str]:
     """Payloads `_decoded_payloads` does not read: URL-safe base64 runs (with '-' or '_'),
-    percent-encoded stretches (three or more escapes) and words joined by '+' (a form value)."""
+    percent-encoded stretches (three or more escapes) and words joined by '+' (a form value).
+    `b64`: the text's UTF-8 bytes through `_B64_MAP`, when the caller has them."""
     out: list[str] = []
     if "-" in text or "_" in text:
         for m in _B64URL.finditer(text):
@@ -163,7 +213,9 @@ def more_payloads(text: str) -> list[str]:
             if s is not None and _printable_ratio(s) > 0.9:
                 out.append(s)
     if "=" in text or ":" in text:
-        for m in _AFTER_KEY.finditer(text):
+        if b64 is None:
+            b64 = text.encode("utf-8", "surrogatepass").translate(_B64_MAP)
+        for m in _after_key(text, b64):
             try:
                 s = _utf8(base64.b64decode(m.group() + "=" * (-len(m.group()) % 4), validate=False))
             except (binascii.Error, ValueError):

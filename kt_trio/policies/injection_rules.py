@@ -65,6 +65,28 @@ def _near(a: list[Hit], b: list[Hit], window: int, ordered: bool = False) -> lis
 
 
 _CLAUSE_END = re.compile(r"[.!?;\n。！？；]")
+# A question about the asker's own doing ("how do I", "wie kann ich", "comment puis-je"): the
+# sentence's subject is the user, so a "mode" in it is one of their tools.
+_HOW_DO_I = re.compile(
+    r"(?:^|[.!?\n]\s*)(?:how|where|when|what|why|can|could|should)\s+(?:do|can|could|should|would|to|does)?\s*"
+    r"(?:i|we|one)\b"
+    r"|(?:^|[.!?\n]\s*)(?:can|could|may|does|do|should|is it legal for)\s+(?:a|an|the|my|our)\s+\w+"
+    r"|\b(?:wie kann ich|wie komme ich|comment (?:puis-je|je peux|faire)|como (?:puedo|hago|posso|faco)|"
+    r"come (?:posso|faccio)|hoe kan ik|jak (?:moge|mam)|как мне|как я могу|我怎么|我如何|どうすれば)"
+)
+
+
+_MODAL_BEFORE = re.compile(r"\b(?:should|would|will|must|can|could|might|to|it|they|he|she)\s+$")
+_YOU = re.compile(r"\b(?:you|your|yourself)\b")
+
+
+def asks_how(text: str, pos: int) -> bool:
+    """Whether the sentence around `pos` is a question about the asker's (or a third party's)
+    own doing that never addresses the model ("you"): "How do I enter debug mode in VS Code?"."""
+    start = max(text.rfind(".", 0, pos), text.rfind("?", 0, pos), text.rfind("\n", 0, pos)) + 1
+    end = _CLAUSE_END.search(text, pos)
+    sentence = text[start : end.end() if end is not None else len(text)].strip()
+    return sentence.endswith("?") and _HOW_DO_I.match(sentence) is not None and _YOU.search(sentence) is None
 
 
 def _same_clause(text: str, a: Hit, b: Hit) -> bool:
@@ -164,7 +186,11 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         w = 0.85 if (c.get("persona") or c.get("now") or _any_near(o.start, c.get("self", []), 40)) else 0.6
         put("persona_override", w, o, lim)
     for p, n in _near(c.get("persona", []), nolimit, 160):
-        put("persona_override", 0.9, p, n)
+        # "the component should behave like ... without restrictions": a thing's behaviour, not
+        # the model addressed (no "you" near, a modal before the verb)
+        described = _MODAL_BEFORE.search(text, max(0, p.start - 12), p.start) is not None
+        to_model = _any_near(p.start, c.get("self", []), 30) or _YOU.search(text, max(0, p.start - 30), p.start)
+        put("persona_override", 0.6 if described and not to_model else 0.9, p, n)
     for n in nolimit:
         w = 0.75 if _any_near(n.start, c.get("self", []), 40) else 0.45
         put("persona_override", w, n)
@@ -179,6 +205,8 @@ def family_scores(text: str, hits: list[Hit]) -> tuple[dict[str, float], list[Hi
         framing += [h for h in c.get("persona", []) if abs(h.start - m.start) <= 60]
         if framing:
             w = 0.92
+        elif asks_how(text, m.start):
+            w = 0.3  # "how do I enter debug mode in VS Code?": the user's own tool, not the model
         put("developer_mode", w, m, *framing)
     for p in c.get("persona", []):
         put("persona_override", 0.25, p)

@@ -55,9 +55,17 @@ PHONE = re.compile(
 _PHONE_WORDS = re.compile(
     r"(?i:\b(?:tel|tél|phone|telephone|téléphone|telefone?|teléfono|telefono|telefoon|telefon|fon|"
     r"mobile?|mobil|mobiel|móvil|movil|cell|cellphone|cellulare|celular|portable|handy|gsm|komórk[ai]|komorka|"
-    r"fax|call|ring|text|whatsapp|sms|contact|reach|dial|"
-    r"appel(?:er|ez|le)?|llam[ae]|llámame|ligue|ligar|anrufen|ruf|chiama(?:mi)?|bel|zadzwoń|dzwoń)\b)"
-    r"|телефон|тел\.|звон|моб|电话|電話|手机|携帯|連絡|拨打"
+    r"fax|call|ring|text|whatsapp|whats|wsp|wpp|zap|sms|contact|contacto|contato|contatto|kontakt|reach|dial|"
+    r"cel|celu|fono|cell?ulare|telefonino|"
+    # Calling verbs as people write them: Spanish (voseo too: "llamame", "llamá"), Portuguese,
+    # French, German, Italian, Dutch, Polish, each with its clitic forms.
+    r"llam[aeoá]|llam(?:ar|ame|ános|anos|enos|ada|adme|alo|ala)|llám(?:ame|anos|enos|alo|ala)|marc[aá]|marcar|"
+    r"lig[aueo]|ligar|liga-?me|me\s+liga|"
+    r"appel(?:er|ez|le)?|appelle-?moi|appelez-?moi|rappel(?:er|ez|le)?|"
+    r"anrufen|ruf|rufen|rückruf|erreichbar|"
+    r"chiama(?:mi|re|teci)?|telefona(?:mi|re)?|bel|bellen|"
+    r"zadzwoń|zadzwon|dzwoń|dzwon)\b)"
+    r"|телефон|тел\.|звон|моб|набери|电话|電話|手机|携帯|連絡|拨打"
 )
 _ID_WORDS = re.compile(
     r"(?i:\b(?:ssn|itin|social\s+security|nino|national\s+insurance|nir|insee|sécu|sécurité\s+sociale|"
@@ -69,19 +77,87 @@ _ID_WORDS = re.compile(
 )
 
 
+# Words that say the number after them is something else (an order, an invoice, a booking):
+# nearer to the number than a phone word, they take that word's leniency away ("call support
+# about order 2024-558812"); alone they change nothing.
+_OTHER_WORDS = re.compile(
+    r"(?i:\b(?:order|invoice|ticket|ref|reference|booking|tracking|account|"
+    r"pedido|factura|orden|reserva|cuenta|commande|facture|réservation|compte|"
+    r"bestellung|rechnung|auftrag|buchung|konto|ordine|fattura|prenotazione|conto|"
+    r"bestelling|factuur|boeking|rekening|zamówienie|zamowienie|faktura|rezerwacja|konto)\b)"
+    r"|заказ|счёт|счет|订单|注文"
+)
+
+
+def _last_end(rx: re.Pattern[str], text: str) -> int:
+    """Where the last match of `rx` in `text` ends; -1 for none."""
+    end = -1
+    for m in rx.finditer(text):
+        end = m.end()
+    return end
+
+
+def _words_before(before: str) -> tuple[bool, bool]:
+    """(phone word, identity-document word) in the text before a candidate. The word nearest
+    the number speaks for it: a phone word followed by an ID or order word is no phone word."""
+    phone = _last_end(_PHONE_WORDS, before)
+    other = max(_last_end(_ID_WORDS, before), _last_end(_OTHER_WORDS, before)) if phone >= 0 else -1
+    ident = _ID_WORDS.search(before) is not None
+    return phone > other, ident
+
+
+def _aligned(digits: str, groups: list[str], num: phonenumbers.PhoneNumber) -> bool:
+    """Whether every separator between `groups` falls on a boundary of the number's national
+    format (what precedes that format's digits, a trunk prefix such as the US "1", may be a group
+    of its own)."""
+    want = _groups(phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL))
+    tail = "".join(want)
+    off = len(digits) - len(tail)
+    if off < 0 or not digits.endswith(tail):
+        return True  # written some other way than the format: not ours to judge here
+    allowed = {off}
+    at = off
+    for g in want:
+        at += len(g)
+        allowed.add(at)
+    at = 0
+    for g in groups[:-1]:
+        at += len(g)
+        if at not in allowed:
+            return False
+    return True
+
+
 class _Plan:
-    __slots__ = ("general", "lengths", "prefix")
+    __slots__ = ("general", "lengths", "parsing", "prefix", "transform")
 
     def __init__(self, meta: PhoneMetadata) -> None:
         self.prefix = meta.national_prefix or ""
         desc = meta.general_desc
         self.general = re.compile((desc.national_number_pattern if desc is not None else None) or r"\d+")
         self.lengths = frozenset((desc.possible_length if desc is not None else None) or ())
+        # How the plan strips what is dialled before the national number (`phonenumbers` reads
+        # it the same way): Argentina's "0" + area code + mobile "15" becomes "9" + area code.
+        self.parsing = re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None
+        self.transform = meta.national_prefix_transform_rule
+
+    def _stripped(self, digits: str) -> str | None:
+        if self.parsing is None:
+            return None
+        m = self.parsing.match(digits)
+        if m is None or not m.end():
+            return None
+        rest = digits[m.end() :]
+        if self.transform and m.lastindex and m.group(m.lastindex):
+            return m.expand(self.transform.replace("$", "\\")) + rest
+        return rest
 
     def may_be(self, digits: str) -> bool:
         """Cheap and sound enough: the national significant number fits the plan's length and
-        general pattern, with or without the trunk prefix (Italy keeps its leading 0)."""
-        for nsn in (digits[len(self.prefix) :] if self.prefix and digits.startswith(self.prefix) else None, digits):
+        general pattern, with or without the trunk prefix (Italy keeps its leading 0), or as the
+        plan's own prefix rule reads it (Argentina's `011 15-2345-6789`)."""
+        plain = digits[len(self.prefix) :] if self.prefix and digits.startswith(self.prefix) else None
+        for nsn in (plain, digits, self._stripped(digits)):
             if nsn and len(nsn) in self.lengths and self.general.fullmatch(nsn):
                 return True
         return False
@@ -134,7 +210,7 @@ class PhoneFinder:
             if not 7 <= len(digits) <= 17:
                 continue
             if words is None and not (cand.startswith("+") or digits.startswith("00")):
-                words = (_PHONE_WORDS.search(before) is not None, _ID_WORDS.search(before) is not None)
+                words = _words_before(before)
             if self._is_phone(cand, words or (False, False)):
                 return s, end
         return None
@@ -161,7 +237,12 @@ class PhoneFinder:
             if num is None:
                 continue
             if region in self.own:
-                return True
+                # A configured region's number counts however it is written, as long as its
+                # separators fall where the region's own grouping puts them (or there are none):
+                # "2024-558812" is a valid US number in digits, and an order number as written.
+                if phone_word or len(groups) == 1 or _aligned(digits, groups, num):
+                    return True
+                continue
             # Written nationally, a number carries its region's trunk prefix (`0` in most of
             # Europe, `8` in Russia), except in the North American plan (prefix `1`, never
             # written): "call 555-0100" is not a German number.

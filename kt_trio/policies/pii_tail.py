@@ -142,7 +142,7 @@ class TailRules:
             h = n - (run if run < MAX_MATCH else MAX_MATCH)
         if self._digit_tail and text[-1] in "+(" and h == n:
             h = n - 1
-        if self._ids:
+        if self._ids and text[-1] in _ID_CHARS:  # else no identifier can still grow (`_id_tail` 0)
             k = _id_tail(text)
             if n - k < h:
                 h = n - k

@@ -43,10 +43,10 @@ from kt_trio.policies.base import (
     register_vocabulary,
     word_set,
 )
-from kt_trio.policies.injection_decode import _decoded_payloads, more_payloads
+from kt_trio.policies.injection_decode import _decoded_payloads, payloads
 from kt_trio.policies.injection_match import Matcher
 from kt_trio.policies.injection_phrases import _PHRASES
-from kt_trio.policies.injection_rules import family_scores
+from kt_trio.policies.injection_rules import asks_how, family_scores
 from kt_trio.policies.normalize import normalise
 
 __all__ = ["DEFAULT_THRESHOLD", "NAME", "_PHRASES", "PromptInjection", "_decoded_payloads"]
@@ -142,6 +142,8 @@ def _phrase_signals(
             w = weight
             if meta and (rx is _DELIMITER_TOKENS or any(qs <= m.start() and m.end() <= qe for qs, qe in quoted)):
                 w *= _DAMP
+            elif damp and "?" in lower and asks_how(lower, m.start()):
+                w *= _DAMP  # the user's question about their own tool ("how do I enter debug mode?")
             _add(signals, only or signal, m.start(), m.end(), w)
 
 
@@ -186,7 +188,11 @@ class PromptInjection:
         ascii_text = view.ascii is not None
         # The multilingual families: an ASCII text without a gate word has none of them (the
         # pre-filter's promise).
-        if not ascii_text or not _GATE_WORDS.isdisjoint(view.hits) or _leetspeak(view):
+        if (
+            not ascii_text
+            or not _GATE_WORDS.isdisjoint(view.hits)
+            or (view.has_any_of("0123456789@$") and _leetspeak(view))
+        ):
             folded, tricks = normalise(text)
             hits = _MATCHER.hits(folded)
             families, _, language = family_scores(folded, hits)
@@ -200,12 +206,12 @@ class PromptInjection:
                 for trick in tricks.names:
                     signals[trick] = max(signals.get(trick, 0.0), _TRICK_WEIGHTS.get(trick, 0.2))
         if depth < _MAX_DEPTH:
-            payloads = more_payloads(text)
-            if len(text) >= 16 and (view.has_word_longer_than(11) or view.has_spaced_hex()):
-                payloads += _decoded_payloads(text)
+            found = payloads(
+                text, view.ascii, len(text) >= 16 and (view.has_word_longer_than(11) or view.has_spaced_hex())
+            )
             if not _ROT13_TRIGGERS.isdisjoint(view.hits):
-                payloads.append(codecs.encode(text, "rot13"))
-            for payload in payloads:
+                found.append(codecs.encode(text, "rot13"))
+            for payload in found:
                 if payload == text:
                     continue
                 inner, _, lang = self.analyse(TextView(payload), depth + 1)
@@ -235,6 +241,8 @@ class PromptInjection:
                     _add(
                         signals, "spaced_letters", -1.0, -1.0, combine([0.3, *(m[2] for m in found["spaced_letters"])])
                     )
+        if not signals:
+            return {}
         return {name: combine([m[2] for m in ms]) for name, ms in signals.items()}
 
     def _unicode_signals(self, text: str, signals: Signals) -> None:

@@ -24,6 +24,7 @@ import re
 
 from kt_trio.config.schema import SafetyFilterSettings
 from kt_trio.policies.base import (
+    _ONE_BYTE_WORDS,
     _WORD_TABLE,
     CommonSettings,
     Finding,
@@ -44,6 +45,29 @@ DEFAULT_THRESHOLD = SafetyFilterSettings().threshold  # the schema's default, th
 _LEET_CHARS = "0134578@$!|"  # symbols leetspeak puts inside words ('k1ll', 'k!ll')
 _LEET_BYTES = b"0134578@$"  # those the shared pre-filter can see (`base._SPECIAL`)
 _IN_WORD_LEET = re.compile(r"(?<=[a-z])[!|](?=[a-z])")
+# `_WORD_TABLE` for the streaming pre-filter, except that it maps the leetspeak symbols
+# (`_LEET_BYTES`) to NUL and keeps '!' and '|' (`_BANG_TABLE` then makes them spaces).
+_STREAM_TABLE = bytes(0 if i in _LEET_BYTES else (i if i in b"!|" else _WORD_TABLE[i]) for i in range(256))
+_BANG_TABLE = bytes.maketrans(b"!|", b"  ")
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _in_word_leet_ascii(text: str) -> bool:
+    """`_IN_WORD_LEET.search(text.lower())` for ASCII text, looking only at its '!' and '|'
+    (the pre-filters run on every message: the regex's lookbehind at every position cost ~4 µs
+    on 300 characters, a "Hi!" costs one `find` here)."""
+    if "|" not in text and text.count("!") == text.count("! ") + text.count("!\n") + text.endswith("!"):
+        return False  # every '!' ends a sentence ("Hi! ..."): the common case, in C
+    n = len(text) - 1
+    for c in "!|":
+        i = text.find(c, 1)
+        while 0 < i < n:
+            if text[i - 1] in _ASCII_LETTERS and text[i + 1] in _ASCII_LETTERS:
+                return True
+            i = text.find(c, i + 1)
+    return False
+
+
 # ASCII text that `normalise` would change beyond case and spaces: leetspeak inside a word, or
 # letters spelled out one by one.
 _LEETY = re.compile(r"[a-zA-Z][0-9@$!|]|[0-9@$!|][a-zA-Z]")
@@ -146,6 +170,7 @@ class SafetyFilter:
         self.categories = tuple(dict.fromkeys(cats))
         self.threshold = settings.threshold
         self._anchors = frozenset().union(*(ANCHORS[c] for c in self.categories))
+        self._anchors_or_letters = self._anchors | _ONE_BYTE_WORDS
         self._rules = [(cat, RULES[cat]) for cat in self.categories]
         # `classify` finds nothing in ASCII text without an anchor word, a leetspeak symbol or
         # spelled-out letters (checked beside `quiet`, see `_is_quiet`).
@@ -158,7 +183,7 @@ class SafetyFilter:
         if view.count_one_letter_words() >= 3:
             return False
         text = view.text
-        return not (("!" in text or "|" in text) and _IN_WORD_LEET.search(text.lower()))
+        return not (("!" in text or "|" in text) and _in_word_leet_ascii(text))
 
     def may_match(self, view: TextView) -> bool:
         """False when no rule can match in this text (the pre-filter of `classify` alone). The
@@ -172,13 +197,20 @@ class SafetyFilter:
         """`may_match(TextView(text))`, without the view for the common case (ASCII without
         leetspeak symbols): the streaming chain asks it of every delta."""
         if text.isascii():
-            b = text.encode("ascii")
-            if len(b.translate(None, _LEET_BYTES)) == len(b) and not (
-                (b"!" in b or b"|" in b) and _IN_WORD_LEET.search(text.lower())
-            ):
-                words = b.translate(_WORD_TABLE).split()
+            # One table folds case, splits on punctuation and marks leetspeak symbols (NUL):
+            # the common answer costs one `translate` and one set test.
+            b = text.encode("ascii").translate(_STREAM_TABLE)
+            if 0 not in b:
+                if 33 in b or 124 in b:  # '!' and '|' (ints: ~10x cheaper than `b"!" in b`)
+                    if _in_word_leet_ascii(text):
+                        return self.may_match(TextView(text))
+                    b = b.translate(_BANG_TABLE)
+                words = b.split()
+                if self._anchors_or_letters.isdisjoint(words):
+                    return False
                 if self._anchors.isdisjoint(words):
-                    return sum(1 for w in words if len(w) == 1) >= 3
+                    # Spelled-out letters: three distinct one-letter words (what `_is_quiet` counts).
+                    return len(_ONE_BYTE_WORDS.intersection(words)) >= 3
                 return True
         return self.may_match(TextView(text))
 

@@ -99,9 +99,10 @@ def fast_delta(data: bytes, t: str) -> TextDelta | None:
         return None
     eid, rid, iid, index = m.group(1, 2, 3, 4)
     family, field = STREAM_DELTA[t]
-    return cast(
-        TextDelta, _new(TextDelta, (t, field, family, text, eid, rid, iid, (family, rid, iid, int(index)), None, start))
-    )
+    # Annotated, not `cast()`: a call less on every delta.
+    key = (family, rid, iid, int(index))
+    msg: TextDelta = _new(TextDelta, (t, field, family, text, eid, rid, iid, key, None, start))
+    return msg
 
 
 def fast_item_create(data: bytes) -> ClientText | None:
@@ -117,7 +118,8 @@ def fast_item_create(data: bytes) -> ClientText | None:
     text = _final_str(raw, m.end(), "}]}}")
     if text is None:
         return None
-    return cast(ClientText, _new(ClientText, ("conversation.item.create", m.group(1), [([text], 0)], None)))
+    msg: ClientText = _new(ClientText, ("conversation.item.create", m.group(1), [([text], 0)], None))
+    return msg
 
 
 # A text or transcript delta as the Realtime GA (and beta) server sends it: these members in this

@@ -48,6 +48,7 @@ from kt_trio.server.http_app import HttpApp
 from kt_trio.server.packs import AUDIT_LOGGER, PackRuntime
 from kt_trio.server.refusal import HttpRefusal
 from kt_trio.server.reload import Reloader
+from kt_trio.server.reload_triggers import add_reload_route
 from kt_trio.server.session_registry import SessionRegistry
 from kt_trio.server.usd_budget import key_spend
 from kt_trio.session.session import Session
@@ -148,6 +149,7 @@ class Gateway:
         self._accept_scope = trio.CancelScope()
         # The admin API and the console's login (kt_trio.admin); other modules add routes to it.
         self.admin = build_admin(self)
+        add_reload_route(self.admin, self)  # POST /admin/reload (kt_trio.server.reload_triggers)
         http_app = ASGIWrapper(
             HttpApp(  # type: ignore[arg-type]  # hypercorn's typed scopes; ours are the plain ASGI mappings
                 is_ready=lambda: not self.shutting_down,

@@ -1,8 +1,9 @@
 """What starts a config reload: SIGHUP, `serve --watch`, and `POST /admin/reload`.
 
 `serve` (kt_trio.cli) attaches a `Reloader` when it was given config files and calls `on_sighup`
-for each SIGHUP; the admin API calls `admin_reload`. Demo mode (no `--config`) has nothing to
-reload: SIGHUP is logged and ignored there, and the admin route answers `rejected`.
+for each SIGHUP; `POST /admin/reload` (`add_reload_route`) calls `admin_reload`. Demo mode (no
+`--config`) has nothing to reload: SIGHUP is logged and ignored there, and the admin route
+answers `rejected`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from kt_trio.admin.host import record_action
+from kt_trio.admin.router import AdminApp, AdminRequest, Answer
 from kt_trio.config.schema import GatewayConfig
 from kt_trio.server.config_watch import watch_config
 from kt_trio.server.reload import Reloader, ReloadOutcome
@@ -52,6 +55,19 @@ async def on_sighup(gateway: Gateway) -> None:
         return
     log.info("SIGHUP: reloading %s", ", ".join(gateway.reloader.paths))
     await gateway.reloader.reload("SIGHUP")
+
+
+def add_reload_route(app: AdminApp, gateway: Gateway) -> None:
+    """`POST /admin/reload` on the admin API (an admin key, or the console's login)."""
+
+    async def reload(request: AdminRequest) -> Answer:
+        status, body = await admin_reload(gateway)
+        assert request.admin is not None  # the router let an admin through
+        details = {"status": body["status"], "errors": len(body["errors"])}
+        await record_action(gateway, request.admin.key.name, "config_reload", None, **details)
+        return Answer(status, body)
+
+    app.register("POST", "/admin/reload", reload)
 
 
 async def admin_reload(gateway: Gateway) -> tuple[int, dict[str, Any]]:

@@ -265,6 +265,16 @@ DEV = [
     ("national_id", "zh", "cn_ric", "身份证：{v}，{n}是错的。"),
     ("national_id", "ja", "jp_mynumber", "マイナンバーは{v}です。"),
     ("national_id", "ja", "jp_mynumber", "個人番号：{v}（{n}は間違い）"),
+    # Latin-American national formats with the words people use for them (added with the
+    # rioplatense leak of the holdout in mind, written without looking at its other sentences).
+    ("phone:national", "es", "AR", "Mi celu: {v}"),
+    ("phone:national", "es", "AR", "Pasame un mensaje o llamá al {v} a la tarde."),
+    ("phone:national", "es", "AR", "Dejé el número {v} en recepción."),
+    ("phone:national", "es", "MX", "Márcame al {v} cuando llegues."),
+    ("phone:national", "es", "CL", "Fono contacto: {v}"),
+    ("phone:national", "pt", "BR", "Me liga no {v} amanhã."),
+    ("phone:national", "it", "IT", "Chiamami al {v} dopo le sei."),
+    ("phone:national", "nl", "NL", "Bel me even op {v}."),
 ]
 
 HOLDOUT = [
@@ -312,6 +322,22 @@ NOT_PII = {
         ("none", "de", "-", "Rechnung Nr. 2024/0815 vom 12.03.2024 über 349,90 €.", ["2024/0815", "12.03.2024"]),
         ("none", "fr", "-", "La version 3.12.1 corrige le bug 48213.", ["3.12.1", "48213"]),
         ("none", "es", "-", "El vuelo IB 3166 sale a las 14:35 de la puerta 12.", ["3166", "14:35"]),
+        # Near misses: a phone-like word ("Llama" the model, "llamá" the verb) beside numbers
+        # that are no phone number.
+        (
+            "none",
+            "en",
+            "-",
+            "Llama 3.1 405B was trained on 15.6 trillion tokens; job 2024-0612 used 39,300,000 GPU hours.",
+            ["405B", "2024-0612", "39,300,000"],
+        ),
+        (
+            "none",
+            "es",
+            "-",
+            "Llamá a soporte por el pedido 2024-558812, importe $ 1.234.567,00.",
+            ["2024-558812", "1.234.567,00"],
+        ),
     ],
     "holdout": [
         (
