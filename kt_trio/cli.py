@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from kt_trio.admin.cli import add_sessions_commands
 from kt_trio.audit.cli import add_audit_commands
 from kt_trio.config import ConfigError, GatewayConfig, resolve_secrets, summarize
 from kt_trio.config.packs import load_packs
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     conformance.set_defaults(func=_conformance)
     add_audit_commands(sub)
     add_keys_commands(sub)
+    add_sessions_commands(sub)
     add_reload_command(sub)
     return parser
 

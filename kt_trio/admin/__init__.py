@@ -4,37 +4,21 @@ console's login, on the gateway's own port, for keys with the `admin` scope. See
 - `auth`: who may (an admin key in a header, or the console's login cookie with the Origin rule);
 - `router`: the ASGI app, its routes and `AdminApp.register` for other modules' routes;
 - `host`: what the handlers need of the gateway, and `record_action` (log, event, audit);
-- `sessions`, `keys`, `config_view`, `login`: the handlers.
+- `sessions`, `keys`, `config_view`, `login`: the handlers; `app.build_admin` puts them together;
+- `client`, `cli`: the command line's side (`kt_trio sessions ...`, `kt_trio keys ... --url`).
+
+This package file imports nothing, so the command line's client does not load the server.
 """
 
 from __future__ import annotations
 
-from kt_trio.admin.auth import AdminAuth
-from kt_trio.admin.host import AdminHost
-from kt_trio.admin.login import add_login_routes
-from kt_trio.admin.router import AdminApp, AdminRequest, Answer
-from kt_trio.admin.sessions import add_session_routes
-from kt_trio.keys.auth import KeyDecision
-
-__all__ = ["AdminApp", "AdminAuth", "AdminHost", "AdminRequest", "Answer", "build_admin"]
-
-_NO_STORE = KeyDecision(False, 503, "the key store is not open")
+from typing import Any
 
 
-def build_admin(host: AdminHost) -> AdminApp:
-    """The admin app for `host`, with every built-in route. The key store is looked up on each
-    request: the gateway opens it only once it serves."""
+def __getattr__(name: str) -> Any:
+    # `from kt_trio.admin import build_admin` keeps working, loading the server side only then.
+    if name == "build_admin":
+        from kt_trio.admin.app import build_admin
 
-    async def check_key(presented: str, scope: str) -> KeyDecision:
-        keys = host.keys
-        return _NO_STORE if keys is None else await keys.authenticate(presented, scope=scope)
-
-    async def check_name(name: str, scope: str) -> KeyDecision:
-        keys = host.keys
-        return _NO_STORE if keys is None else await keys.check_name(name, scope=scope)
-
-    auth = AdminAuth(check_key, check_name)
-    app = AdminApp(auth)
-    add_login_routes(app, host, auth)
-    add_session_routes(app, host)
-    return app
+        return build_admin
+    raise AttributeError(name)

@@ -8,7 +8,8 @@ Two ways in, one verdict (`AdminAuth.authenticate`):
   a model session, and must not become an admin credential if its key happens to be one;
 - the console's login cookie (`COOKIE_NAME`), set by `POST /console/login` after the same check.
   Its value is an opaque random token; `ConsoleLogins` maps its SHA-256 to the key's *name* and an
-  expiry, in memory and bounded in number. The key itself is never in the cookie, never kept, and
+  expiry, in memory and bounded in number (with `state.backend: redis`, `RedisLogins` keeps the
+  same in Redis, so every worker and instance knows a login). The key itself is never in the cookie, never kept, and
   every use looks the key up again by name, so revoking it (or dropping `admin`) logs it out.
 
 A browser attaches cookies to requests any site makes, so a cookie proves nothing about who is
@@ -23,12 +24,14 @@ Refusals are (status, error type, code, message) for the one error-body builder
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from http.cookies import CookieError, SimpleCookie
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from attrs import frozen
@@ -37,6 +40,7 @@ from kt_trio.keys.auth import KeyDecision, KeyInfo
 from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.keys.store import KEY_PREFIX
 from kt_trio.session.upstream_headers import client_credential
+from kt_trio.state.base import StateUnavailable
 
 COOKIE_NAME = "kt_console"
 SCOPE = "admin"
@@ -59,6 +63,12 @@ MISSING = (
     "an admin key is required: send Authorization: Bearer kt_gk_... (or api-key), or log in at /console",
 )
 LOGIN_EXPIRED = (401, "authentication_error", "invalid_key", "the console login has expired; log in again")
+LOGINS_UNAVAILABLE = (
+    503,
+    "server_error",
+    "state_unavailable",
+    "console logins are kept in the shared state (redis), which is unavailable; try again shortly",
+)
 FOREIGN_ORIGIN = (403, "permission_error", "origin_not_allowed", "this Origin may not use the console login")
 NO_ORIGIN = (
     403,
@@ -82,8 +92,21 @@ class _Login:
     expires_at: float
 
 
+class Logins(Protocol):
+    """Where console logins live: this process's memory (`ConsoleLogins`), or Redis when the
+    gateway's state is shared (`kt_trio.admin.shared_logins`), so every worker knows them."""
+
+    ttl_secs: float
+
+    async def open(self, key_name: str) -> tuple[str, float]: ...
+
+    async def resolve(self, token: str) -> str | None: ...
+
+    async def close(self, token: str) -> str | None: ...
+
+
 class ConsoleLogins:
-    """Console login tokens -> key name and expiry; only the tokens' SHA-256 is kept."""
+    """Console login tokens -> key name and expiry, in memory; only the tokens' SHA-256 is kept."""
 
     def __init__(
         self, ttl_secs: float = LOGIN_TTL_SECS, capacity: int = MAX_LOGINS, clock: Callable[[], float] = time.time
@@ -96,20 +119,20 @@ class ConsoleLogins:
     def __len__(self) -> int:
         return len(self._logins)
 
-    def open(self, key_name: str) -> tuple[str, float]:
+    async def open(self, key_name: str) -> tuple[str, float]:
         """A new login for `key_name`: (the cookie's token, its expiry as epoch seconds)."""
         now = self._clock()
         self._forget_expired(now)
         while len(self._logins) >= self._capacity:
             self._logins.popitem(last=False)
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         expires_at = now + self.ttl_secs
-        self._logins[_digest(token)] = _Login(key_name, expires_at)
+        self._logins[token_digest(token)] = _Login(key_name, expires_at)
         return token, expires_at
 
-    def resolve(self, token: str) -> str | None:
+    async def resolve(self, token: str) -> str | None:
         """The key name a live login token stands for, or None."""
-        digest = _digest(token)
+        digest = token_digest(token)
         login = self._logins.get(digest)
         if login is None:
             return None
@@ -118,9 +141,9 @@ class ConsoleLogins:
             return None
         return login.key_name
 
-    def close(self, token: str) -> str | None:
+    async def close(self, token: str) -> str | None:
         """Forgets a login (logout); the key name it stood for, if it was live."""
-        login = self._logins.pop(_digest(token), None)
+        login = self._logins.pop(token_digest(token), None)
         return login.key_name if login is not None else None
 
     def _forget_expired(self, now: float) -> None:
@@ -128,7 +151,13 @@ class ConsoleLogins:
             del self._logins[digest]
 
 
-def _digest(token: str) -> str:
+def new_token() -> str:
+    """256 random bits: the cookie's value, which says nothing about the key."""
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What is kept of a token: a lost memory dump or Redis snapshot gives no usable cookie."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -180,10 +209,10 @@ def decision_refusal(decision: KeyDecision) -> Refusal:
 class AdminAuth:
     """The verdict on one admin request (or `/ws/events` upgrade) from its method and headers."""
 
-    def __init__(self, check_key: CheckKey, check_name: CheckName, logins: ConsoleLogins | None = None) -> None:
+    def __init__(self, check_key: CheckKey, check_name: CheckName, logins: Logins | None = None) -> None:
         self._check_key = check_key
         self._check_name = check_name
-        self.logins = logins or ConsoleLogins()
+        self.logins: Logins = logins or ConsoleLogins()
 
     async def key(self, presented: str | None) -> Admin | Refusal:
         """An admin key presented in a header (or a login form)."""
@@ -200,12 +229,16 @@ class AdminAuth:
 
     async def login(self, token: str) -> Admin | Refusal:
         """The admin behind a console login token, its key checked again by name."""
-        name = self.logins.resolve(token)
+        try:
+            name = await self.logins.resolve(token)
+        except StateUnavailable:
+            return LOGINS_UNAVAILABLE
         if name is None:
             return LOGIN_EXPIRED
         decision = await self._check_name(name, SCOPE)
         if not decision.ok or decision.key is None:
-            self.logins.close(token)
+            with contextlib.suppress(StateUnavailable):
+                await self.logins.close(token)
             return decision_refusal(decision)
         return Admin(decision.key, via_cookie=True)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kt_trio.reporting import AuditSink, Reporter
     from kt_trio.server.packs import PackRuntime
     from kt_trio.session.session import Session
+    from kt_trio.state.base import SharedState
 
 log = logging.getLogger("kt_trio.admin")
 
@@ -48,6 +49,9 @@ class AdminHost(Protocol):
 
     @property
     def packs(self) -> Mapping[str, PackRuntime]: ...
+
+    @property
+    def state(self) -> SharedState: ...
 
 
 async def record_action(host: AdminHost, admin: str, action: str, target: str | None, **details: Detail) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from kt_trio.admin.auth import COOKIE_NAME, Admin, AdminAuth, cookie, header, is_own_origin
+from kt_trio.admin.auth import COOKIE_NAME, LOGINS_UNAVAILABLE, Admin, AdminAuth, cookie, header, is_own_origin
 from kt_trio.admin.host import AdminHost, record_action
 from kt_trio.admin.router import AdminApp, AdminRequest, Answer
 from kt_trio.events.messages import rfc3339
 from kt_trio.providers.errors import HttpRefusal, error_body, refusal
+from kt_trio.state.base import StateUnavailable
 
 LOGIN_PATH = "/console/login"
 LOGOUT_PATH = "/console/logout"
@@ -50,7 +51,10 @@ def add_login_routes(app: AdminApp, host: AdminHost, auth: AdminAuth) -> None:
         if not isinstance(verdict, Admin):
             status, err_type, code, message = verdict
             raise HttpRefusal(status, error_body(err_type, code, message))
-        token, expires_at = auth.logins.open(verdict.key.name)
+        try:
+            token, expires_at = await auth.logins.open(verdict.key.name)
+        except StateUnavailable:
+            raise HttpRefusal(503, error_body(*LOGINS_UNAVAILABLE[1:])) from None
         await record_action(host, verdict.key.name, "console_login", None, client_ip=request.client_ip)
         secure = request.scheme == "https"
         body = {"key_name": verdict.key.name, "expires_at": rfc3339(expires_at)}
@@ -59,7 +63,10 @@ def add_login_routes(app: AdminApp, host: AdminHost, auth: AdminAuth) -> None:
     async def logout(request: AdminRequest) -> Answer:
         _check_origin(request)
         token = cookie(request.headers)
-        name = auth.logins.close(token) if token is not None else None
+        try:
+            name = await auth.logins.close(token) if token is not None else None
+        except StateUnavailable:
+            raise HttpRefusal(503, error_body(*LOGINS_UNAVAILABLE[1:])) from None
         if name is not None:
             await record_action(host, name, "console_logout", None)
         return Answer(200, {"logged_out": name is not None}, (_set_cookie("", 0, request.scheme == "https"),))

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from attrs import define, frozen
 
 from kt_trio.admin.auth import Admin, AdminAuth
+from kt_trio.admin.siblings import Siblings
 from kt_trio.chat.asgi_io import ClientGone, respond
 from kt_trio.chat.body import BodyLimits, parse_json, read_body
 from kt_trio.providers.errors import HttpRefusal, error_body, refusal
@@ -99,8 +100,10 @@ def _compile(template: str) -> re.Pattern[str]:
 class AdminApp:
     """Routes admin requests; built by the gateway with its `AdminAuth`."""
 
-    def __init__(self, auth: AdminAuth) -> None:
+    def __init__(self, auth: AdminAuth, siblings: Siblings | None = None) -> None:
         self.auth = auth
+        # `serve --workers`: the other workers, asked by the sessions routes (kt_trio.admin.siblings).
+        self.siblings = siblings or Siblings()
         self._routes: list[_Route] = []
 
     def register(self, method: str, template: str, handler: Handler, *, public: bool = False) -> None:

@@ -5,9 +5,9 @@ The figures are the session's own counters, read when asked: the relay already c
 and bytes per direction with one integer add each, and the usage accumulator keeps the token
 totals; listing costs nothing per message.
 
-With `serve --workers N`, a request reaches one worker: the list is that worker's sessions (each
-row names its `worker`), and a DELETE for a session another worker holds answers 404. See
-docs/admin.md.
+With `serve --workers N`, a request reaches one worker, which asks its siblings
+(`kt_trio.admin.siblings`): the list holds every worker's sessions (each row names its `worker`),
+and a DELETE closes the session on whichever worker holds it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kt_trio.admin.host import AdminHost, record_action
 from kt_trio.admin.router import AdminApp, AdminRequest, Answer
+from kt_trio.admin.siblings import Siblings, is_local_only
 from kt_trio.events.messages import rfc3339
 from kt_trio.providers.errors import refusal
 
@@ -87,10 +88,18 @@ def close_reason(text: str | None) -> str:
     return text
 
 
-def add_session_routes(app: AdminApp, host: AdminHost) -> None:
+def add_session_routes(app: AdminApp, host: AdminHost, siblings: Siblings) -> None:
+    def ask_siblings(request: AdminRequest) -> bool:
+        return siblings.enabled and not is_local_only(request.headers)
+
     async def list_sessions(request: AdminRequest) -> Answer:
         now = time.time()
-        rows = sorted((session_row(s, now) for s in list(host.sessions)), key=lambda r: str(r["started_at"]))
+        rows = [session_row(s, now) for s in list(host.sessions)]
+        if ask_siblings(request):
+            for status, body in await siblings.ask("GET", request.path, {}, request.headers):
+                if status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
+                    rows.extend(body["data"])
+        rows.sort(key=lambda r: str(r.get("started_at")))
         return Answer(200, {"object": "list", "data": rows})
 
     async def close_session(request: AdminRequest) -> Answer:
@@ -99,6 +108,11 @@ def add_session_routes(app: AdminApp, host: AdminHost) -> None:
         code = close_code(request.arg("code"))
         reason = close_reason(request.arg("reason"))
         session = next((s for s in list(host.sessions) if s.id == session_id), None)
+        if session is None and ask_siblings(request):
+            params = {"code": str(code), "reason": reason}
+            for status, body in await siblings.ask("DELETE", request.path, params, request.headers):
+                if status == 200:
+                    return Answer(200, body)  # the worker holding it closed it and recorded it
         if session is None:
             raise refusal(404, "invalid_request_error", "session_not_found", f"no open session {session_id!r} here")
         session.terminate(code, reason)

@@ -6,8 +6,12 @@ Changes are committed at once; a running gateway sees them at its next handshake
 `--config` naming a gateway whose `store.backend` is `postgres`, they act on the PostgreSQL key
 tables that every instance of that gateway shares.
 
+With `--url URL` (and an admin key: `--key` or `$KT_TRIO_ADMIN_KEY`) the same commands act through
+a running gateway's admin API instead (`POST|GET /admin/keys`, `DELETE /admin/keys/{name}`), for a
+gateway whose store is not on this machine; output is the same.
+
 Exit codes: 0 success; 1 the key operation was refused (duplicate name, no such key); 2 a bad
-argument or an unreadable config or database.
+argument or an unreadable config or database (or an unreachable gateway).
 """
 
 from __future__ import annotations
@@ -15,18 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
+from kt_trio.admin.client import AdminClient, admin_parser, run
 from kt_trio.config.state_dir import resolve_store, state_dir_parser
+from kt_trio.keys.shapes import parse_duration, record_json, table
 from kt_trio.keys.store import (
     DEFAULT_SCOPES,
     SCOPES,
-    KeyRecord,
     KeyStore,
     KeyStoreError,
     db_path,
@@ -36,8 +41,6 @@ from kt_trio.keys.store import (
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE = re.compile(r"(\d+)([smhdw])")
 
 
 def add_keys_commands(subparsers: Any) -> None:
@@ -45,6 +48,7 @@ def add_keys_commands(subparsers: Any) -> None:
     the same commands under Keeptrusts' name `gateway-key` (`--configuration-id` is `--pack`).
     Each command's options live on one parent parser, so both names always take the same ones."""
     where = state_dir_parser()
+    remote = admin_parser(url_required=False)
 
     create_args = argparse.ArgumentParser(add_help=False)
     create_args.add_argument("--name", required=True, help="a unique name (shown in lists, logs, audit, metrics)")
@@ -82,11 +86,17 @@ def add_keys_commands(subparsers: Any) -> None:
     ):
         keys = subparsers.add_parser(name, help=help_text)
         commands = keys.add_subparsers(dest="keys_command", required=True)
-        create = commands.add_parser("create", parents=[where, create_args], help="make a key and print it (once)")
+        create = commands.add_parser(
+            "create", parents=[where, remote, create_args], help="make a key and print it (once)"
+        )
         create.set_defaults(func=create_command)
-        listing = commands.add_parser("list", parents=[where, list_args], help="show keys (never the key itself)")
+        listing = commands.add_parser(
+            "list", parents=[where, remote, list_args], help="show keys (never the key itself)"
+        )
         listing.set_defaults(func=list_command)
-        revoke = commands.add_parser("revoke", parents=[where, revoke_args], help="revoke a key by name or prefix")
+        revoke = commands.add_parser(
+            "revoke", parents=[where, remote, revoke_args], help="revoke a key by name or prefix"
+        )
         revoke.set_defaults(func=revoke_command)
 
 
@@ -110,21 +120,6 @@ def _positive_usd(text: str) -> float:
     return value
 
 
-def parse_duration(text: str) -> float:
-    """`90d`, `12h`, `1w2d`, `30m`, `3600s` (or bare seconds) -> seconds."""
-    text = text.strip().lower()
-    if text.isdigit():
-        seconds = int(text)
-    else:
-        parts = _DURATION_RE.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"bad duration {text!r}: use a number and a unit, e.g. 90d, 12h, 30m")
-        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return float(seconds)
-
-
 def _open(args: argparse.Namespace) -> KeyStore | None:
     found = resolve_store(args)
     if found is None:
@@ -145,6 +140,17 @@ def _open(args: argparse.Namespace) -> KeyStore | None:
         return None
 
 
+def _remote(args: argparse.Namespace, command: str, action: Callable[[AdminClient], None]) -> int | None:
+    """With `--url`: runs `action` against the gateway's admin API and returns the exit code;
+    without: None (the command uses the store here)."""
+    if not args.url:
+        return None
+    if args.state_dir or args.config:
+        print(f"{command}: --url acts through a gateway's admin API; drop --state-dir/--config", file=sys.stderr)
+        return EXIT_USAGE
+    return run(command, args, action)
+
+
 def create_command(args: argparse.Namespace) -> int:
     now = time.time()
     try:
@@ -153,6 +159,9 @@ def create_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"keys create: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    remote = _remote(args, "keys create", lambda client: _create_remote(client, args, scopes))
+    if remote is not None:
+        return remote
     store = _open(args)
     if store is None:
         return EXIT_USAGE
@@ -175,18 +184,40 @@ def create_command(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     finally:
         store.close()
-    print(key)
-    sys.stdout.flush()
-    expiry = _when(record.expires_at) if record.expires_at is not None else "never"
-    print(
-        f"created key {record.name!r} (prefix {record.prefix}, scopes {','.join(record.scopes)}, expires {expiry}).\n"
-        "Store it now: it is not shown again, and only its hash is kept.",
-        file=sys.stderr,
-    )
+    _print_created(key, record_json(record, now))
     return 0
 
 
+def _print_created(key: str, row: dict[str, Any]) -> None:
+    """The key alone on stdout (for `KEY=$(...)`), what it is on stderr."""
+    print(key)
+    sys.stdout.flush()
+    print(
+        f"created key {row['name']!r} (prefix {row['prefix']}, scopes {','.join(row['scopes'])},"
+        f" expires {row['expires_at'] or 'never'}).\n"
+        "Store it now: it is not shown again, and only its hash is kept.",
+        file=sys.stderr,
+    )
+
+
+def _create_remote(client: AdminClient, args: argparse.Namespace, scopes: tuple[str, ...]) -> None:
+    body: dict[str, Any] = {"name": args.name, "scopes": list(scopes)}
+    for field in ("pack", "team", "expires_in", "max_sessions", "messages_per_minute", "daily_tokens", "daily_usd"):
+        value = getattr(args, field)
+        if value is not None:
+            body[field] = value
+    if args.models is not None:
+        body["models"] = args.models.split(",")
+    answer = client.call("POST", "/admin/keys", body=body)
+    _print_created(answer.pop("key"), answer)
+
+
 def list_command(args: argparse.Namespace) -> int:
+    remote = _remote(
+        args, "keys list", lambda client: _print_keys(client.call("GET", "/admin/keys")["data"], args.json)
+    )
+    if remote is not None:
+        return remote
     store = _open(args)
     if store is None:
         return EXIT_USAGE
@@ -195,30 +226,25 @@ def list_command(args: argparse.Namespace) -> int:
     finally:
         store.close()
     now = time.time()
-    if args.json:
-        print(json.dumps([_as_json(r, now) for r in records], indent=2))
-        return 0
-    header = ("NAME", "PREFIX", "PACK", "TEAM", "SCOPES", "EXPIRES", "LAST USED", "STATE")
-    rows = [header] + [
-        (
-            r.name,
-            r.prefix,
-            r.pack or "-",
-            r.team or "-",
-            ",".join(r.scopes),
-            _when(r.expires_at) if r.expires_at is not None else "never",
-            _when(r.last_used_at) if r.last_used_at is not None else "never",
-            r.state(now),
-        )
-        for r in records
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_keys([record_json(r, now) for r in records], args.json)
     return 0
 
 
+def _revoke_remote(client: AdminClient, args: argparse.Namespace) -> None:
+    params = {"terminate": "true" if args.terminate else "false"}
+    row = client.call("DELETE", f"/admin/keys/{quote(args.key, safe='')}", params=params)
+    note = f"; its live sessions are closed ({row['sessions_closed']} on that gateway)" if args.terminate else ""
+    print(f"revoked key {row['name']!r} ({row['prefix']}){note}")
+
+
+def _print_keys(rows: list[dict[str, Any]], as_json: bool) -> None:
+    print(json.dumps(rows, indent=2) if as_json else table(rows))
+
+
 def revoke_command(args: argparse.Namespace) -> int:
+    remote = _remote(args, "keys revoke", lambda client: _revoke_remote(client, args))
+    if remote is not None:
+        return remote
     store = _open(args)
     if store is None:
         return EXIT_USAGE
@@ -238,27 +264,3 @@ def revoke_command(args: argparse.Namespace) -> int:
         if problem is not None:
             print(f"keys revoke: {problem}; instances close its sessions at their next key poll", file=sys.stderr)
     return 0
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _as_json(record: KeyRecord, now: float) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "prefix": record.prefix,
-        "pack": record.pack,
-        "team": record.team,
-        "scopes": list(record.scopes),
-        "expires_at": _when(record.expires_at) if record.expires_at is not None else None,
-        "max_sessions": record.max_sessions,
-        "messages_per_minute": record.messages_per_minute,
-        "daily_tokens": record.daily_tokens,
-        "daily_usd": record.daily_usd,
-        "models": list(record.models) if record.models is not None else None,
-        "created_at": _when(record.created_at),
-        "last_used_at": _when(record.last_used_at) if record.last_used_at is not None else None,
-        "revoked_at": _when(record.revoked_at) if record.revoked_at is not None else None,
-        "state": record.state(now),
-    }

@@ -170,8 +170,10 @@ class Connections:
             await open_websocket(gateway, transport, checked, received, peer_ip, guard)
             return
         guard.answered = True  # hypercorn answers (500s included) from here
-        await self._serve_http(open_stream(), bytes_for_hypercorn(head, checked, received))
+        await self.serve_http(open_stream(), bytes_for_hypercorn(head, checked, received))
 
-    async def _serve_http(self, connection: trio.abc.Stream, received: bytes) -> None:
+    async def serve_http(self, connection: trio.abc.Stream, received: bytes) -> None:
+        """hypercorn serves the HTTP app on `connection`, after replaying `received` (also the
+        admin API's worker socket, `kt_trio.admin.siblings`)."""
         stream = ReplayStream(connection, received)
         await TCPServer(self._http_app, self._hconfig, self._hcontext, ConnectionState({}), stream)  # type: ignore[arg-type]

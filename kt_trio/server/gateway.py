@@ -22,7 +22,7 @@ from typing import Any
 import trio
 from hypercorn.app_wrappers import ASGIWrapper
 
-from kt_trio.admin import build_admin
+from kt_trio.admin.app import build_admin
 from kt_trio.audit import open_audit_log
 from kt_trio.audit.store import default_chain
 from kt_trio.chat.app import ChatApp
@@ -210,12 +210,16 @@ class Gateway:
                     # out the drain deadline for it.
                     revocations = trio.CancelScope()
                     nursery.start_soon(self._terminate_revoked_keys, revocations)
+                    siblings = trio.CancelScope()  # `serve --workers`: the admin API's worker socket
+                    if self.admin.siblings.enabled:
+                        nursery.start_soon(self.admin.siblings.serve, self.connections.serve_http, siblings)
                     with self._accept_scope:
                         task_status.started(self.port)
                         await self.connections.accept_loop(lsock, nursery)
                     # Shutdown: no new connections; every session closes with 1001 on both legs.
                     lsock.close()
                     revocations.cancel()
+                    siblings.cancel()
                     self.hub.publish(None, SystemEvent("shutdown", {"sessions": len(self.sessions)}))
                     await self.connections.stop_http()
                     for session in list(self.sessions):

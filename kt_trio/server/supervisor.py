@@ -40,6 +40,8 @@ from collections.abc import Sequence
 import trio
 from prometheus_client.multiprocess import mark_process_dead
 
+from kt_trio.admin.siblings import WORKERS_DIR_ENV
+
 log = logging.getLogger("kt_trio.supervisor")
 
 READY_MARK = b"(health: "
@@ -99,7 +101,9 @@ class Supervisor:
         self.port = reserved.getsockname()[1]
         own_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
         metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="kt_trio_metrics_")
-        self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+        # The workers' admin sockets (kt_trio.admin.siblings): 0700, so only this user connects.
+        workers_dir = tempfile.mkdtemp(prefix="kt_trio_workers_")
+        self.env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, WORKERS_DIR_ENV: workers_dir}
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
                 async with trio.open_nursery() as nursery:
@@ -125,6 +129,7 @@ class Supervisor:
             reserved.close()
             if own_dir:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(workers_dir, ignore_errors=True)
         return 0 if all(w.exit_code == 0 for w in self.workers) else 1
 
     def _forward(self, signum: int) -> None:
