@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,16 @@ REQUIRE_KEYS = "gateway:\n  auth:\n    require_keys: true\n"
 def config_text(mock_url: str, redis_url: str, state_dir: Path, **kw: Any) -> str:
     text = cluster_config(mock_url, redis_url, state_dir, **kw)
     return text.replace("gateway:\n", REQUIRE_KEYS, 1)
+
+
+@asynccontextmanager
+async def two_instances(state_dir: Path, **kw: Any) -> AsyncIterator[tuple[RedisServer, Any, Instance, Instance]]:
+    """A Redis, an echoing mock provider, and two gateway processes sharing both (and keys.db)."""
+    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
+        config = state_dir / "gw.yaml"
+        config.write_text(config_text(mock.url, redis.url, state_dir, **kw))
+        async with open_cluster(config) as (a, b):
+            yield redis, mock, a, b
 
 
 def base_url(instance: Instance) -> str:
@@ -74,90 +86,88 @@ async def test_a_secret_minted_on_one_instance_opens_sessions_on_another_until_i
 ) -> None:
     key = make_key(tmp_path, "voice-app", team="web")
     admin = make_key(tmp_path, "ops", scopes=["admin"])
-    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
-        config = tmp_path / "gw.yaml"
-        config.write_text(config_text(mock.url, redis.url, tmp_path))
-        async with open_cluster(config) as (a, b):
-            with trio.fail_after(30):
-                secret = await mint(a, key)
-                # Redis holds the digest with the key's name and expiry, never the secret.
-                record = await stored(redis, secret)
-                assert record is not None and json.loads(record)["key"] == "voice-app"
-                assert secret not in record and secret.removeprefix("kt_ek_") not in record
-                assert 590_000 <= await redis.command("PTTL", f"kt:ek:{hashlib.sha256(secret.encode()).hexdigest()}")
-                assert mock.handshake_count == 0  # minting never calls the provider
+    async with two_instances(tmp_path) as (redis, mock, a, b), httpx.AsyncClient() as http:
+        with trio.fail_after(30):
+            secret = await mint(a, key)
+            # Redis holds the digest with the key's name and expiry, never the secret.
+            record = await stored(redis, secret)
+            assert record is not None and json.loads(record)["key"] == "voice-app"
+            assert secret not in record and secret.removeprefix("kt_ek_") not in record
+            assert 590_000 <= await redis.command("PTTL", f"kt:ek:{hashlib.sha256(secret.encode()).hexdigest()}")
+            assert mock.handshake_count == 0  # minting never calls the provider
 
-                assert await handshake(b, secret) == (None, None)
-                assert await handshake(b, secret) == (None, None)  # again, from B's cache
-                assert await handshake(a, secret) == (None, None)
-                async with httpx.AsyncClient() as http:
-                    models = await http.get(f"{base_url(b)}/v1/models", headers={"authorization": f"Bearer {secret}"})
-                    assert models.status_code == 200
-                    # An unknown secret is refused on B as on A.
-                    assert (await handshake(b, "kt_ek_" + "x" * 43))[0] == 401
+            assert await handshake(b, secret) == (None, None)
+            assert await handshake(b, secret) == (None, None)  # again, from B's cache
+            assert await handshake(a, secret) == (None, None)
+            models = await http.get(f"{base_url(b)}/v1/models", headers={"authorization": f"Bearer {secret}"})
+            assert models.status_code == 200
+            assert (await handshake(b, "kt_ek_" + "x" * 43))[0] == 401  # unknown on B as on A
 
-                    # Revoked through A's admin API: B refuses the secret at its next handshake.
-                    revoked = await http.delete(f"{base_url(a)}/admin/keys/voice-app", headers=dict(bearer(admin)))
-                    assert revoked.status_code == 200
-                assert await handshake(b, secret) == (401, "invalid_key")
-                assert await handshake(a, secret) == (401, "invalid_key")
+            # Revoked through A's admin API: B refuses the secret at its next handshake.
+            revoked = await http.delete(f"{base_url(a)}/admin/keys/voice-app", headers=dict(bearer(admin)))
+            assert revoked.status_code == 200
+            assert await handshake(b, secret) == (401, "invalid_key")
+            assert await handshake(a, secret) == (401, "invalid_key")
 
 
 async def test_a_secret_stops_working_on_every_instance_when_it_expires(tmp_path: Path) -> None:
     key = make_key(tmp_path, "voice-app")
-    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
-        config = tmp_path / "gw.yaml"
-        config.write_text(config_text(mock.url, redis.url, tmp_path))
-        async with open_cluster(config) as (a, b):
-            with trio.fail_after(30):
-                secret = await mint(a, key, seconds=2)
-                assert await handshake(b, secret) == (None, None)  # B has it cached from here on
+    async with two_instances(tmp_path) as (redis, _mock, a, b):
+        with trio.fail_after(30):
+            secret = await mint(a, key, seconds=2)
+            assert await handshake(b, secret) == (None, None)  # B has it cached from here on
 
-            async def refused_on_b() -> bool:
-                return await handshake(b, secret) == (401, "invalid_key")
+        async def refused_on_b() -> bool:
+            return await handshake(b, secret) == (401, "invalid_key")
 
-            async def gone_from_redis() -> bool:
-                return await stored(redis, secret) is None
+        async def gone_from_redis() -> bool:
+            return await stored(redis, secret) is None
 
-            await eventually(refused_on_b, deadline=2 + 5)
-            await eventually(gone_from_redis, deadline=5)  # Redis dropped it with its TTL
-            assert await handshake(a, secret) == (401, "invalid_key")
+        await eventually(refused_on_b, deadline=2 + 5)
+        await eventually(gone_from_redis, deadline=5)  # Redis dropped it with its TTL
+        assert await handshake(a, secret) == (401, "invalid_key")
 
 
 @pytest.mark.parametrize("on_unavailable", ["fail_closed", "fail_open"])
-async def test_redis_unavailable_refuses_secrets_only_redis_knows(tmp_path: Path, on_unavailable: str) -> None:
+async def test_redis_unavailable_refuses_secrets_only_redis_knows_and_its_return_restores_them(
+    tmp_path: Path, on_unavailable: str
+) -> None:
     key = make_key(tmp_path, "voice-app")
-    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
-        config = tmp_path / "gw.yaml"
-        config.write_text(config_text(mock.url, redis.url, tmp_path, on_unavailable=on_unavailable))
-        async with open_cluster(config) as (a, b):
-            with trio.fail_after(30):
-                secret = await mint(a, key)
-                await redis.kill()
-                # B never saw the secret and cannot ask: 503 `state_unavailable` in both modes
-                # (fail_open relaxes shared limits, never authentication)...
-                assert await handshake(b, secret) == (503, "state_unavailable")
-                if on_unavailable == "fail_open":
-                    # ... A minted it and still knows it, and admits on its own limits;
-                    assert await handshake(a, secret) == (None, None)
-                    # minting goes on, the secret known to this process only.
-                    local = await mint(a, key)
-                    assert await handshake(a, local) == (None, None)
-                else:
-                    assert await handshake(a, secret) == (503, "state_unavailable")  # admission needs Redis
-                    client = openai_client(base_url(a), key)
-                    with pytest.raises(Exception) as refused:
-                        await in_thread(lambda: client.realtime.client_secrets.create())
-                    assert getattr(refused.value, "status_code", None) == 503
-                    assert getattr(refused.value, "code", None) == "state_unavailable"
-                await redis.restart()
+    async with two_instances(tmp_path, on_unavailable=on_unavailable) as (redis, _mock, a, b):
+        with trio.fail_after(30):
+            secret = await mint(a, key)
+            await redis.kill()
+            # B never saw the secret and cannot ask: 503 `state_unavailable` in both modes
+            # (fail_open relaxes shared limits, never authentication)...
+            assert await handshake(b, secret) == (503, "state_unavailable")
+            local = None
+            if on_unavailable == "fail_open":
+                # ... A minted it and still knows it, and admits on its own limits;
+                assert await handshake(a, secret) == (None, None)
+                # minting goes on, the secret known to this process only until Redis is back.
+                local = await mint(a, key)
+                assert await handshake(a, local) == (None, None)
+                assert await handshake(b, local) == (503, "state_unavailable")
+            else:
+                assert await handshake(a, secret) == (503, "state_unavailable")  # admission needs Redis
+                client = openai_client(base_url(a), key)
+                with pytest.raises(Exception) as refused:
+                    await in_thread(lambda: client.realtime.client_secrets.create())
+                assert getattr(refused.value, "status_code", None) == 503
+                assert getattr(refused.value, "code", None) == "state_unavailable"
+            await redis.restart()
 
-                async def b_answers() -> bool:
-                    # Redis came back empty (nothing persisted): B now knows the secret is not there.
-                    return await handshake(b, secret) == (401, "invalid_key")
+            # Redis came back empty (nothing persisted): A writes the live secrets it minted
+            # again, as it re-asserts its leases, so B accepts them (those minted during the
+            # outage too).
+            async def b_accepts() -> bool:
+                return await handshake(b, secret) == (None, None)
 
-                await eventually(b_answers, deadline=10)
-                assert await handshake(b, await mint(a, key)) == (None, None)
+            await eventually(b_accepts, deadline=10)
+            if local is not None:
+                assert await stored(redis, local) is not None
+                assert await handshake(b, local) == (None, None)
+            assert await handshake(b, await mint(a, key)) == (None, None)
 
 
 async def test_serve_workers_accepts_a_secret_on_whichever_worker_the_connection_lands(tmp_path: Path) -> None:

@@ -107,6 +107,10 @@ class SecretTable:
             return None
         return found
 
+    def live(self, now: float) -> list[tuple[bytes, ClientSecret]]:
+        """A copy of the live records (digest, record)."""
+        return [(d, r) for d, r in self._by_digest.items() if now < r.expires_at]
+
     def _prune(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
             _, digest = heapq.heappop(self._expiries)

@@ -16,15 +16,20 @@ When Redis cannot be reached (`state.on_unavailable`):
   check would fail on the next worker), and so is a secret this process has not cached: the
   same answer as every other admission that needs Redis.
 - `fail_open`: minting goes on, the secret kept by this process only (it works where it was
-  minted, as with one process). A secret not cached here is still refused with 503
-  `state_unavailable`: `fail_open` relaxes shared limits, never authentication.
-Secrets already cached keep working in both modes while Redis is away.
+  minted, as with one process) until Redis answers again. A secret not cached here is still
+  refused with 503 `state_unavailable`: `fail_open` relaxes shared limits, never authentication.
+Secrets already cached keep working in both modes while Redis is away. Each time Redis answers
+again, every process writes the live secrets it minted (`run`, pipelined), as it re-asserts its
+leases: those minted meanwhile, and those a Redis restarted empty has lost, work everywhere again.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
+
+import trio
 
 from kt_trio.keys.client_secrets import (
     MAX_LIVE,
@@ -38,6 +43,9 @@ from kt_trio.keys.client_secrets import (
 from kt_trio.state.base import UNAVAILABLE_MESSAGE, StateUnavailable
 from kt_trio.state.link import RedisLink
 
+# Records written per pipeline after an outage: well inside the link's deadline for one call.
+SHARE_BATCH = 500
+
 
 def redis_key(digest: bytes) -> str:
     return f"kt:ek:{digest.hex()}"
@@ -45,6 +53,12 @@ def redis_key(digest: bytes) -> str:
 
 def encode(record: ClientSecret) -> str:
     return json.dumps({"key": record.key_name, "expires_at": int(record.expires_at)})
+
+
+def ttl_ms(record: ClientSecret, now: float) -> int:
+    """The secret's remaining life (expires_at is whole seconds, so it may be a little under the
+    ttl asked for): Redis forgets the record when the secret is dead."""
+    return max(1, math.ceil((record.expires_at - now) * 1000))
 
 
 def decode(raw: object) -> ClientSecret | None:
@@ -69,6 +83,8 @@ class SharedClientSecrets:
         self.minted = SecretTable(max_live)
         # Found in Redis: a cache (when full, a secret is simply asked for again next time).
         self.seen = SecretTable(max_live)
+        self._returned = trio.Event()
+        link.when_up(lambda: self._returned.set())
 
     async def mint(self, key_name: str, ttl_secs: float, now: float) -> tuple[str, float]:
         shared = self.link.available
@@ -78,16 +94,45 @@ class SharedClientSecrets:
         if not self.minted.add(digest, record, now):
             raise TooManySecrets
         if shared:
-            # The TTL is the secret's remaining life (expires_at is whole seconds, so it may be
-            # a little under ttl_secs): Redis forgets the record when the secret is dead.
-            ttl_ms = max(1, math.ceil((record.expires_at - now) * 1000))
             try:
-                await self.link.call(lambda: self.link.client.set(redis_key(digest), encode(record), px=ttl_ms))
+                await self.link.call(
+                    lambda: self.link.client.set(redis_key(digest), encode(record), px=ttl_ms(record, now))
+                )
+                return value, record.expires_at
             except StateUnavailable:
                 if not self.fail_open:
                     self.minted.discard(digest)
                     raise SecretsUnavailable(UNAVAILABLE_MESSAGE) from None
+                if self.link.available:  # Redis came back while this call failed: write it now
+                    self._returned.set()
         return value, record.expires_at
+
+    async def run(self) -> None:
+        """Each time Redis answers again, writes the live secrets this process minted."""
+        while True:
+            await self._returned.wait()
+            self._returned = trio.Event()
+            records = self.minted.live(time.time())
+            for start in range(0, len(records), SHARE_BATCH):
+                if not await self._write(records[start : start + SHARE_BATCH]):
+                    break  # down again: the next return writes them all
+
+    async def _write(self, records: list[tuple[bytes, ClientSecret]]) -> bool:
+        now = time.time()
+        records = [(digest, record) for digest, record in records if record.expires_at > now]
+        if not records:
+            return True
+
+        async def pipeline() -> None:
+            async with self.link.client.pipeline(transaction=False) as p:
+                for digest, record in records:
+                    p.set(redis_key(digest), encode(record), px=ttl_ms(record, now))
+
+        try:
+            await self.link.call(pipeline)
+        except StateUnavailable:
+            return False
+        return True
 
     async def resolve(self, presented: str, now: float) -> ClientSecret | None:
         digest = digest_of(presented)

@@ -93,6 +93,7 @@ class RedisState:
             nursery.start_soon(self.fanout.publisher)
             nursery.start_soon(self.fanout.subscriber)
             nursery.start_soon(self.fanout.listeners)
+            nursery.start_soon(self.client_secrets.run)
             with trio.move_on_after(ENTER_TIMEOUT_SECS + self.link.op_timeout * 2):
                 await self.fanout.ready.wait()  # subscribed, and knows who listens
             try:
