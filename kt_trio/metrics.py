@@ -33,7 +33,9 @@ Where each metric is fed:
   appear when it ends). `direction` is `input` (client → provider) or `output` (provider → client).
 - `kt_policy_decisions_total`: per `PolicyDecision`. `kt_circuit_breaker_state`: per `BreakerTransition`.
 - `kt_handshake_rejections_total`: `handshake_rejected(reason)`; `kt_relay_added_seconds`:
-  `observe_relay_added(seconds)`; both called by the gateway where those things happen.
+  `observe_relay_added(seconds)` (or `relay_added.observe`, which the relay calls per batch:
+  held locally and added in bulk, at the latest a second later, at a session's end or a scrape);
+  both called by the gateway where those things happen.
 - `gen_ai_client_token_usage`, `gen_ai_client_operation_duration_seconds` and the time to first
   chunk / token series: the GenAI semantic-convention names (`kt_trio.telemetry.genai_metrics`),
   from `ResponseUsage` and `ResponseTiming`; their `error_type` label is capped like `reason`.
@@ -53,6 +55,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from kt_trio.histogram_batch import BatchedHistogram
 from kt_trio.records import (
     BreakerTransition,
     PolicyDecision,
@@ -207,6 +210,8 @@ class Metrics:
         self.relay_added_seconds = Histogram(
             "kt_relay_added_seconds", "Time a message spends inside the gateway.", buckets=RELAY_BUCKETS, registry=r
         )
+        # Observed once per relayed batch: counted locally, added in bulk (`kt_trio.histogram_batch`).
+        self.relay_added = BatchedHistogram(self.relay_added_seconds, RELAY_BUCKETS)
         for target in self._targets:
             self.circuit_breaker_state.labels(target=target).set(0)  # every breaker starts closed
         self.genai = GenAiMetrics(
@@ -290,6 +295,7 @@ class Metrics:
             self.cost_usd_total.labels(model=model, team=team).inc(record.cost_usd)
 
     def _session_end(self, s: SessionSummary) -> None:
+        self.relay_added.flush()
         self._active.discard(s.session_id)
         self.sessions_active.set(len(self._active))
         route = s.route if s.route in ROUTES else OTHER
@@ -309,7 +315,7 @@ class Metrics:
         self.handshake_rejections_total.labels(reason=self._reason_label(reason)).inc()
 
     def observe_relay_added(self, seconds: float) -> None:
-        self.relay_added_seconds.observe(seconds)
+        self.relay_added.observe(seconds)
 
     def bind_event_hub(self, hub: _HubStats) -> None:
         """`kt_event_subscribers` and `kt_event_dropped_total` are read from `hub` at scrape time."""
@@ -332,6 +338,7 @@ class Metrics:
         multiprocess mode): every worker writes its series to files there and any worker's
         `/metrics` answers the sum over all of them; the scrape-time gauges (event subscribers,
         audit queue) are that worker's own."""
+        self.relay_added.flush()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

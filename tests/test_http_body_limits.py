@@ -177,8 +177,7 @@ async def test_huge_json_bodies_neither_balloon_memory_nor_stall_sessions(tmp_pa
             config.write_text(
                 f"gateway:\n  state_dir: {tmp_path}\nproviders:\n  targets:\n"
                 "    - id: rt\n      provider: openai\n      model: gpt-realtime\n"
-                f"      base_url: {mock.url}/v1/realtime\n"
-                + CHAT_TARGET.format(http="http://127.0.0.1:1")
+                f"      base_url: {mock.url}/v1/realtime\n" + CHAT_TARGET.format(http="http://127.0.0.1:1")
             )
             proc = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "kt_trio", "serve", "--config", str(config), "--port", "0"],

@@ -125,6 +125,23 @@ async def test_idle_timeout_closes_both_legs_with_1001() -> None:
         assert record.close_code == 1001
 
 
+async def test_idle_timeout_counts_from_the_last_message() -> None:
+    """Messages keep a session open past its idle timeout; silence then closes it no sooner than
+    the timeout after the last one (the pumps note activity, a timer acts on it)."""
+    idle = 0.5
+    async with running(MockBehaviour(mode="echo"), websocket={"idle_timeout_seconds": idle}) as gw:
+        async with open_websocket_url(gw.ws_url()) as ws:
+            start = trio.current_time()
+            while trio.current_time() - start < 2 * idle:  # well past one timeout, never silent for long
+                last_sent = trio.current_time()
+                await ws.send_message("activity")
+                assert await ws.get_message() == "activity"
+                await trio.sleep(idle / 5)
+            assert await _closed_code(ws) == (1001, "idle timeout")
+            assert trio.current_time() - last_sent >= idle
+        assert gw.gateway.recent_summaries[-1].close_reason == "idle timeout"
+
+
 async def test_keepalive_timeout_closes_with_1011() -> None:
     behaviour = MockBehaviour(mode="echo", answer_pings=False)
     # The shortest keepalive a config may set (ping and pong timeout >= 1 s, issue 13).

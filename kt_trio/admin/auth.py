@@ -30,9 +30,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from http.cookies import CookieError, SimpleCookie
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from attrs import frozen
 
@@ -41,6 +39,8 @@ from kt_trio.keys.client_secrets import CLIENT_SECRET_PREFIX
 from kt_trio.keys.store import KEY_PREFIX
 from kt_trio.session.upstream_headers import client_credential
 from kt_trio.state.base import StateUnavailable
+from kt_trio.wire.browser_headers import cookie as browser_cookie
+from kt_trio.wire.browser_headers import is_own_origin
 
 COOKIE_NAME = "kt_console"
 SCOPE = "admin"
@@ -162,32 +162,12 @@ def token_digest(token: str) -> str:
 
 
 def cookie(headers: Sequence[tuple[str, str]], name: str = COOKIE_NAME) -> str | None:
-    """The value of cookie `name` in the request's `Cookie` headers (lower-cased header names)."""
-    for key, value in headers:
-        if key != "cookie":
-            continue
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value)
-        except CookieError:
-            continue
-        if name in jar:
-            return jar[name].value
-    return None
+    """The console's login cookie (or cookie `name`) of a request."""
+    return browser_cookie(headers, name)
 
 
 def header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k == name), None)
-
-
-def is_own_origin(origin: str, host: str | None) -> bool:
-    """True when `origin` names the host and port the request was sent to (the `Host` header):
-    a page this gateway served. `null` and anything unparsable are foreign."""
-    try:
-        netloc = urlsplit(origin.strip()).netloc.lower()
-    except ValueError:
-        return False
-    return bool(netloc) and host is not None and netloc == host.strip().lower()
 
 
 def origin_refusal(method: str, headers: Sequence[tuple[str, str]]) -> Refusal | None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from kt_trio.admin.auth import COOKIE_NAME, LOGINS_UNAVAILABLE, Admin, AdminAuth, cookie, header, is_own_origin
+from kt_trio.admin.auth import COOKIE_NAME, LOGINS_UNAVAILABLE, Admin, AdminAuth, cookie, header
 from kt_trio.admin.host import AdminHost, record_action
 from kt_trio.admin.router import AdminApp, AdminRequest, Answer
 from kt_trio.events.messages import rfc3339
 from kt_trio.providers.errors import HttpRefusal, error_body, refusal
 from kt_trio.state.base import StateUnavailable
+from kt_trio.wire.browser_headers import is_own_origin
 
 LOGIN_PATH = "/console/login"
 LOGOUT_PATH = "/console/logout"

@@ -6,18 +6,26 @@ Body as OpenAI's: `expires_after: {"anchor": "created_at", "seconds": N}` (defau
 7200) and an optional `session` (echoed back; its `model`, if any, must be one the key may
 use). Answer: `{"value": "kt_ek_...", "expires_at": <epoch seconds>, "session": {...}}`.
 The key scope is `realtime` (checked by `HttpApp`); an anonymous client has no key to bind a
-secret to and is refused with 401.
+secret to and is refused with 401. The secret works on every process sharing the gateway's state
+(`kt_trio.keys.client_secrets`); with `state.backend: redis` and `on_unavailable: fail_closed`,
+minting while Redis is away is 503 `state_unavailable`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kt_trio.chat.app import check_model
 from kt_trio.chat.asgi_io import respond
 from kt_trio.keys import KeyInfo
-from kt_trio.keys.client_secrets import DEFAULT_TTL_SECS, MAX_TTL_SECS, MIN_TTL_SECS, TooManySecrets
+from kt_trio.keys.client_secrets import (
+    DEFAULT_TTL_SECS,
+    MAX_TTL_SECS,
+    MIN_TTL_SECS,
+    SecretsUnavailable,
+    TooManySecrets,
+)
 from kt_trio.protocol.errors import dumps
 from kt_trio.providers.errors import refusal
 
@@ -25,7 +33,7 @@ if TYPE_CHECKING:
     from kt_trio.chat.app import ChatApp, Door, Receive, Scope, Send
 
 # mint(key, ttl seconds) -> (secret, expires_at)
-Mint = Callable[[KeyInfo, float], tuple[str, float]]
+Mint = Callable[[KeyInfo, float], Awaitable[tuple[str, float]]]
 
 
 def _ttl(request: dict[str, Any]) -> float:
@@ -68,11 +76,13 @@ def client_secrets_door(mint: Mint) -> Door:
         if "model" in session:
             check_model(key, session["model"])
         try:
-            value, expires_at = mint(key, ttl)
+            value, expires_at = await mint(key, ttl)
         except TooManySecrets:
             raise refusal(
                 429, "rate_limit_exceeded", "too_many_client_secrets", "Too many live client secrets; retry later."
             ) from None
+        except SecretsUnavailable as exc:
+            raise refusal(503, "server_error", "state_unavailable", str(exc), retry_after="1") from None
         await respond(send, 200, dumps({"value": value, "expires_at": int(expires_at), "session": session}))
 
     return client_secrets

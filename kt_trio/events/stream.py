@@ -39,9 +39,8 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import trio
 from attrs import define, frozen
@@ -51,6 +50,7 @@ from kt_trio.config.schema import EventStream
 from kt_trio.events.hub import EventHub, Subscription
 from kt_trio.events.messages import EVENT_TYPES
 from kt_trio.keys.store import KEY_PREFIX
+from kt_trio.wire.browser_headers import cookie, is_own_origin
 from kt_trio.wire.handshake import RequestHead, error_body, http_response, upgrade_problem
 
 log = logging.getLogger("kt_trio.events")
@@ -142,20 +142,6 @@ def _token_matches(given: str, tokens: tuple[str, ...]) -> bool:
     return ok and bool(given)
 
 
-def _cookie(head: RequestHead, name: str) -> str | None:
-    for key, value in head.headers:
-        if key != "cookie":
-            continue
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value)
-        except CookieError:
-            continue
-        if name in jar:
-            return jar[name].value
-    return None
-
-
 def _normal_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
@@ -165,11 +151,7 @@ def _origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> 
     and port as the `Host` it asked for: the console served by this gateway)."""
     if _normal_origin(origin) in {_normal_origin(o) for o in allowed}:
         return True
-    try:
-        netloc = urlsplit(origin.strip()).netloc.lower()
-    except ValueError:
-        return False
-    return bool(netloc) and host is not None and netloc == host.strip().lower()
+    return is_own_origin(origin, host)
 
 
 @frozen
@@ -215,7 +197,7 @@ def check_request(
     token = None if signed_in else query.get("token", [None])[0] or _bearer(head)
     via_cookie = False
     if token is None and not signed_in:
-        token = _cookie(head, COOKIE_NAME)
+        token = cookie(head.headers, COOKIE_NAME)
         via_cookie = token is not None
     key: str | None = None
     if token is not None and token.startswith(KEY_PREFIX):

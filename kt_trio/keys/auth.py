@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 from attrs import frozen
 
-from kt_trio.keys.client_secrets import ClientSecrets, is_client_secret
+from kt_trio.keys.client_secrets import ClientSecrets, SecretStore, SecretsUnavailable, is_client_secret
 from kt_trio.keys.spend import SpendState, daily_spend, record_spend
 from kt_trio.keys.store import (
     ALERT_THRESHOLDS,
@@ -111,7 +111,8 @@ class KeyInfo:
 @frozen
 class KeyDecision:
     """`status`: 200 ok; 401 missing, unknown, expired or revoked (the reason in `message`);
-    403 the key lacks the route's scope. `key` is set whenever the key itself was recognised
+    403 the key lacks the route's scope; 503 a client secret could not be checked (shared state
+    unavailable). `key` is set whenever the key itself was recognised
     (so a 403 or an expired key can still be attributed to its name in logs and metrics)."""
 
     ok: bool
@@ -161,18 +162,22 @@ class KeyRing:
     """The gateway's handle on keys.db. Open once per gateway (`await KeyRing.open(state_dir)`,
     or `async with await KeyRing.open(...)`), close with `aclose`."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, client_secrets: SecretStore | None = None) -> None:
         self._store = store
-        self.client_secrets = ClientSecrets()
+        # The gateway passes its shared state's (`state.client_secrets`: in Redis with
+        # `state.backend: redis`); alone, the ring keeps them in this process.
+        self.client_secrets: SecretStore = ClientSecrets() if client_secrets is None else client_secrets
         # One at a time on the connection: sqlite3 connections are not shared between threads.
         self._limiter = trio.CapacityLimiter(1)
 
     @classmethod
-    async def open(cls, state_dir: str | Path, store: Store | None = None) -> KeyRing:
+    async def open(
+        cls, state_dir: str | Path, store: Store | None = None, *, client_secrets: SecretStore | None = None
+    ) -> KeyRing:
         """Open (creating if need be) `<state_dir>/keys.db`, or the PostgreSQL key tables when
         `store.backend` is `postgres`: a gateway that requires keys starts fine before the first
         key exists, and refuses everyone until one does."""
-        return cls(await trio.to_thread.run_sync(open_key_store, state_dir, store))
+        return cls(await trio.to_thread.run_sync(open_key_store, state_dir, store), client_secrets)
 
     async def aclose(self) -> None:
         # Shielded: closing is quick and must happen even when the gateway is being cancelled.
@@ -201,8 +206,12 @@ class KeyRing:
 
     async def _authenticate_secret(self, presented: str, scope: str, now: float) -> KeyDecision:
         """A `kt_ek_` client secret: live, and its key (looked up by name now) still good for
-        `scope`: revoking or expiring the key ends its secrets at once."""
-        found = self.client_secrets.resolve(presented, now)
+        `scope`: revoking or expiring the key ends its secrets at once. 503 when the shared
+        record of secrets (Redis) is needed and unavailable."""
+        try:
+            found = await self.client_secrets.resolve(presented, now)
+        except SecretsUnavailable as exc:
+            return KeyDecision(False, 503, str(exc))
         if found is None:
             return EXPIRED_SECRET
         record = await trio.to_thread.run_sync(self._store.get, found.key_name, limiter=self._limiter)
@@ -224,9 +233,10 @@ class KeyRing:
         create, list and revoke: the same calls `kt_trio keys` makes on its own connection)."""
         return await trio.to_thread.run_sync(operation, self._store, limiter=self._limiter)
 
-    def mint_client_secret(self, key: KeyInfo, ttl_secs: float, now: float | None = None) -> tuple[str, float]:
-        """A `kt_ek_` secret for `key`, valid `ttl_secs` (see `kt_trio.keys.client_secrets`)."""
-        return self.client_secrets.mint(key.name, ttl_secs, time.time() if now is None else now)
+    async def mint_client_secret(self, key: KeyInfo, ttl_secs: float, now: float | None = None) -> tuple[str, float]:
+        """A `kt_ek_` secret for `key`, valid `ttl_secs` (see `kt_trio.keys.client_secrets`);
+        `TooManySecrets`, `SecretsUnavailable`."""
+        return await self.client_secrets.mint(key.name, ttl_secs, time.time() if now is None else now)
 
     def _authenticate(self, presented: str, prefix: str, scope: str, now: float) -> KeyDecision:
         decision = decide(presented, self._store.lookup(prefix), scope=scope, now=now)

@@ -175,9 +175,9 @@ class Gateway:
             return self.default_pack
         return self.packs.get(key_info.pack)
 
-    def _mint_client_secret(self, key: KeyInfo, ttl_secs: float) -> tuple[str, float]:
+    async def _mint_client_secret(self, key: KeyInfo, ttl_secs: float) -> tuple[str, float]:
         assert self.keys is not None  # HttpApp checked the key, so the key store is open
-        return self.keys.mint_client_secret(key, ttl_secs)
+        return await self.keys.mint_client_secret(key, ttl_secs)
 
     def chat_for(self, key_info: KeyInfo | None) -> ChatApp | None:
         pack = self.pack_for(key_info)
@@ -199,7 +199,9 @@ class Gateway:
             self.port = lsock.getsockname()[1]
             async with (
                 self._audit_log(),
-                await KeyRing.open(self.config.gateway.state_dir, self.config.store) as keys,
+                await KeyRing.open(
+                    self.config.gateway.state_dir, self.config.store, client_secrets=self.state.client_secrets
+                ) as keys,
                 self.state.running(),
             ):
                 self.keys = keys
@@ -303,6 +305,8 @@ class Gateway:
             return decision.key, None
         if decision.status == 403:
             return None, (403, "permission_error", "key_scope", decision.message)
+        if decision.status == 503:  # a client secret only Redis knows, while Redis is away
+            return None, (503, "server_error", "state_unavailable", decision.message)
         return None, (decision.status, "authentication_error", "invalid_key", decision.message)
 
     def _unpriced(self, model: str) -> None:

@@ -166,7 +166,7 @@ async def new_session(gateway: Gateway, ctx: HandshakeContext, target: Target, u
         budget=pack.session_budget(),
         audit=gateway.audit if pack.audited else None,
         report=gateway.reporter.emit,
-        on_relay_time=gateway.metrics.observe_relay_added,
+        on_relay_time=gateway.metrics.relay_added.observe,
         key_name=key_info.name if key_info is not None else None,
         team=key_info.team if key_info is not None else None,
         user_agent=user_agent,

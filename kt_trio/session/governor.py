@@ -33,6 +33,9 @@ from kt_trio.wire.frames import CloseCode
 # Server events the accumulator reads (usage carriers and the ones that name the session's
 # model), and the start of a response, which the response clock reads.
 _SERVER_TYPES = USAGE_EVENT_TYPES | SERVER_MODEL_EVENT_TYPES | {CREATED}
+# The client events a governor with no rate limit and no session budget acts on: the ones
+# naming a model (usage, `--models`) and `response.create` (response clock, daily budgets).
+_CLIENT_TYPES = CLIENT_MODEL_EVENT_TYPES | {CREATE}
 
 
 @frozen
@@ -77,6 +80,11 @@ class SessionGovernor:
         # Duration and time to first delta of each response (`ResponseTiming`, metrics and traces).
         self.clock = ResponseClock()
         self._operation = genai.REALTIME if protocol == "realtime" else genai.CHAT
+        # What the pump asks about, so it skips the call for every other message (most of
+        # them): `client_message` for these client event types (None: for every message), and
+        # `upstream_message` for `server_types` or while `clock.awaiting_chunk`.
+        self.client_types: frozenset[str] | None = None if self._limiters or budget is not None else _CLIENT_TYPES
+        self.server_types = _SERVER_TYPES
 
     def client_message(self, event_type: str | None, payload: Callable[[], bytes], now: float) -> Gate | None:
         """None: forward. A Gate: drop with a reply, or hold until a time (backpressure)."""

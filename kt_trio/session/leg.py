@@ -1,9 +1,11 @@
 """One side of a session: its transport, its frame reader, and what has been said on it.
 
 A leg is written to by more than one task (the pump relaying the other side, the pump reading
-this side when it answers a ping or reports a blocked message, the keepalive task), so writes go
-through a lock; one chunk of frames is one `send_all`. The lock is taken with `acquire_nowait()`
-first because `acquire()` checkpoints even when the lock is free (PERFORMANCE.md).
+this side when it answers a ping or reports a blocked message, the keepalive task), so writes are
+serialised; one chunk of frames is one `send_all`. The writer's turn is a flag and a parking lot
+rather than a `trio.Lock`: a free lock is taken without a checkpoint either way, but trio's Lock
+also records its owner and a parking-lot breaker per acquire, which the relay paid on every batch.
+Waiting writers queue in the parking lot and are handed the turn in order (as trio's Lock does).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ class Leg:
         # upstream leg is our client side (the reverse).
         self.masks_outgoing = name == "upstream"
         self.reader = FrameReader(expect_masked=name == "client", max_message_size=max_message_size)
-        self._lock = trio.Lock()
+        # True while a write is under way; writers that find it set wait in `_waiting`, and the
+        # finishing writer hands its turn to the first of them (the flag stays set).
+        self._writing = False
+        self._waiting = trio.lowlevel.ParkingLot()
         self._initial = initial
         self.close_sent = False
         self.close_received: Close | None = None
@@ -91,11 +96,11 @@ class Leg:
         return encode_frame(opcode, payload, mask=os.urandom(4) if self.masks_outgoing else None)
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
-        lock = self._lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
+        if self._writing:
+            # Cancelled while waiting: the turn was never handed to us, nothing to give back.
+            await self._waiting.park()
+        else:
+            self._writing = True
         try:
             if self.write_broken:
                 raise trio.BrokenResourceError(f"{self.name} leg unusable")
@@ -107,7 +112,10 @@ class Leg:
                 if not ok:
                     self.write_broken = True
         finally:
-            lock.release()
+            if self._waiting:
+                self._waiting.unpark()  # the turn passes on; `_writing` stays True
+            else:
+                self._writing = False
 
     async def send_chunks(self, chunks: Sequence[bytes | bytearray]) -> None:
         if len(chunks) == 1:

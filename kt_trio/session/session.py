@@ -4,8 +4,9 @@ Lifetimes are cancel scopes (trio's design, and DESIGN.md's "Shape"):
 
     outer scope   deadline = start + max_session_secs; cancelled on shutdown; shortened to a
                   close timeout once a close handshake is under way
-      idle scope  deadline = last data message + idle_timeout_secs, pushed on every data message
-        nursery   client pump, upstream pump, keepalive
+      idle scope  cancelled by the timers task once idle_timeout_secs pass with no data message
+                  (the pumps note each batch's time in an `IdleClock`; `keepalive`)
+        nursery   client pump, upstream pump, timers (keepalive and idle)
 
 When any of them ends the session, the nursery is cancelled; the session then decides one close
 code per leg (`Ending`) and runs a short, shielded close phase that sends the close frames and
@@ -56,7 +57,7 @@ from kt_trio.session.ending import (
 )
 from kt_trio.session.governor import SessionGovernor
 from kt_trio.session.judging import govern, guard_client, guard_upstream
-from kt_trio.session.keepalive import keepalive
+from kt_trio.session.keepalive import IdleClock, keepalive
 from kt_trio.session.leg import Leg, PeerGone
 from kt_trio.session.message_log import MessageLog
 from kt_trio.wire.frames import Close, CloseCode, FrameProtocolError, Message, Opcode, Ping, Pong
@@ -136,12 +137,14 @@ class Session:
         self._reporting = ReportingPoint(
             self.id, report, audit, key_name=key_name, team=team, pricing=pricing, spend=spend
         )
+        self._audited = audit is not None
         self._message_log = MessageLog(self.id, self._emit, audit, report if message_events else None)
         self._log_messages = self._message_log.active
         self.ending: Ending | None = None
         self._shutdown = False
         self._scope = trio.CancelScope()
         self._idle = trio.CancelScope()
+        self._idle_clock = IdleClock(self._idle, settings.idle_timeout_secs, trio.current_time())
         self._nursery: trio.Nursery | None = None
         self._pumps_left = 2
         self.messages_in = self.messages_out = self.bytes_in = self.bytes_out = 0
@@ -179,7 +182,7 @@ class Session:
         await self._write_audit()
         now = trio.current_time()
         self._scope.deadline = now + s.max_session_secs
-        self._idle.deadline = now + s.idle_timeout_secs
+        self._idle_clock.last = now
         try:
             with self._scope:
                 with self._idle:
@@ -196,6 +199,7 @@ class Session:
                             s.pong_timeout_secs,
                             self._end,
                             self.id,
+                            self._idle_clock,
                         )
         except Exception:
             log.exception("session %s failed", self.id)
@@ -267,10 +271,14 @@ class Session:
 
     async def _relay(self, src: Leg, dst: Leg) -> None:
         from_client = src.name == "client"
-        idle = self._idle
-        idle_secs = self.settings.idle_timeout_secs
+        idle = self._idle_clock
         policies = self.policies
         governor = self.governor
+        spend = governor.spend
+        client_types = governor.client_types
+        server_types = governor.server_types
+        clock = governor.clock
+        reporting = self._reporting if self._audited else None  # records wait only for an audit log
         while True:
             try:
                 events = await src.receive()
@@ -304,7 +312,11 @@ class Session:
                     if event_type is None and ev.size <= PARSE_TO_TYPE_LIMIT:
                         event_type = parsed_event_type(ev.payload())
                     if from_client:
-                        gate = governor.client_message(event_type, ev.payload, trio.current_time())
+                        gate = (
+                            governor.client_message(event_type, ev.payload, trio.current_time())
+                            if client_types is None or event_type in client_types
+                            else None
+                        )
                         if gate is not None:
                             if gate.reply is not None:
                                 back.append(src.frame(Opcode.TEXT, gate.reply))
@@ -317,7 +329,7 @@ class Session:
                             await _flush(src, dst, out, back)
                             out, back = [], []
                             await trio.sleep_until(gate.delay_until)  # type: ignore[arg-type]
-                    else:
+                    elif event_type in server_types or clock.awaiting_chunk:
                         stop = governor.upstream_message(event_type, ev.payload)
                     forwarded: bytes | bytearray | None = None
                     decisions: tuple[PolicyDecision, ...] = ()
@@ -371,12 +383,18 @@ class Session:
                     closed = ev  # type: ignore[assignment]
                     break  # RFC 6455 §5.5.1: nothing follows a close frame
             if data:
-                idle.deadline = trio.current_time() + idle_secs
-            if governor.unsettled:
+                idle.last = trio.current_time()
+            if governor.unsettled_tokens or (spend is not None and spend.pending > 0):  # governor.unsettled
                 await governor.settle_key_tokens()
-            if self._reporting.has_pending:
+            if reporting is not None and reporting.has_pending:
                 await self._write_audit()
-            await _flush(src, dst, out, back)
+            if back:
+                await _flush(src, dst, out, back)
+            elif out:  # the common case, without `_flush`'s layers
+                try:
+                    await dst.send(out[0] if len(out) == 1 else b"".join(out))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    raise _SendFailed(dst) from None
             if self._on_relay_time is not None and data:
                 # Once per batch, not per message: the time its messages spent in the gateway.
                 self._on_relay_time(time.perf_counter() - arrived)

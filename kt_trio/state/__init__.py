@@ -2,7 +2,8 @@
 
 `state.backend: embedded` (the default) keeps it in this process, as the gateway always has:
 `EmbeddedState`. `state.backend: redis` shares it through Redis: `RedisState` (concurrent-session
-leases, per-key message rates and daily tokens, circuit breakers, revoked keys, the event stream).
+leases, per-key message rates and daily tokens, circuit breakers, revoked keys, the event stream,
+`kt_ek_` client secrets).
 The gateway talks to either through the same few calls; `state_for` picks one from the config.
 """
 

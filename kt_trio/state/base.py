@@ -19,12 +19,17 @@ from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.governance.spend import SpendLedger
 from kt_trio.keys import KeyInfo, KeyRing
+from kt_trio.keys.client_secrets import SecretStore
 from kt_trio.records import Record, SpendScope
 from kt_trio.reporting import KeyTokens
 
 
 class StateUnavailable(Exception):
     """Shared state could not be read or written now (Redis down, hung or unreachable)."""
+
+
+# What a client is told (503 `state_unavailable`) when something it needs is only in Redis.
+UNAVAILABLE_MESSAGE = "shared state (redis) is unavailable; try again shortly"
 
 
 @frozen
@@ -54,6 +59,10 @@ class KeyBudget(KeyTokens, Protocol):
 class SharedState(Protocol):
     backend: str
     instance: str
+
+    @property
+    def client_secrets(self) -> SecretStore:
+        """The `kt_ek_` client secrets (`kt_trio.keys.client_secrets`): this process's, or the cluster's."""
 
     def running(self) -> AbstractAsyncContextManager[None]:
         """Background work (heartbeats, syncs, subscriptions) for the life of the server."""

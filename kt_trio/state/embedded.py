@@ -14,6 +14,7 @@ from types import TracebackType
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.governance.rate_limit import MessageRateLimiter
 from kt_trio.keys import KeyInfo, KeyRing
+from kt_trio.keys.client_secrets import ClientSecrets
 from kt_trio.records import SpendScope
 from kt_trio.server.key_budget import KeyTokenBudget
 from kt_trio.server.usd_budget import StoredSpend
@@ -44,6 +45,8 @@ class EmbeddedState:
         self._limiters: dict[str, MessageRateLimiter] = {}
         self._budgets: dict[str, KeyTokenBudget] = {}
         self._spends: dict[tuple[SpendScope, str], StoredSpend] = {}
+        # `kt_ek_` client secrets live in this process (one process: nobody else to tell).
+        self.client_secrets = ClientSecrets()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

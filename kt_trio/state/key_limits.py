@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import trio
 
@@ -149,22 +149,14 @@ class SharedKeyLimits:
         pending = [b.pending for b in budgets]
         day_keys = [self.tokens_key(b.key_name) for b in budgets]
 
-        async def pipeline() -> tuple[Any, ...]:
-            async with self.link.client.pipeline(transaction=False) as p:
-                for lim, n in zip(limiters, sent, strict=True):
-                    p.incrby(f"kt:mpm:{lim.name}", n)
-                    p.expire(f"kt:mpm:{lim.name}", MPM_TTL_SECS)
-                for key, n in zip(day_keys, pending, strict=True):
-                    p.incrby(key, n)
-                    p.expire(key, TOKENS_TTL_SECS)
-            return tuple(p.results or ())
-
+        increments = [(f"kt:mpm:{lim.name}", n, MPM_TTL_SECS) for lim, n in zip(limiters, sent, strict=True)]
+        increments += [(key, n, TOKENS_TTL_SECS) for key, n in zip(day_keys, pending, strict=True)]
         try:
-            results = await self.link.call(pipeline)
+            totals = await self.link.add_to_counters(increments)
         except StateUnavailable:
             return
         for i, lim in enumerate(limiters):
-            total = int(results[2 * i])
+            total = totals[i]
             lim.sent -= sent[i]
             previous, lim.synced_total = lim.synced_total, total
             if previous is not None and total >= previous:
@@ -172,9 +164,8 @@ class SharedKeyLimits:
                 bucket = lim.bucket
                 assert isinstance(bucket, SharedBucket)
                 bucket.take_remote(others)
-        offset = 2 * len(limiters)
         for i, budget in enumerate(budgets):
-            total = int(results[offset + 2 * i])
+            total = totals[len(limiters) + i]
             budget.pending -= pending[i]
             budget._set_total(total)
             for alert in crossed(budget, total - pending[i], total):

@@ -16,7 +16,7 @@ commands are awaitables, not coroutine functions, hence the `Callable[[], Awaita
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -108,6 +108,21 @@ class RedisLink:
             return result
         self._down("timeout")
         raise StateUnavailable(f"redis at {self.where}: no answer within {self.op_timeout * 2:g}s")
+
+    async def add_to_counters(self, increments: Sequence[tuple[str, int, int]]) -> list[int]:
+        """One pipeline: INCRBY each `(key, n, ttl_secs)` and refresh its expiry; the totals after,
+        in order. How every batched counter (messages per minute, daily tokens and dollars)
+        reaches Redis: one round trip per sync, whatever the number of keys."""
+
+        async def pipeline() -> tuple[Any, ...]:
+            async with self.client.pipeline(transaction=False) as p:
+                for key, n, ttl in increments:
+                    p.incrby(key, n)
+                    p.expire(key, ttl)
+            return tuple(p.results or ())
+
+        results = await self.call(pipeline)
+        return [int(results[2 * i]) for i in range(len(increments))]
 
     async def wait_up(self) -> None:
         while not self.available:

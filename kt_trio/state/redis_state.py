@@ -2,8 +2,10 @@
 
 What a session opening costs in round trips: one for its slots and its first target's breaker
 permit together (`leases.OPEN`), and, for a key with a daily token budget, one to read the
-day's total (and one per daily USD budget of the key or its team). Its events cost none while
-no other instance has a `/ws/events` subscriber (`fanout`). A relayed message costs none.
+day's total (and one per daily USD budget of the key or its team), and, for a `kt_ek_` client
+secret minted by another process and not seen here before, one to read it (`client_secrets`).
+Its events cost none while no other instance has a `/ws/events` subscriber (`fanout`). A relayed
+message costs none.
 
 Availability (`state.on_unavailable`): when Redis cannot be reached, new sessions are refused
 with 503 `state_unavailable` (`fail_closed`) or admitted on this instance's own limits
@@ -26,8 +28,9 @@ from kt_trio.events.messages import SystemEvent, SystemKind
 from kt_trio.governance.breaker import UpstreamHealth
 from kt_trio.keys import KeyInfo, KeyRing
 from kt_trio.records import Record, SpendScope
-from kt_trio.state.base import Refusal, StateUnavailable, instance_id
+from kt_trio.state.base import UNAVAILABLE_MESSAGE, Refusal, StateUnavailable, instance_id
 from kt_trio.state.breakers import SharedBreakers
+from kt_trio.state.client_secrets import SharedClientSecrets
 from kt_trio.state.embedded import NO_SLOT, NoSlot
 from kt_trio.state.fanout import ENTER_TIMEOUT_SECS, Fanout
 from kt_trio.state.key_limits import SharedKeyBudget, SharedKeyLimiter, SharedKeyLimits
@@ -37,9 +40,7 @@ from kt_trio.state.usd_spend import SharedSpend, SharedSpends
 
 log = logging.getLogger("kt_trio.state")
 
-UNAVAILABLE = Refusal(
-    503, "server_error", "state_unavailable", "shared state (redis) is unavailable; try again shortly"
-)
+UNAVAILABLE = Refusal(503, "server_error", "state_unavailable", UNAVAILABLE_MESSAGE)
 
 
 class RedisState:
@@ -73,6 +74,7 @@ class RedisState:
         self.limits = SharedKeyLimits(self.link, report)
         self.spends = SharedSpends(self.link, report)
         self.fanout = Fanout(self.link, self.instance, hub, terminate)
+        self.client_secrets = SharedClientSecrets(self.link, fail_open=self.fail_open)
 
     def _changed(self, up: bool, why: str) -> None:
         self._up.set(1 if up else 0)
@@ -91,6 +93,7 @@ class RedisState:
             nursery.start_soon(self.fanout.publisher)
             nursery.start_soon(self.fanout.subscriber)
             nursery.start_soon(self.fanout.listeners)
+            nursery.start_soon(self.client_secrets.run)
             with trio.move_on_after(ENTER_TIMEOUT_SECS + self.link.op_timeout * 2):
                 await self.fanout.ready.wait()  # subscribed, and knows who listens
             try:

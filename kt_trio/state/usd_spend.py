@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import trio
 
@@ -133,21 +132,13 @@ class SharedSpends:
         if not ledgers:
             return
         pending = [ledger.pending for ledger in ledgers]
-        keys = [ledger.redis_key for ledger in ledgers]
-
-        async def pipeline() -> tuple[Any, ...]:
-            async with self.link.client.pipeline(transaction=False) as p:
-                for key, n in zip(keys, pending, strict=True):
-                    p.incrby(key, n)
-                    p.expire(key, TOKENS_TTL_SECS)
-            return tuple(p.results or ())
-
         try:
-            results = await self.link.call(pipeline)
+            totals = await self.link.add_to_counters(
+                [(ledger.redis_key, n, TOKENS_TTL_SECS) for ledger, n in zip(ledgers, pending, strict=True)]
+            )
         except StateUnavailable:
             return
-        for i, ledger in enumerate(ledgers):
-            total = int(results[2 * i])
+        for i, (ledger, total) in enumerate(zip(ledgers, totals, strict=True)):
             ledger.pending -= pending[i]
             ledger.set_total(total)
             for alert in ledger.crossed(total - pending[i], total):
