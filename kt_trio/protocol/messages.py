@@ -74,7 +74,7 @@ def fast_delta(data: bytes, t: str) -> TextDelta | None:
         raw = data.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None
-    m = (_GA_DELTA_OF[t] if t in _GA_DELTA_OF else _GA_DELTA).match(raw)
+    m = _GA_DELTA.match(raw)
     if m is None:
         return None
     eid, rid, iid, index, text = m.groups()
@@ -153,33 +153,26 @@ def _optional(pattern: bytes) -> bytes:
     return rb"(?:" + pattern + rb")?"
 
 
-def _ga_delta(types: bytes) -> re.Pattern[str]:
-    return re.compile(
-        (
-            rb"\{"
-            + (rb"," + _SP).join(
-                [
-                    _member(b"type", rb'"(?:' + types + rb')"'),
-                    _member(b"event_id", rb'"' + _ID + rb'"'),
-                    _member(b"response_id", rb'"' + _ID + rb'"'),
-                    _member(b"item_id", rb'"' + _ID + rb'"'),
-                    _member(b"output_index", _INT),
-                    _member(b"content_index", rb"(" + _INT + rb")"),
-                    # The text, when it needs no unescaping and nothing but `"}` follows it (then
-                    # it is a valid JSON string as it stands); else the group is None and
-                    # `_final_str` reads it from the match's end.
-                    _member(b"delta", rb'"') + rb'(?:([^"\\\x00-\x1f]*)"\}\Z)?',
-                ]
-            )
-        ).decode("ascii")
-    )
-
-
-# Matched on the decoded message (str), see `fast_delta`: any of the types, and one per type
-# (the caller sniffed the type from the same first bytes, so both match alike; the one of its
-# type skips the alternation).
-_GA_DELTA = _ga_delta(_TYPES_ALT)
-_GA_DELTA_OF = {t: _ga_delta(re.escape(t.encode("ascii"))) for t in GA_DELTA_TYPES}
+# Matched on the decoded message (str), see `fast_delta`.
+_GA_DELTA = re.compile(
+    (
+        rb"\{"
+        + (rb"," + _SP).join(
+            [
+                _member(b"type", rb'"(?:' + _TYPES_ALT + rb')"'),
+                _member(b"event_id", rb'"' + _ID + rb'"'),
+                _member(b"response_id", rb'"' + _ID + rb'"'),
+                _member(b"item_id", rb'"' + _ID + rb'"'),
+                _member(b"output_index", _INT),
+                _member(b"content_index", rb"(" + _INT + rb")"),
+                # The text, when it needs no unescaping and nothing but `"}` follows it (then it
+                # is a valid JSON string as it stands); else the group is None and `_final_str`
+                # reads it from the match's end.
+                _member(b"delta", rb'"') + rb'(?:([^"\\\x00-\x1f]*)"\}\Z)?',
+            ]
+        )
+    ).decode("ascii")
+)
 
 
 # A `conversation.item.create` carrying one text part, as SDKs and the docs write it: compact or
