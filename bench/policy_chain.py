@@ -26,6 +26,22 @@ when taken side by side):
 runs this script over both checkouts' kt_trio in turn (`--runs` pairs, each its own process,
 baseline first; the same messages and timing for both), and prints each figure's median per side
 and their ratio.
+
+CPU time on this shared VM moves by up to 1.5x between runs of the same code, so the comparison
+has a deterministic twin:
+
+    python bench/policy_chain.py --against /tmp/b77 --runs 7 --instructions [--messages 1000]
+
+runs, after the CPU-time table, one process per side under `valgrind --tool=callgrind` (both at
+once: instruction counts do not depend on load) and prints instructions per message for each
+figure. Each figure's loop runs three times in that process: N messages to warm up (first-message
+work: lazy imports, a part's first delta), then N and 2N messages; the figure is
+(Ir(2N) - Ir(N)) / N, so the loop's fixed cost cancels. Only these loops are counted: each runs
+inside `operator.call`, the one C function callgrind toggles collection on
+(`--collect-atstart=no --toggle-collect=_operator_call`) and dumps after (`--dump-after`), and
+which neither side's chain calls. `PYTHONHASHSEED=0` makes dict and set layouts the same every run.
+Instruction counts weigh a cache miss like a hit, so they complement the CPU figures, never
+replace them.
 """
 
 from __future__ import annotations
@@ -33,12 +49,16 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import operator
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import kt_trio
@@ -152,6 +172,115 @@ def _run_from(root: Path, iterations: int) -> dict[str, float]:
     return figures
 
 
+def _counted(fn: Callable[[int], object], n: int) -> None:
+    """`fn(n)` inside `operator.call`: under `--instructions`, callgrind counts only this and
+    writes the count to a part file of its own right after it."""
+    operator.call(fn, n)
+
+
+def callgrind_child(n: int) -> None:
+    """The loops of `main` under callgrind (see the module docstring): warm-up, N, 2N each."""
+    chain = build_chain(CHAIN, {})
+    items = [item_create(i) for i in range(64)]
+    audio = [audio_append()]
+    deltas = [text_delta(i) for i in range(len(WORDS) * 8)]
+    url_items = [item_create(i, URL_TEXT) for i in range(64)]
+    now = [0.0]
+
+    def messages(fn: Callable[[bytes, bool, float], object], msgs: list[bytes]) -> Callable[[int], None]:
+        def loop(k: int) -> None:
+            t = now[0]
+            for i in range(k):
+                t += 0.7
+                fn(msgs[i % len(msgs)], True, t)
+            now[0] = t
+
+        return loop
+
+    def calls(fn: Callable[[], object]) -> Callable[[int], None]:
+        def loop(k: int) -> None:
+            for _ in range(k):
+                fn()
+
+        return loop
+
+    s = chain.new_session(session_id="bench", user_agent="Mozilla/5.0", client_ip="127.0.0.1")
+    loops: list[tuple[str, Callable[[int], None]]] = [
+        ("conversation.item.create (~300 B)", messages(s.on_client_message, items)),
+        ("input_audio_buffer.append (64 KiB)", messages(s.on_client_message, audio)),
+        ("response.output_text.delta (1 token)", messages(s.on_upstream_message, deltas)),
+    ]
+    s2 = chain.new_session(session_id="bench-url", user_agent="Mozilla/5.0", client_ip="127.0.0.1")
+    loops.append(("item.create with a 40-char URL (~300 B)", messages(s2.on_client_message, url_items)))
+    raw = items[0]
+    loops.append(("(scale) json.loads of the item.create", calls(lambda: json.loads(raw))))
+    loops.append(("(floor) constructing a Verdict", calls(lambda: Verdict(raw))))
+    print(f"kt_trio from {Path(kt_trio.__file__).parent}")
+    for name, loop in loops:
+        print(f"loop {name}", flush=True)
+        for k in (n, n, 2 * n):
+            _counted(loop, k)
+
+
+def _instructions_of(root: Path, n: int, out_dir: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONHASHSEED="0")
+    cmd = [
+        "valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=_operator_call",
+        "--dump-after=_operator_call", f"--callgrind-out-file={out_dir / 'cg.out'}",
+        sys.executable, str(Path(__file__).resolve()), "--callgrind-child", str(n),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+_TOTALS = re.compile(r"^(?:summary|totals): (\d+)", re.M)
+
+
+def _parse_parts(root: Path, out: str, out_dir: Path, n: int) -> dict[str, float]:
+    loaded = next((line.split(" from ", 1)[1] for line in out.splitlines() if line.startswith("kt_trio from ")), "")
+    if Path(loaded) != root / "kt_trio":
+        raise SystemExit(f"expected kt_trio from {root}, the callgrind run used {loaded!r}")
+    names = [line[5:] for line in out.splitlines() if line.startswith("loop ")]
+    # Parts in order of their number; every `operator.call` made one (the last part is the
+    # program's end: nothing collected).
+    parts = sorted(out_dir.glob("cg.out.*"), key=lambda f: int(f.name.rsplit(".", 1)[1]))
+    counts = []
+    for f in parts:
+        m = _TOTALS.search(f.read_text(errors="replace"))
+        counts.append(int(m.group(1)) if m else 0)
+    if len(counts) < 3 * len(names):
+        raise SystemExit(f"callgrind wrote {len(counts)} parts for {len(names)} loops under {root}")
+    figures: dict[str, float] = {}
+    for i, name in enumerate(names):
+        _, once, twice = counts[3 * i : 3 * i + 3]
+        figures[name] = (twice - once) / n
+    return figures
+
+
+def compare_instructions(baseline: Path, n: int) -> None:
+    """Instructions per message on both sides, each side one process under callgrind."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    here = Path(__file__).resolve().parent.parent
+    roots = {"baseline": baseline.resolve(), "this tree": here}
+    with tempfile.TemporaryDirectory(prefix="policy-chain-cg-") as tmp:
+        dirs = {side: Path(tmp) / side.replace(" ", "-") for side in roots}
+        for d in dirs.values():
+            d.mkdir()
+        procs = {side: _instructions_of(root, n, dirs[side]) for side, root in roots.items()}
+        figures: dict[str, dict[str, float]] = {}
+        for side, proc in procs.items():
+            out, err = proc.communicate(timeout=1800)
+            if proc.returncode != 0:
+                raise SystemExit(f"callgrind run over {roots[side]} failed ({proc.returncode}):\n{err[-2000:]}")
+            figures[side] = _parse_parts(roots[side], out, dirs[side], n)
+    print(f"instructions per message (callgrind, Ir; (2N - N) / N with N = {n}, after N to warm up)")
+    print(f"{'':42s} {'baseline':>10s} {'this tree':>10s} {'ratio':>7s}")
+    for name, t in figures["this tree"].items():
+        b = figures["baseline"].get(name)
+        if b is not None:
+            print(f"{name:42s} {b:10.0f} {t:10.0f} {t / b:6.2f}x")
+
+
 def compare(baseline: Path, runs: int, iterations: int) -> None:
     here = Path(__file__).resolve().parent.parent
     sides: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
@@ -172,11 +301,24 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20_000)
     ap.add_argument("--against", type=Path, help="a checkout to measure beside this one (e.g. /tmp/b77)")
     ap.add_argument("--runs", type=int, default=3, help="with --against: runs per side (median)")
+    ap.add_argument(
+        "--instructions", action="store_true",
+        help="with --against: also instructions per message under callgrind (deterministic; ~2 min)",
+    )  # fmt: skip
+    ap.add_argument("--messages", type=int, default=1000, help="with --instructions: N (see the docstring)")
+    ap.add_argument("--callgrind-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     n = min(args.iterations, 1_000_000)
+    if args.callgrind_child is not None:
+        callgrind_child(max(1, min(args.callgrind_child, 100_000)))
+        return
     if args.against is not None:
         compare(args.against, max(1, min(args.runs, 50)), n)
+        if args.instructions:
+            compare_instructions(args.against, max(10, min(args.messages, 100_000)))
         return
+    if args.instructions:
+        ap.error("--instructions compares two checkouts: give --against DIR")
     chain = build_chain(CHAIN, {})
 
     items = [item_create(i) for i in range(64)]

@@ -364,3 +364,50 @@ def _slow_blocked(pieces, rid="resp_x"):
 
 def test_safety_benign_stream_is_not_blocked():
     assert not _blocked(["safety-filter"], ["Let me", " kill the", " process and", " shoot a", " photo."])
+
+
+def test_byte_path_fields_equal_the_parsed_events():
+    """`fast_delta` and `fast_item_create` (whose regexes read a text without escapes to its
+    end themselves, and leave any other to `scanstring`) give what parsing gives, on texts with
+    quotes, escapes, control and non-ASCII characters, lone surrogates, both separators, and
+    bytes after the closing brace."""
+    from kt_trio.protocol import messages
+
+    rnd = random.Random(5)
+    alphabet = ["a", " ", '"', "\\", "\n", "\x01", "é", "\u2028", "\ud800", "😀", "}", "\x7f", "/"]
+    decoded = 0
+    for _ in range(4000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 8)))
+        seps = rnd.choice([(",", ":"), (", ", ": ")])
+        ascii_only = rnd.random() < 0.5
+        tail = b"\n" if rnd.random() < 0.1 else b""
+        ev = {
+            "type": "response.output_text.delta",
+            "event_id": "e",
+            "response_id": "r",
+            "item_id": "i",
+            "output_index": 0,
+            "content_index": rnd.choice([0, 3, 17]),
+            "delta": text,
+        }
+        data = json.dumps(ev, separators=seps, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass") + tail
+        got = messages.fast_delta(data, ev["type"])
+        if got is not None:
+            decoded += 1
+            want = messages.delta_of(json.loads(data), ev["type"])
+            assert want is not None and got[:8] == want[:8], data
+            start = got[9]
+            assert start is not None and data[start - 1 : start] == b'"' and data.endswith(b'"}'), data
+        else:
+            assert tail, data  # only bytes after the brace take it off the byte path
+        item = {
+            "type": "conversation.item.create",
+            "event_id": "x",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
+        data = json.dumps(item, separators=seps, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass") + tail
+        msg = messages.fast_item_create(data)
+        if msg is not None:
+            assert msg[2][0][0][0] == json.loads(data)["item"]["content"][0]["text"], data
+            assert msg[1] == "x"
+    assert decoded > 3000

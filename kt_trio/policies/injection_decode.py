@@ -12,8 +12,6 @@ import binascii
 import re
 import string
 import urllib.parse
-from collections.abc import Iterator
-from functools import partial
 
 from kt_trio.policies.base import HEX_SPACED, HEX_TABLE
 
@@ -68,30 +66,46 @@ def _utf8(b: bytes) -> str | None:
         return None
 
 
-def _b64_matches(text: str, raw: bytes, b64: bytes | None = None) -> list[re.Match[str]]:
-    """`_B64.finditer(text)`, trying only the runs of 16 or more base64 characters (`b64`:
-    `raw.translate(_B64_MAP)` when the caller has it)."""
+def _b64_tokens(text: str, raw: bytes, b64: bytes | None = None, starts: list[int] | None = None) -> list[str]:
+    """The matches of `_B64.finditer(text)` that mix cases (a run of one case is a long plain
+    word or a URL's path such as 'docs/troubleshooting', not base64: text encoded in base64 mixes
+    cases, 16 characters of one case have odds of ~(38/64)**16 = 2e-4). Only the runs of 16 or
+    more base64 characters are tried (`b64`: `raw.translate(_B64_MAP)`, `starts`: `_runs(b64)`,
+    when the caller has them)."""
     if b64 is None:
         b64 = raw.translate(_B64_MAP)
-    i = b64.find(_B64_RUN)
-    if i < 0:
+    if starts is None:
+        starts = _runs(b64)
+    if not starts:
         return []
     if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
-        return list(_B64.finditer(text))
+        return [tok for tok in (m.group() for m in _B64.finditer(text)) if not (tok.islower() or tok.isupper())]
     # A match begins where a run begins (the lookbehind refuses any later start) and ends where
-    # it ends (with its '=' padding), so one anchored try per run finds it.
-    return [m for m in map(partial(_B64.match, text), _run_starts(b64, i)) if m is not None]
+    # it ends (with its '=' padding, which has no case): a run of one case is skipped before
+    # the regex, and one anchored try per other run finds the rest.
+    out: list[str] = []
+    for i in starts:
+        end = b64.find(b" ", i)
+        run = text[i:end] if end >= 0 else text[i:]
+        if run.islower() or run.isupper():
+            continue
+        m = _B64.match(text, i)
+        if m is not None:
+            out.append(m.group())
+    return out
 
 
-def _run_starts(b64: bytes, i: int) -> Iterator[int]:
-    """Where each run of 16 or more base64 characters begins in `b64` (`_B64_MAP` classes),
-    from the first one, at `i`."""
+def _runs(b64: bytes) -> list[int]:
+    """Where each run of 16 or more base64 characters begins in `b64` (`_B64_MAP` classes)."""
+    out: list[int] = []
+    i = b64.find(_B64_RUN)
     while i >= 0:
-        yield i
+        out.append(i)
         end = b64.find(b" ", i)
         if end < 0:
-            return
+            break
         i = b64.find(_B64_RUN, end)
+    return out
 
 
 def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
@@ -101,7 +115,8 @@ def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
         return list(_HEX.finditer(text))
     out: list[re.Match[str]] = []
     hexes = raw.translate(_HEX_MAP)
-    if _HEX_ADJACENT in hexes or _HEX_SPACED in hexes:
+    # `find`, not `in`: `bytes in bytes` formats and discards a TypeError first (~3,000 instructions).
+    if hexes.find(_HEX_ADJACENT) >= 0 or hexes.find(_HEX_SPACED) >= 0:
         if len(raw) != len(text):  # not ASCII: byte offsets are not character offsets
             out.extend(_HEX_PAIRS.finditer(text))
         else:
@@ -114,7 +129,9 @@ def _hex_matches(text: str, raw: bytes) -> list[re.Match[str]]:
     return out
 
 
-def _decoded_payloads(text: str, raw: bytes | None = None, b64: bytes | None = None) -> list[str]:
+def _decoded_payloads(
+    text: str, raw: bytes | None = None, b64: bytes | None = None, starts: list[int] | None = None
+) -> list[str]:
     """The printable UTF-8 texts that the base64 runs of `text`, then its hex runs (each in
     text order), decode to.
 
@@ -125,12 +142,7 @@ def _decoded_payloads(text: str, raw: bytes | None = None, b64: bytes | None = N
     out: list[str] = []
     if raw is None:
         raw = text.encode("utf-8", "surrogatepass")
-    for m in _b64_matches(text, raw, b64):
-        tok = m.group()
-        if tok.islower() or tok.isupper():
-            # A long plain word or a URL's path ('docs/troubleshooting'), not base64: text
-            # encoded in base64 mixes cases (16 characters of one case: ~(38/64)**16 = 2e-4).
-            continue
+    for tok in _b64_tokens(text, raw, b64, starts):
         try:
             s = _utf8(base64.b64decode(tok + "=" * (-len(tok) % 4), validate=False))
         except (binascii.Error, ValueError):
@@ -160,16 +172,17 @@ _AFTER_KEY = re.compile(r"(?<=[=:])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
 _AFTER_KEY_AT = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/])")
 
 
-def _after_key(text: str, b64: bytes) -> list[re.Match[str]]:
-    """`_AFTER_KEY.finditer(text)`; `b64` is the text's UTF-8 bytes through `_B64_MAP`. A match
-    begins where a run of 16 or more base64 characters begins (the character before it, '=' or
-    ':', is none), so in ASCII text one anchored try per such run that follows '=' or ':' finds
-    them all (a URL's path costs one `find`, not a lookbehind at every position). Matches cannot
-    overlap: one holds no ':', and '=' only as padding that no base64 character follows."""
+def _after_key(text: str, b64: bytes, starts: list[int] | None = None) -> list[re.Match[str]]:
+    """`_AFTER_KEY.finditer(text)`; `b64` is the text's UTF-8 bytes through `_B64_MAP` (`starts`:
+    `_runs(b64)`, when the caller has it). A match begins where a run of 16 or more base64
+    characters begins (the character before it, '=' or ':', is none), so in ASCII text one
+    anchored try per such run that follows '=' or ':' finds them all (a URL's path costs one
+    `find`, not a lookbehind at every position). Matches cannot overlap: one holds no ':', and
+    '=' only as padding that no base64 character follows."""
     if len(b64) != len(text):  # not ASCII: byte offsets are not character offsets
         return list(_AFTER_KEY.finditer(text))
     out: list[re.Match[str]] = []
-    for i in _run_starts(b64, b64.find(_B64_RUN)):
+    for i in _runs(b64) if starts is None else starts:
         if i and text[i - 1] in "=:":
             m = _AFTER_KEY_AT.match(text, i)
             if m is not None:
@@ -188,16 +201,18 @@ def payloads(text: str, raw: bytes | None, long_word: bool) -> list[str]:
     if raw is None:
         raw = text.encode("utf-8", "surrogatepass")
     b64 = raw.translate(_B64_MAP)
-    out = more_payloads(text, b64)
+    starts = _runs(b64)
+    out = more_payloads(text, b64, starts)
     if long_word:
-        out += _decoded_payloads(text, raw, b64)
+        out += _decoded_payloads(text, raw, b64, starts)
     return out
 
 
-def more_payloads(text: str, b64: bytes | None = None) -> list[str]:
+def more_payloads(text: str, b64: bytes | None = None, starts: list[int] | None = None) -> list[str]:
     """Payloads `_decoded_payloads` does not read: URL-safe base64 runs (with '-' or '_'),
     percent-encoded stretches (three or more escapes) and words joined by '+' (a form value).
-    `b64`: the text's UTF-8 bytes through `_B64_MAP`, when the caller has them."""
+    `b64`: the text's UTF-8 bytes through `_B64_MAP` (`starts`: `_runs(b64)`), when the caller
+    has them."""
     out: list[str] = []
     if "-" in text or "_" in text:
         for m in _B64URL.finditer(text):
@@ -215,7 +230,7 @@ def more_payloads(text: str, b64: bytes | None = None) -> list[str]:
     if "=" in text or ":" in text:
         if b64 is None:
             b64 = text.encode("utf-8", "surrogatepass").translate(_B64_MAP)
-        for m in _after_key(text, b64):
+        for m in _after_key(text, b64, starts):
             try:
                 s = _utf8(base64.b64decode(m.group() + "=" * (-len(m.group()) % 4), validate=False))
             except (binascii.Error, ValueError):

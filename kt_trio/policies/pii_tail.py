@@ -58,6 +58,7 @@ _CUE_LAST_TOKENS = frozenset(c.split(" ")[-1] for c in CUES if " " in c)
 _ONE_WORD_CUE_END = re.compile("(?:" + "|".join(re.escape(c) for c in CUES if " " not in c) + ") ")
 # Words of a cue that another of its words follows ('my' in 'my name is').
 _CUE_NONFINAL = tuple(sorted({w for c in CUES for w in c.split(" ")[:-1]}))
+_NONFINAL_CHARS = max(map(len, _CUE_NONFINAL))
 _ANY_TITLE = re.compile("|".join(TITLES))
 # A title still being written ('D', 'Pro'): the trailing run holds it when that rule applies;
 # with only names enabled, this does (without it 'Ask D' + 'r. Jane Doe' lost the name).
@@ -137,6 +138,7 @@ class TailRules:
             return -1  # a cue or title, and a capital somewhere: there may be a name
         n = len(text)
         h = n
+        run = 0
         if self._run_tail:
             run = n - len(text.rstrip(_PLAIN_RUN))
             h = n - (run if run < MAX_MATCH else MAX_MATCH)
@@ -147,15 +149,24 @@ class TailRules:
             if n - k < h:
                 h = n - k
         if names:
+            # With a trailing run held (`run` > 0, so the text ends in no whitespace and the
+            # rules' leading whitespace matches nothing), a title still being written lies inside
+            # that run (it is run characters only) and a cue reaches before it only across one
+            # of its spaces, after a cue word that another follows ('my na'; a cue's ',' ends
+            # it): the rules are skipped where they cannot hold more than the run.
+            j = n - run - 1
+            cue = not run or (
+                j >= 0 and text[j] == " " and text[max(0, j - _NONFINAL_CHARS) : j].lower().endswith(_CUE_NONFINAL)
+            )
             tail = text[-_PLAIN_WINDOW:]
-            if rest:
+            if rest and not run:
                 m = _PLAIN_TITLE_TAIL.match(tail[::-1])
                 if m is not None and n - m.end() < h:
                     h = n - m.end()
-                tail = tail.lower()
-            m = _PLAIN_CUE_TAIL.match(tail[::-1])
-            if m is not None and n - m.end() < h:
-                h = n - m.end()
+            if cue:
+                m = _PLAIN_CUE_TAIL.match((tail.lower() if rest else tail)[::-1])
+                if m is not None and n - m.end() < h:
+                    h = n - m.end()
         return h
 
     def tail_start(self, text: str) -> int:

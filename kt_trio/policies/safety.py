@@ -45,6 +45,7 @@ DEFAULT_THRESHOLD = SafetyFilterSettings().threshold  # the schema's default, th
 _LEET_CHARS = "0134578@$!|"  # symbols leetspeak puts inside words ('k1ll', 'k!ll')
 _LEET_BYTES = b"0134578@$"  # those the shared pre-filter can see (`base._SPECIAL`)
 _IN_WORD_LEET = re.compile(r"(?<=[a-z])[!|](?=[a-z])")
+_IN_WORD_LEET_ANY_CASE = re.compile(r"(?<=[A-Za-z])[!|](?=[A-Za-z])")
 # `_WORD_TABLE` for the streaming pre-filter, except that it maps the leetspeak symbols
 # (`_LEET_BYTES`) to NUL and keeps '!' and '|' (`_BANG_TABLE` then makes them spaces).
 _STREAM_TABLE = bytes(0 if i in _LEET_BYTES else (i if i in b"!|" else _WORD_TABLE[i]) for i in range(256))
@@ -55,15 +56,20 @@ _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 def _in_word_leet_ascii(text: str) -> bool:
     """`_IN_WORD_LEET.search(text.lower())` for ASCII text, looking only at its '!' and '|'
     (the pre-filters run on every message: the regex's lookbehind at every position cost ~4 µs
-    on 300 characters, a "Hi!" costs one `find` here)."""
-    if "|" not in text and text.count("!") == text.count("! ") + text.count("!\n") + text.endswith("!"):
-        return False  # every '!' ends a sentence ("Hi! ..."): the common case, in C
+    on 300 characters; a "Hi!" costs two `find`s here). Past a few '!' or '|' the regex (on
+    either case, in C) takes over, so a text full of them costs no Python loop per character."""
     n = len(text) - 1
     for c in "!|":
+        if c not in text:  # (`in` costs less than a `find` call)
+            continue
         i = text.find(c, 1)
+        seen = 0
         while 0 < i < n:
             if text[i - 1] in _ASCII_LETTERS and text[i + 1] in _ASCII_LETTERS:
                 return True
+            seen += 1
+            if seen == 8:
+                return _IN_WORD_LEET_ANY_CASE.search(text) is not None
             i = text.find(c, i + 1)
     return False
 

@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from kt_trio.policies.bot import BotSession
     from kt_trio.policies.chain import PolicyChain
 
+# `verdict`'s construction, inlined on the delta path (a Python call less per delta).
+_tuple_new = tuple.__new__
 _RESPONSE_END_TYPES = frozenset({"response.done", "response.completed", "response.incomplete", "response.failed"})
 _RESPONSE_START_TYPES = frozenset({"response.created"})
 _OUTPUT_INTERESTING = OUTPUT_TEXT_TYPES | _RESPONSE_START_TYPES
@@ -106,7 +108,7 @@ class SessionPolicies:
         if t is not None and (t not in INPUT_TEXT_TYPES or not self._input_needs_parse):
             if self._bot is None:
                 return verdict(data, t)
-            v = self._judge_client(data, ClientText(t, None, [], None), now, bot_only=True)
+            v = self._judge_client(data, (t, None, [], None), now, bot_only=True)
             assert v is not None  # only the byte path defers
             return v
         if t == "conversation.item.create":
@@ -135,8 +137,7 @@ class SessionPolicies:
             )
         t = obj["type"]
         eid = obj.get("event_id") if isinstance(obj.get("event_id"), str) else None
-        msg = ClientText(t, eid, input_slots(obj) if self._input_needs_parse else [], obj)
-        v = self._judge_client(data, msg, now)
+        v = self._judge_client(data, (t, eid, input_slots(obj) if self._input_needs_parse else [], obj), now)
         assert v is not None
         return v
 
@@ -166,7 +167,7 @@ class SessionPolicies:
                 text = "\n".join(c[k] for c, k in slots)
             out = judge_bot(out, bot, now, text, t, eid)
         if out is None:
-            return verdict(data, t)
+            return _tuple_new(Verdict, (data, (), (), None, (), t))  # `verdict`, a call less
         if out.stop is not None:
             return self._stop_input(out, t, eid)
         forward = errors.dumps(obj) if out.changed else data
@@ -190,7 +191,8 @@ class SessionPolicies:
             return verdict(data, None)
         t = sniffed if sniffed is not None else event_type(data)
         if t in AUDIO_TYPES:
-            if self.state.audio_of_cancelled(data[:512]):
+            # (`anything_blocked` first: the check slices and searches the message's head)
+            if self.state.anything_blocked and self.state.audio_of_cancelled(data[:512]):
                 return DROP
             return verdict(data, t)
         if t is not None and t not in _OUTPUT_INTERESTING:
@@ -263,8 +265,8 @@ class SessionPolicies:
         else:
             policies, direction = self.chain.output_policies, "output"
         if not policies:
-            return verdict(data, t)
-        extra: list[bytes] = []
+            return _tuple_new(Verdict, (data, (), (), None, (), t))
+        extra: list[bytes] | None = None  # messages of an evicted part, made only then
         part = state.parts.get(key)
         if part is None:
             template = obj if obj is not None else loads(data)
@@ -273,21 +275,37 @@ class SessionPolicies:
             if evicted is not None:
                 extra = self._flush(evicted)
         emit, out = part.feed(delta, t, eid)
-        if out is not None and out.stop is not None:
-            return self._stop_output(out, t, rid, iid, family, extra)
-        decisions = tuple(out.decisions) if out is not None else ()
-        if emit == delta and not extra:
-            return verdict(data, t, decisions)
-        if emit and start is not None and not extra:
-            # The common rewrite (part of the text held back, or redacted): one message.
-            return verdict(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")), t, decisions)
+        if out is not None:
+            if out.stop is not None:
+                return self._stop_output(out, t, rid, iid, family, extra or [])
+            decisions = tuple(out.decisions)
+        else:
+            decisions = ()
+        if not extra:
+            if emit == delta:
+                # The common case, as `verdict` makes it (inlined: a call less per delta).
+                return _tuple_new(Verdict, (data, (), (), None, decisions, t))
+            if emit and start is not None:
+                # The common rewrite (part of the text held back, or redacted): one message.
+                return _tuple_new(
+                    Verdict,
+                    (
+                        b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")),
+                        (),
+                        (),
+                        None,
+                        decisions,
+                        t,
+                    ),
+                )
+        msgs = extra if extra is not None else []
         if emit:
             if start is not None:
-                extra.append(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")))
+                msgs.append(b"".join((data[: start - 1], encode_basestring(emit).encode("utf-8"), b"}")))
             else:
                 assert obj is not None
-                extra.append(_with_text(data, obj, field, delta, emit))
-        return sequence(extra, decisions, t)
+                msgs.append(_with_text(data, obj, field, delta, emit))
+        return sequence(msgs, decisions, t)
 
     def _flush(self, part: SessionPart) -> list[bytes]:
         """A synthetic delta carrying a part's held tail (evicted, or its response ended)."""
