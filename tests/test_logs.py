@@ -49,3 +49,24 @@ def test_text_format_and_repeated_setup(restore_kt_logger: None) -> None:
         setup_logging("loud", "text")
     with pytest.raises(ValueError):
         setup_logging("info", "xml")  # type: ignore[arg-type]
+
+
+def test_text_fields_are_quoted_only_when_they_need_it(restore_kt_logger: None) -> None:
+    out = io.StringIO()
+    setup_logging("info", "text", stream=out)
+    fields = {
+        "plain": "abc123",
+        "number": 7,
+        "space": "a b",
+        "quote": 'say "hi"',
+        "equals": "k=v",
+        "empty": "",
+        "nbsp": "a\u00a0b",  # Unicode whitespace counts too
+        "accent": "héllo",
+    }
+    logging.getLogger("kt_trio.gateway").info("fields", extra={"fields": fields})
+    line = out.getvalue().strip()
+    tail = line.split(" fields ", 1)[1]
+    assert tail == (
+        'plain=abc123 number=7 space="a b" quote="say \\"hi\\"" equals="k=v" empty="" nbsp="a\\u00a0b" accent=héllo'
+    )
