@@ -224,6 +224,10 @@ async def _run_gateway(
             gateway = Gateway(config, secrets=secrets, more_packs=more_packs)
             adjust = partial(_with_tls, tls=tls) if tls else None  # --certfile/--keyfile over each reload too
             await attach_reloader(gateway, config_paths, worker=reuse_port, watch=watch, nursery=helpers, adjust=adjust)
+            if reuse_port:  # a worker of `serve --workers`
+                from kt_trio.server.supervisor import drain_when_orphaned
+
+                helpers.start_soon(drain_when_orphaned)
             ws = "wss" if config.gateway.tls.certfile else "ws"
             http = "https" if config.gateway.tls.certfile else "http"
             async with trio.open_nursery() as serving:

@@ -96,6 +96,35 @@ async def test_a_worker_that_dies_is_restarted(tmp_path: Path) -> None:
             assert await gw.proc.wait() == 0
 
 
+async def test_workers_drain_and_exit_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the supervisor (or an OOM kill) must not leave its workers serving the port."""
+    async with open_redis() as redis, open_mock_upstream(MockBehaviour(mode="echo")) as mock:
+        config = tmp_path / "gw.yaml"
+        config.write_text(cluster_config(mock.url, redis.url, tmp_path, per_ip=100))
+        async with start_instance(config, "--workers", "2") as gw:
+            children = await trio.run_process(["pgrep", "-P", str(gw.proc.pid)], capture_stdout=True)
+            pids = [int(p) for p in children.stdout.split()]
+            assert len(pids) == 2
+            async with open_websocket_url(gw.ws_url()) as ws:
+                gw.proc.send_signal(signal.SIGKILL)
+                with trio.fail_after(20):
+                    with pytest.raises(ConnectionClosed) as closed:
+                        while True:
+                            await ws.get_message()
+                assert closed.value.reason.code == 1001  # drained, not dropped
+
+            def alive(pid: int) -> bool:
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                except FileNotFoundError:
+                    return False
+                return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+            with trio.fail_after(20):
+                while any(alive(pid) for pid in pids):
+                    await trio.sleep(0.1)
+
+
 async def test_embedded_backend_with_several_workers_refuses_to_start(tmp_path: Path) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text(

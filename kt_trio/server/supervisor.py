@@ -53,6 +53,11 @@ RESTART_BACKOFF_SECS = (0.2, 1.0, 5.0)
 WORKER_ENV = "KT_TRIO_WORKER"
 # A worker that ran this long before dying is restarted at the shortest back-off again.
 STABLE_SECS = 30.0
+# Set in each worker's environment: the supervisor's pid, so a worker can tell it is orphaned.
+SUPERVISOR_ENV = "KT_TRIO_SUPERVISOR"
+# How often a worker checks that its supervisor is alive: one getppid() a second; an orphan
+# starts draining within this long.
+ORPHAN_CHECK_SECS = 1.0
 
 
 def embedded_refusal(workers: int) -> str:
@@ -67,6 +72,20 @@ def worker_chain(chain: str) -> str:
     """The audit chain this process writes: `chain` itself, or `chain/w<i>` in worker i."""
     index = os.environ.get(WORKER_ENV)
     return f"{chain}/w{index}" if index else chain
+
+
+async def drain_when_orphaned() -> None:
+    """In a worker: once its supervisor is gone (killed -9, OOM-killed, a service manager that
+    signals only the main process), SIGTERM to itself, so it drains as on a supervisor's stop
+    instead of serving the port unsupervised forever. A poll, not PR_SET_PDEATHSIG: trio starts
+    processes from a worker thread, and the death signal follows the thread, not the process."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor:
+        return
+    while os.getppid() == int(supervisor):
+        await trio.sleep(ORPHAN_CHECK_SECS)
+    log.warning("the supervisor (pid %s) is gone: draining this worker", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -155,7 +174,7 @@ class Supervisor:
             proc = await trio.lowlevel.open_process(
                 [sys.executable, "-m", "kt_trio", *self.argv, "--port", str(self.port), "--worker"],
                 stdout=subprocess.PIPE,
-                env={**self.env, WORKER_ENV: str(worker.index)},
+                env={**self.env, WORKER_ENV: str(worker.index), SUPERVISOR_ENV: str(os.getpid())},
             )
             worker.proc = proc
             worker.ready = False
