@@ -23,6 +23,11 @@ pytestmark = pytest.mark.trio
 LIMIT = 12
 
 
+async def children_of(pid: int) -> list[bytes]:
+    """The pids of `pid`'s child processes (a supervisor's workers), as pgrep prints them."""
+    return (await trio.run_process(["pgrep", "-P", str(pid)], capture_stdout=True, check=False)).stdout.split()
+
+
 def worker_pids(members: list[str]) -> set[str]:
     """Lease members are `<host>:<pid>:<random>:<uuid>`: the pid of the worker holding each."""
     return {m.split(":")[1] for m in members}
@@ -72,15 +77,12 @@ async def test_a_worker_that_dies_is_restarted(tmp_path: Path) -> None:
         config = tmp_path / "gw.yaml"
         config.write_text(cluster_config(mock.url, redis.url, tmp_path, per_ip=100))
         async with start_instance(config, "--workers", "2") as gw:
-            children = await trio.run_process(["pgrep", "-P", str(gw.proc.pid)], capture_stdout=True)
-            pids = children.stdout.split()
+            pids = await children_of(gw.proc.pid)
             assert len(pids) == 2
             subprocess.run(["kill", "-9", pids[0].decode()], check=True)
             with trio.fail_after(20):
                 while True:
-                    now = (
-                        await trio.run_process(["pgrep", "-P", str(gw.proc.pid)], capture_stdout=True, check=False)
-                    ).stdout.split()
+                    now = await children_of(gw.proc.pid)
                     if len(now) == 2 and pids[0] not in now:
                         break
                     await trio.sleep(0.1)
@@ -102,8 +104,7 @@ async def test_workers_drain_and_exit_when_their_supervisor_is_killed(tmp_path: 
         config = tmp_path / "gw.yaml"
         config.write_text(cluster_config(mock.url, redis.url, tmp_path, per_ip=100))
         async with start_instance(config, "--workers", "2") as gw:
-            children = await trio.run_process(["pgrep", "-P", str(gw.proc.pid)], capture_stdout=True)
-            pids = [int(p) for p in children.stdout.split()]
+            pids = [int(p) for p in await children_of(gw.proc.pid)]
             assert len(pids) == 2
             async with open_websocket_url(gw.ws_url()) as ws:
                 gw.proc.send_signal(signal.SIGKILL)
